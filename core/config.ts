@@ -1,0 +1,267 @@
+/**
+ * Berth's configuration: every setting comes from a BERTH_* environment variable,
+ * is parsed and validated once when a process starts, and is handed down as a
+ * frozen, typed object. Nothing else in Berth reads process.env.
+ */
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses "500ms", "30s", "15m", "24h", "7d" into milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+)(ms|s|m|h|d)$/.exec(text.trim());
+  if (!match) return undefined;
+  return Number(match[1]) * DURATION_UNITS[match[2]!]!;
+}
+
+class Reader {
+  constructor(private readonly env: Env) {}
+
+  private raw(name: string): string | undefined {
+    const value = this.env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  }
+
+  string(name: string, fallback?: string): string {
+    const value = this.raw(name) ?? fallback;
+    if (value === undefined) throw new ConfigError(name, 'is required but not set');
+    return value;
+  }
+
+  optionalString(name: string): string | undefined {
+    return this.raw(name);
+  }
+
+  matching(name: string, pattern: RegExp, description: string, fallback?: string): string {
+    const value = this.string(name, fallback);
+    if (!pattern.test(value)) throw new ConfigError(name, `must be ${description}, got "${value}"`);
+    return value;
+  }
+
+  int(name: string, fallback: number, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}): number {
+    const text = this.raw(name);
+    if (text === undefined) return fallback;
+    if (!/^-?\d+$/.test(text)) throw new ConfigError(name, `must be an integer, got "${text}"`);
+    const value = Number(text);
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      throw new ConfigError(name, `must be an integer between ${min} and ${max}, got "${text}"`);
+    }
+    return value;
+  }
+
+  duration(name: string, fallback: string, { minMs = 1 } = {}): number {
+    const text = this.raw(name) ?? fallback;
+    const ms = parseDuration(text);
+    if (ms === undefined) throw new ConfigError(name, `must be a duration such as 30s, 15m or 24h, got "${text}"`);
+    if (ms < minMs) throw new ConfigError(name, `must be at least ${minMs}ms, got "${text}"`);
+    return ms;
+  }
+
+  url(name: string, protocols: string[], fallback?: string): string {
+    const text = this.string(name, fallback);
+    let parsed: URL;
+    try {
+      parsed = new URL(text);
+    } catch {
+      throw new ConfigError(name, `must be a URL, got "${text}"`);
+    }
+    if (!protocols.includes(parsed.protocol)) {
+      throw new ConfigError(name, `must use ${protocols.join(' or ')}, got "${parsed.protocol}"`);
+    }
+    return text;
+  }
+
+  oneOf<T extends string>(name: string, values: readonly T[], fallback: T): T {
+    const text = this.raw(name) ?? fallback;
+    if (!(values as readonly string[]).includes(text)) {
+      throw new ConfigError(name, `must be one of ${values.join(', ')}, got "${text}"`);
+    }
+    return text as T;
+  }
+}
+
+const HOST_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
+
+export interface DatabaseConfig {
+  url: string;
+}
+export interface TemporalConfig {
+  address: string;
+  namespace: string;
+}
+export interface HostsConfig {
+  heartbeatIntervalMs: number;
+  staleAfterMs: number;
+}
+export interface LogConfig {
+  level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+export interface MinioConfig {
+  endPoint: string;
+  port: number;
+  useSSL: boolean;
+  accessKey: string;
+  secretKey: string;
+}
+
+export interface ApiConfig {
+  log: LogConfig;
+  database: DatabaseConfig;
+  temporal: TemporalConfig;
+  hosts: HostsConfig;
+  host: string;
+  port: number;
+  admin: { username: string; password: string | undefined };
+  tokenTtlMs: number;
+  rateLimit: { max: number; windowMs: number };
+}
+
+export interface ControlWorkerConfig {
+  log: LogConfig;
+  database: DatabaseConfig;
+  temporal: TemporalConfig;
+  shutdownGraceMs: number;
+}
+
+export interface HostWorkerConfig {
+  log: LogConfig;
+  database: DatabaseConfig;
+  temporal: TemporalConfig;
+  hosts: HostsConfig;
+  hostId: string;
+  dockerHost: string;
+  minio: MinioConfig;
+  shutdownGraceMs: number;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function log(r: Reader): LogConfig {
+  return { level: r.oneOf('BERTH_LOG_LEVEL', LOG_LEVELS, 'info') };
+}
+
+function database(r: Reader): DatabaseConfig {
+  return { url: r.url('BERTH_DATABASE_URL', ['postgres:', 'postgresql:']) };
+}
+
+function temporal(r: Reader): TemporalConfig {
+  return {
+    address: r.matching('BERTH_TEMPORAL_ADDRESS', HOST_PORT, 'host:port', '127.0.0.1:7233'),
+    namespace: r.string('BERTH_TEMPORAL_NAMESPACE', 'default'),
+  };
+}
+
+function hosts(r: Reader): HostsConfig {
+  const heartbeatIntervalMs = r.duration('BERTH_HOST_HEARTBEAT_INTERVAL', '5s', { minMs: 100 });
+  const staleAfterMs = r.duration('BERTH_HOST_STALE_AFTER', '30s');
+  if (staleAfterMs <= heartbeatIntervalMs) {
+    throw new ConfigError('BERTH_HOST_STALE_AFTER', 'must be longer than BERTH_HOST_HEARTBEAT_INTERVAL');
+  }
+  return { heartbeatIntervalMs, staleAfterMs };
+}
+
+function minio(r: Reader): MinioConfig {
+  const endpoint = new URL(r.url('BERTH_MINIO_ENDPOINT', ['http:', 'https:'], 'http://127.0.0.1:9000'));
+  const useSSL = endpoint.protocol === 'https:';
+  return {
+    endPoint: endpoint.hostname,
+    port: endpoint.port ? Number(endpoint.port) : useSSL ? 443 : 80,
+    useSSL,
+    accessKey: r.string('BERTH_MINIO_ACCESS_KEY'),
+    secretKey: r.string('BERTH_MINIO_SECRET_KEY'),
+  };
+}
+
+function shutdownGrace(r: Reader): number {
+  return r.duration('BERTH_SHUTDOWN_GRACE', '30s');
+}
+
+export function loadApiConfig(env: Env): Readonly<ApiConfig> {
+  const r = new Reader(env);
+  const password = r.optionalString('BERTH_ADMIN_PASSWORD');
+  if (password !== undefined && password.length < 12) {
+    throw new ConfigError('BERTH_ADMIN_PASSWORD', 'must be at least 12 characters long');
+  }
+  return deepFreeze({
+    log: log(r),
+    database: database(r),
+    temporal: temporal(r),
+    hosts: hosts(r),
+    host: r.string('BERTH_API_HOST', '127.0.0.1'),
+    port: r.int('BERTH_API_PORT', 8080, { min: 0, max: 65535 }),
+    admin: {
+      username: r.matching('BERTH_ADMIN_USERNAME', USERNAME, USERNAME_RULE, 'admin'),
+      password,
+    },
+    tokenTtlMs: r.duration('BERTH_TOKEN_TTL', '24h', { minMs: 1000 }),
+    rateLimit: {
+      max: r.int('BERTH_RATE_LIMIT_MAX', 120, { min: 1 }),
+      windowMs: r.duration('BERTH_RATE_LIMIT_WINDOW', '1m', { minMs: 1000 }),
+    },
+  });
+}
+
+export function loadMigrationConfig(env: Env): Readonly<{ database: DatabaseConfig }> {
+  return deepFreeze({ database: database(new Reader(env)) });
+}
+
+export function loadControlWorkerConfig(env: Env): Readonly<ControlWorkerConfig> {
+  const r = new Reader(env);
+  return deepFreeze({
+    log: log(r),
+    database: database(r),
+    temporal: temporal(r),
+    shutdownGraceMs: shutdownGrace(r),
+  });
+}
+
+export function loadHostWorkerConfig(env: Env): Readonly<HostWorkerConfig> {
+  const r = new Reader(env);
+  return deepFreeze({
+    log: log(r),
+    database: database(r),
+    temporal: temporal(r),
+    hosts: hosts(r),
+    hostId: r.matching('BERTH_HOST_ID', HOST_ID, 'lowercase letters, digits and dashes (e.g. host-a)'),
+    dockerHost: r.matching('BERTH_DOCKER_HOST', /^(unix:\/\/\/|tcp:\/\/)/, 'unix:///path or tcp://host:port', 'unix:///var/run/docker.sock'),
+    minio: minio(r),
+    shutdownGraceMs: shutdownGrace(r),
+  });
+}
+
+/** Usernames: what users type to log in. Shared by config (the admin) and the users API. */
+export const USERNAME = /^[a-z0-9][a-z0-9_.-]{2,31}$/;
+export const USERNAME_RULE = '3 to 32 characters: lowercase letters, digits, ".", "_" or "-", starting with a letter or digit';
+
+function deepFreeze<T>(value: T): Readonly<T> {
+  if (value && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** For process entry points: parse, or print the problem and exit. */
+export function loadOrExit<T>(load: (env: Env) => T): T {
+  try {
+    return load(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`berth: invalid configuration: ${error.message}\n`);
+      process.exit(78);
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * Domain errors with a stable type and an HTTP status. The API maps them to
+ * application/problem+json in one handler; anything else is a 500 whose details
+ * stay in the log.
+ */
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    readonly title: string,
+    readonly detail?: string,
+  ) {
+    super(detail ?? title);
+    this.name = 'AppError';
+  }
+}
+
+export const badRequest = (detail: string) => new AppError(400, 'bad-request', 'Bad Request', detail);
+export const unauthorized = (detail = 'Authentication is required.') =>
+  new AppError(401, 'unauthorized', 'Unauthorized', detail);
+export const forbidden = (detail = 'You are not allowed to do this.') => new AppError(403, 'forbidden', 'Forbidden', detail);
+export const notFound = (what: string) => new AppError(404, 'not-found', 'Not Found', `${what} was not found.`);
+export const conflict = (detail: string) => new AppError(409, 'conflict', 'Conflict', detail);
+export const unprocessable = (detail: string) =>
+  new AppError(422, 'unprocessable', 'Unprocessable Entity', detail);
+export const unavailable = (detail: string) =>
+  new AppError(503, 'unavailable', 'Service Unavailable', detail);
+export const gatewayTimeout = (detail: string) => new AppError(504, 'timeout', 'Gateway Timeout', detail);

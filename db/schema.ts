@@ -1,0 +1,209 @@
+/**
+ * The one source of truth for Berth's tables. drizzle-kit generates the
+ * migrations in db/migrations from this file; never edit a migration that has run.
+ *
+ * Money is integer minor units in BIGINT columns (never floats). Every balance
+ * is kept at zero or above by a CHECK constraint, not only by code.
+ */
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  bigserial,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+
+export const users = pgTable(
+  'users',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    username: text('username').notNull(),
+    passwordHash: text('password_hash').notNull(),
+    role: text('role', { enum: ['admin', 'user'] }).notNull().default('user'),
+    balance: bigint('balance', { mode: 'number' }).notNull().default(0),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('users_username_key').on(t.username),
+    check('users_balance_non_negative', sql`${t.balance} >= 0`),
+    check('users_role_valid', sql`${t.role} in ('admin', 'user')`),
+  ],
+);
+
+/** Bearer tokens: only a SHA-256 of the token is stored. */
+export const tokens = pgTable(
+  'tokens',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    tokenHash: text('token_hash').notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('tokens_token_hash_key').on(t.tokenHash), index('tokens_user_id_idx').on(t.userId)],
+);
+
+/** Docker hosts, registered and kept alive by their host workers. */
+export const hosts = pgTable('hosts', {
+  id: text('id').primaryKey(),
+  dockerEndpoint: text('docker_endpoint').notNull(),
+  engineId: text('engine_id').notNull(),
+  engineVersion: text('engine_version').notNull(),
+  registeredAt: timestamp('registered_at', { withTimezone: true }).notNull().defaultNow(),
+  lastHeartbeatAt: timestamp('last_heartbeat_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+/**
+ * Every movement of money. `amount` is signed (credit > 0, charge < 0) and
+ * `balance_after` is the user's balance once it applied. The unique
+ * idempotency key makes a retried activity move money once.
+ */
+export const ledgerEntries = pgTable(
+  'ledger_entries',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    amount: bigint('amount', { mode: 'number' }).notNull(),
+    balanceAfter: bigint('balance_after', { mode: 'number' }).notNull(),
+    kind: text('kind', {
+      enum: ['credit', 'image_charge', 'image_refund', 'container_charge', 'release_refund'],
+    }).notNull(),
+    reason: text('reason').notNull(),
+    idempotencyKey: text('idempotency_key').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('ledger_entries_idempotency_key_key').on(t.idempotencyKey),
+    index('ledger_entries_user_created_idx').on(t.userId, t.createdAt, t.id),
+    check('ledger_entries_balance_after_non_negative', sql`${t.balanceAfter} >= 0`),
+  ],
+);
+
+/** Images pulled onto a host for a user (private) or published to everyone (public). */
+export const images = pgTable(
+  'images',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'restrict' }),
+    hostId: text('host_id')
+      .notNull()
+      .references(() => hosts.id),
+    reference: text('reference').notNull(),
+    repository: text('repository').notNull(),
+    tag: text('tag'),
+    digest: text('digest'),
+    imageId: text('image_id').notNull(),
+    sizeBytes: bigint('size_bytes', { mode: 'number' }).notNull(),
+    ports: jsonb('ports').$type<string[]>().notNull().default([]),
+    visibility: text('visibility', { enum: ['private', 'public'] }).notNull().default('private'),
+    charged: bigint('charged', { mode: 'number' }).notNull().default(0),
+    pullId: text('pull_id'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    uniqueIndex('images_user_host_reference_key').on(t.userId, t.hostId, t.reference),
+    index('images_host_image_id_idx').on(t.hostId, t.imageId),
+    check('images_charged_non_negative', sql`${t.charged} >= 0`),
+  ],
+);
+
+/** Containers, one durable workflow each (container-<id>). */
+export const containers = pgTable(
+  'containers',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'restrict' }),
+    hostId: text('host_id')
+      .notNull()
+      .references(() => hosts.id),
+    imageId: uuid('image_id')
+      .notNull()
+      .references(() => images.id, { onDelete: 'restrict' }),
+    name: text('name').notNull(),
+    dockerId: text('docker_id'),
+    hostPort: integer('host_port').notNull(),
+    containerPort: integer('container_port').notNull(),
+    memoryMb: integer('memory_mb').notNull(),
+    cpuMillis: integer('cpu_millis').notNull(),
+    state: text('state', {
+      enum: ['creating', 'running', 'stopped', 'suspended', 'exited', 'removing', 'removed', 'failed'],
+    }).notNull(),
+    stateReason: text('state_reason'),
+    charged: bigint('charged', { mode: 'number' }).notNull().default(0),
+    createdAt: createdAt(),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    removedAt: timestamp('removed_at', { withTimezone: true }),
+  },
+  (t) => [
+    // A host port belongs to one live container per host; removal frees it.
+    uniqueIndex('containers_host_port_live_key').on(t.hostId, t.hostPort).where(sql`${t.removedAt} is null`),
+    index('containers_user_idx').on(t.userId),
+    check('containers_host_port_range', sql`${t.hostPort} between 1 and 65535`),
+    check('containers_container_port_range', sql`${t.containerPort} between 1 and 65535`),
+  ],
+);
+
+export const DCU_STATES = ['idle', 'downloading', 'compressing', 'uploading', 'completed', 'failed'] as const;
+
+/** Download-Compress-Upload tasks, persisted at every state transition. */
+export const dcuTasks = pgTable(
+  'dcu_tasks',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'restrict' }),
+    username: text('username').notNull(),
+    hostId: text('host_id').references(() => hosts.id),
+    dockerImageName: text('docker_image_name').notNull(),
+    state: text('state', { enum: DCU_STATES }).notNull().default('idle'),
+    errorMessage: text('error_message'),
+    gzipFileName: text('gzip_file_name'),
+    minioObjectName: text('minio_object_name'),
+    bytesDone: bigint('bytes_done', { mode: 'number' }).notNull().default(0),
+    bytesTotal: bigint('bytes_total', { mode: 'number' }).notNull().default(0),
+    sizeBytes: bigint('size_bytes', { mode: 'number' }),
+    compressedBytes: bigint('compressed_bytes', { mode: 'number' }),
+    sha256: text('sha256'),
+    artifactsExpired: boolean('artifacts_expired').notNull().default(false),
+    startTime: timestamp('start_time', { withTimezone: true }),
+    endTime: timestamp('end_time', { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('dcu_tasks_user_created_idx').on(t.userId, t.createdAt),
+    check(
+      'dcu_tasks_state_valid',
+      sql`${t.state} in ('idle', 'downloading', 'compressing', 'uploading', 'completed', 'failed')`,
+    ),
+  ],
+);
+
+/** Nightly release runs and their reports. */
+export const releaseRuns = pgTable('release_runs', {
+  id: text('id').primaryKey(),
+  status: text('status', { enum: ['running', 'completed', 'failed'] }).notNull(),
+  startedAt: timestamp('started_at', { withTimezone: true }).notNull().defaultNow(),
+  endedAt: timestamp('ended_at', { withTimezone: true }),
+  refundedTotal: bigint('refunded_total', { mode: 'number' }).notNull().default(0),
+  report: jsonb('report').$type<Record<string, unknown>>(),
+});

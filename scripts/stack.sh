@@ -1,0 +1,359 @@
+#!/usr/bin/env bash
+# Berth's native stack on 127.0.0.1: PostgreSQL 15, two Docker daemons (host-a, host-b),
+# a local registry seeded with busybox-static images, the Temporal dev server with its
+# Web UI, MinIO, then migrations, the API, the control worker and one host worker per
+# Docker daemon.
+#
+#   scripts/stack.sh up       install what is missing, start what is not running (idempotent)
+#   scripts/stack.sh down     stop everything (data is kept)
+#   scripts/stack.sh status   each component, its address, up or down
+#   scripts/stack.sh env      print the settings the stack's processes run with
+#
+# State (data, sockets, logs, generated secrets) lives in $BERTH_STATE_DIR
+# (default ~/.local/state/berth); built Go binaries and Go caches in $BERTH_TOOLS_DIR
+# (default ~/.cache/berth; Go keeps its own caches in ~/go and ~/.cache/go-build), outside
+# the repository, and are built once per pinned version.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE=${BERTH_STATE_DIR:-$HOME/.local/state/berth}
+TOOLS=${BERTH_TOOLS_DIR:-$HOME/.cache/berth}
+ENV_FILE=$STATE/berth.env
+LOGS=$STATE/logs
+RUN=$STATE/run
+
+TEMPORAL_VERSION=v1.5.1
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+TEMPORAL_BIN=$TOOLS/bin/temporal-$TEMPORAL_VERSION
+MINIO_BIN=$TOOLS/bin/minio-$MINIO_VERSION
+
+# Docker hosts: id, bridge, bridge address.
+HOSTS=("host-a berth-a 172.28.0.1/16" "host-b berth-b 172.29.0.1/16")
+REGISTRY=127.0.0.1:5000
+AUTH_REGISTRY=127.0.0.1:5001
+PG_PORT=5432
+
+export PATH=$PATH:/usr/local/go/bin:/usr/sbin:/sbin
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
+
+# wait_for DESCRIPTION SECONDS COMMAND...: retries COMMAND until it succeeds.
+wait_for() {
+  local what=$1 seconds=$2; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "$what did not come up within ${seconds}s (logs: $LOGS)"
+    sleep 0.5
+  done
+}
+
+pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# start_bg NAME COMMAND...: runs COMMAND detached, pid in $RUN/NAME.pid, output in $LOGS/NAME.log.
+start_bg() {
+  local name=$1; shift
+  nohup setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN/$name.pid"
+}
+
+stop_pidfile() {
+  local name=$1 file=$RUN/$1.pid
+  pid_alive "$file" || { rm -f "$file"; return 0; }
+  local pid; pid=$(cat "$file")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -0 "$pid" 2>/dev/null && { log "$name did not stop in 30s; killing"; kill -KILL "$pid" 2>/dev/null || true; }
+  rm -f "$file"
+}
+
+# ---------------------------------------------------------------- packages and tools
+install_packages() {
+  local missing=()
+  command -v pg_ctlcluster >/dev/null && [[ -x /usr/lib/postgresql/15/bin/postgres ]] || missing+=(postgresql)
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v docker-registry >/dev/null || missing+=(docker-registry)
+  dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+  command -v docker-compose >/dev/null || missing+=(docker-compose)
+  command -v htpasswd >/dev/null || missing+=(apache2-utils)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v iptables >/dev/null || missing+=(iptables)
+  ((${#missing[@]} == 0)) && return 0
+  log "installing Debian packages: ${missing[*]}"
+  apt-get update -qq >"$LOGS/apt.log" 2>&1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$LOGS/apt.log" 2>&1 \
+    || die "apt-get install failed (see $LOGS/apt.log)"
+}
+
+# go_tool BIN MODULE@VERSION: builds once into $TOOLS/bin; a no-op when BIN exists.
+go_tool() {
+  local bin=$1 module=$2
+  [[ -x $bin ]] && return 0
+  command -v go >/dev/null || die "Go is required to build $module"
+  local tmp; tmp=$(mktemp -d "$TOOLS/build.XXXXXX")
+  log "building $module (once; cached in $TOOLS)"
+  (cd "$tmp" && GOBIN=$tmp/bin GOFLAGS=-trimpath go install "$module") >"$LOGS/build-$(basename "$bin").log" 2>&1 \
+    || { rm -rf "$tmp"; die "go install $module failed (see $LOGS/build-$(basename "$bin").log)"; }
+  mv "$tmp/bin/"* "$bin"
+  rm -rf "$tmp"
+}
+
+build_tools() {
+  go_tool "$TEMPORAL_BIN" "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_VERSION"
+  go_tool "$MINIO_BIN" "github.com/minio/minio@$MINIO_VERSION"
+  ln -sf "$TEMPORAL_BIN" "$TOOLS/bin/temporal"
+}
+
+ensure_node_modules() {
+  local stamp=$ROOT/node_modules/.berth-lock
+  if [[ ! -f $stamp ]] || ! cmp -s "$ROOT/package-lock.json" "$stamp"; then
+    log "installing npm dependencies (npm ci)"
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) >"$LOGS/npm.log" 2>&1 || die "npm ci failed (see $LOGS/npm.log)"
+    cp "$ROOT/package-lock.json" "$stamp"
+  fi
+}
+
+# ---------------------------------------------------------------- generated settings
+random_secret() { head -c 24 /dev/urandom | base64 | tr -d '/+=' | head -c 24; }
+
+ensure_env_file() {
+  [[ -f $ENV_FILE ]] && return 0
+  umask 077
+  cat >"$ENV_FILE" <<EOF
+# Generated once by scripts/stack.sh; the stack's processes and the tests read it.
+BERTH_DATABASE_URL=postgres://berth:$(random_secret)@127.0.0.1:$PG_PORT/berth
+BERTH_TEMPORAL_ADDRESS=127.0.0.1:7233
+BERTH_ADMIN_USERNAME=admin
+BERTH_ADMIN_PASSWORD=$(random_secret)
+BERTH_MINIO_ENDPOINT=http://127.0.0.1:9000
+BERTH_MINIO_ACCESS_KEY=berth-$(random_secret | head -c 8)
+BERTH_MINIO_SECRET_KEY=$(random_secret)
+BERTH_REGISTRY_AUTH_USERNAME=berth
+BERTH_REGISTRY_AUTH_PASSWORD=$(random_secret)
+EOF
+  umask 022
+  log "generated settings and secrets in $ENV_FILE"
+}
+
+load_env() { set -a; # shellcheck disable=SC1090
+  . "$ENV_FILE"; set +a; }
+
+docker_sock() { echo "$STATE/docker/$1/docker.sock"; }
+host_docker() { local h=$1; shift; docker -H "unix://$(docker_sock "$h")" "$@"; }
+
+# ---------------------------------------------------------------- PostgreSQL
+pg_up() { pg_isready -q -h 127.0.0.1 -p $PG_PORT; }
+
+start_postgres() {
+  if ! pg_up; then
+    pg_lsclusters -h 2>/dev/null | grep -q '^15 *main' || pg_createcluster 15 main >/dev/null
+    pg_ctlcluster --skip-systemctl-redirect 15 main start || true
+    wait_for "PostgreSQL" 60 pg_up
+  fi
+  local password; password=$(sed -E 's#^postgres://berth:([^@]*)@.*#\1#' <<<"$BERTH_DATABASE_URL")
+  runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -v pw="$password" postgres >/dev/null <<'EOF'
+SELECT 'CREATE ROLE berth LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'berth')\gexec
+ALTER ROLE berth WITH LOGIN CREATEDB PASSWORD :'pw';
+SELECT 'CREATE DATABASE berth OWNER berth' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'berth')\gexec
+EOF
+}
+
+# ---------------------------------------------------------------- Docker daemons
+docker_up() { docker -H "unix://$(docker_sock "$1")" version >/dev/null 2>&1; }
+
+start_docker_host() {
+  local id=$1 bridge=$2 cidr=$3 dir=$STATE/docker/$1
+  docker_up "$id" && return 0
+  mkdir -p "$dir/data" "$dir/exec"
+  if ! ip link show "$bridge" >/dev/null 2>&1; then
+    ip link add "$bridge" type bridge
+    ip addr add "$cidr" dev "$bridge"
+  fi
+  ip link set "$bridge" up
+  # Engine 20.10 takes its engine ID from key.json: one per daemon, so the IDs differ.
+  printf '{"deprecated-key-path": "%s/key.json"}\n' "$dir" >"$dir/daemon.json"
+  rm -f "$dir/docker.pid" "$(docker_sock "$id")"
+  start_bg "dockerd-$id" dockerd --config-file "$dir/daemon.json" --data-root "$dir/data" --exec-root "$dir/exec" \
+    -H "unix://$(docker_sock "$id")" --pidfile "$dir/docker.pid" --bridge "$bridge"
+  wait_for "Docker daemon $id" 90 docker_up "$id"
+}
+
+# ---------------------------------------------------------------- registries and images
+registry_up() { curl -fs -o /dev/null "http://$1/v2/" || curl -s -o /dev/null -w '%{http_code}' "http://$1/v2/" | grep -q 401; }
+
+start_registry() {
+  local name=$1 addr=$2 auth=${3:-} dir=$STATE/$1
+  registry_up "$addr" && return 0
+  mkdir -p "$dir/data"
+  {
+    printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s/data\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n' "$dir" "$addr"
+    if [[ -n $auth ]]; then
+      htpasswd -Bbn "$BERTH_REGISTRY_AUTH_USERNAME" "$BERTH_REGISTRY_AUTH_PASSWORD" >"$dir/htpasswd"
+      printf 'auth:\n  htpasswd:\n    realm: berth-registry\n    path: %s/htpasswd\n' "$dir"
+    fi
+  } >"$dir/config.yml"
+  start_bg "$name" docker-registry serve "$dir/config.yml"
+  wait_for "registry $addr" 30 registry_up "$addr"
+}
+
+registry_has() { curl -fsS "http://$REGISTRY/v2/$1/tags/list" 2>/dev/null | grep -q "\"$2\""; }
+
+# Images built from Debian's busybox-static: nothing is pulled from the internet.
+seed_images() {
+  registry_has library/busybox 1.35 && registry_has library/httpd latest && return 0
+  log "building seed images from busybox-static"
+  local tmp; tmp=$(mktemp -d)
+  mkdir -p "$tmp/rootfs/bin" "$tmp/rootfs/etc" "$tmp/rootfs/tmp" "$tmp/rootfs/root" "$tmp/ctx"
+  cp /bin/busybox "$tmp/rootfs/bin/busybox"
+  for applet in $(/bin/busybox --list); do
+    [[ $applet == busybox ]] || ln -sf busybox "$tmp/rootfs/bin/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$tmp/rootfs/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$tmp/rootfs/etc/group"
+  chmod 1777 "$tmp/rootfs/tmp"
+  tar -C "$tmp/rootfs" -c . | host_docker host-a import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/bin' - "$REGISTRY/library/busybox:1.35" >/dev/null
+  host_docker host-a tag "$REGISTRY/library/busybox:1.35" "$REGISTRY/library/busybox:latest"
+  cat >"$tmp/ctx/Dockerfile" <<EOF
+FROM $REGISTRY/library/busybox:1.35
+RUN mkdir -p /www && echo '<h1>Berth httpd</h1>' > /www/index.html
+EXPOSE 80
+CMD ["httpd", "-f", "-v", "-p", "80", "-h", "/www"]
+EOF
+  DOCKER_BUILDKIT=0 host_docker host-a build -q -t "$REGISTRY/library/httpd:latest" "$tmp/ctx" >/dev/null
+  for ref in library/busybox:1.35 library/busybox:latest library/httpd:latest; do
+    host_docker host-a push -q "$REGISTRY/$ref" >/dev/null
+  done
+  # The seeding leaves nothing behind on host-a: tests pull like a user would.
+  host_docker host-a rmi -f "$REGISTRY/library/busybox:1.35" "$REGISTRY/library/busybox:latest" "$REGISTRY/library/httpd:latest" >/dev/null || true
+  rm -rf "$tmp"
+}
+
+# ---------------------------------------------------------------- Temporal and MinIO
+temporal_up() { "$TEMPORAL_BIN" operator cluster health --address 127.0.0.1:7233 >/dev/null 2>&1; }
+
+start_temporal() {
+  temporal_up && return 0
+  mkdir -p "$STATE/temporal"
+  start_bg temporal "$TEMPORAL_BIN" server start-dev --db-filename "$STATE/temporal/temporal.db" \
+    --ip 127.0.0.1 --port 7233 --ui-ip 127.0.0.1 --ui-port 8233 --log-level warn
+  wait_for "Temporal dev server" 90 temporal_up
+}
+
+minio_up() { curl -fsS -o /dev/null http://127.0.0.1:9000/minio/health/live; }
+
+start_minio() {
+  minio_up && return 0
+  mkdir -p "$STATE/minio/data"
+  MINIO_ROOT_USER=$BERTH_MINIO_ACCESS_KEY MINIO_ROOT_PASSWORD=$BERTH_MINIO_SECRET_KEY MINIO_BROWSER=on \
+    start_bg minio "$MINIO_BIN" server "$STATE/minio/data" --address 127.0.0.1:9000 --console-address 127.0.0.1:9001 --quiet
+  wait_for "MinIO" 60 minio_up
+}
+
+# ---------------------------------------------------------------- Berth's own processes
+APP_PROCS=(api worker-control worker-host-a worker-host-b)
+
+code_hash() {
+  (cd "$ROOT" && find api activities core db services workers workflows package-lock.json -type f -print0 2>/dev/null \
+    | sort -z | xargs -0 sha1sum | sha1sum | cut -c1-40)
+}
+
+api_up() { curl -fsS -o /dev/null "http://127.0.0.1:${BERTH_API_PORT:-8080}/readyz"; }
+hosts_up() {
+  [[ $(psql "$BERTH_DATABASE_URL" -tAc "select count(*) from hosts where last_heartbeat_at > now() - interval '20 seconds'" 2>/dev/null) -ge ${#HOSTS[@]} ]]
+}
+
+start_app() {
+  local hash all_up=1; hash=$(code_hash)
+  for p in "${APP_PROCS[@]}"; do pid_alive "$RUN/$p.pid" || all_up=0; done
+  if ((all_up)) && [[ -f $RUN/app.hash && $(cat "$RUN/app.hash") == "$hash" ]]; then return 0; fi
+  ((all_up)) && log "Berth's code changed: restarting the API and workers"
+  stop_app
+  log "applying migrations"
+  (cd "$ROOT" && node --import tsx db/migrate.ts) >>"$LOGS/migrate.log" 2>&1 || die "migrations failed (see $LOGS/migrate.log)"
+  cd "$ROOT"
+  start_bg worker-control node --import tsx workers/control.ts
+  local spec id
+  for spec in "${HOSTS[@]}"; do
+    read -r id _ _ <<<"$spec"
+    BERTH_HOST_ID=$id BERTH_DOCKER_HOST="unix://$(docker_sock "$id")" start_bg "worker-$id" node --import tsx workers/host.ts
+  done
+  start_bg api node --import tsx api/server.ts
+  echo "$hash" >"$RUN/app.hash"
+  wait_for "Berth API" 60 api_up
+  wait_for "host workers" 60 hosts_up
+}
+
+stop_app() { for p in api "${APP_PROCS[@]:1}"; do stop_pidfile "$p"; done; }
+
+# ---------------------------------------------------------------- commands
+cmd_up() {
+  local started=$SECONDS
+  mkdir -p "$STATE" "$LOGS" "$RUN" "$TOOLS/bin"
+  install_packages
+  ensure_env_file
+  load_env
+  # The Go builds are the slow part of a cold start: run them beside everything else.
+  build_tools & local builder=$!
+  ensure_node_modules
+  start_postgres
+  local spec id bridge cidr
+  for spec in "${HOSTS[@]}"; do
+    read -r id bridge cidr <<<"$spec"
+    start_docker_host "$id" "$bridge" "$cidr"
+  done
+  start_registry registry "$REGISTRY"
+  start_registry registry-auth "$AUTH_REGISTRY" auth
+  seed_images
+  wait "$builder" || die "building the Go tools failed"
+  start_temporal
+  start_minio
+  start_app
+  log "up in $((SECONDS - started))s"
+  cmd_status
+}
+
+cmd_down() {
+  mkdir -p "$RUN"
+  stop_app
+  stop_pidfile minio
+  stop_pidfile temporal
+  stop_pidfile registry-auth
+  stop_pidfile registry
+  local spec id
+  for spec in "${HOSTS[@]}"; do
+    read -r id _ _ <<<"$spec"
+    stop_pidfile "dockerd-$id"
+  done
+  pg_up 2>/dev/null && pg_ctlcluster --skip-systemctl-redirect 15 main stop || true
+  log "down"
+}
+
+cmd_status() {
+  [[ -f $ENV_FILE ]] && load_env
+  local row
+  row() { printf '%-16s %-60s %s\n' "$1" "$2" "$( "${@:3}" >/dev/null 2>&1 && echo up || echo down)"; }
+  printf '%-16s %-60s %s\n' COMPONENT ADDRESS STATE
+  row postgresql "127.0.0.1:$PG_PORT" pg_up
+  local spec id
+  for spec in "${HOSTS[@]}"; do
+    read -r id _ _ <<<"$spec"
+    row "docker $id" "unix://$(docker_sock "$id")" docker_up "$id"
+  done
+  row registry "http://$REGISTRY" registry_up "$REGISTRY"
+  row registry-auth "http://$AUTH_REGISTRY (htpasswd)" registry_up "$AUTH_REGISTRY"
+  row temporal "127.0.0.1:7233" temporal_up
+  row temporal-ui "http://127.0.0.1:8233" curl -fsS -o /dev/null http://127.0.0.1:8233/
+  row minio "http://127.0.0.1:9000" minio_up
+  row minio-console "http://127.0.0.1:9001" curl -fsS -o /dev/null http://127.0.0.1:9001/
+  row api "http://127.0.0.1:${BERTH_API_PORT:-8080}" api_up
+  for p in "${APP_PROCS[@]:1}"; do row "$p" "task queue $( [[ $p == worker-control ]] && echo berth-control || echo "berth-host-${p#worker-}")" pid_alive "$RUN/$p.pid"; done
+}
+
+case ${1:-} in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) cat "$ENV_FILE" ;;
+  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+esac
