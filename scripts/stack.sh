@@ -108,8 +108,10 @@ build_tools() {
 ensure_node_modules() {
   local stamp=$ROOT/node_modules/.berth-lock
   if [[ ! -f $stamp ]] || ! cmp -s "$ROOT/package-lock.json" "$stamp"; then
-    log "installing npm dependencies (npm ci)"
-    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) >"$LOGS/npm.log" 2>&1 || die "npm ci failed (see $LOGS/npm.log)"
+    # npm install, not npm ci: the registry here lacks some of @swc/core's optional
+    # platform packages, which npm ci counts as a lockfile mismatch. The lockfile still pins.
+    log "installing npm dependencies"
+    (cd "$ROOT" && npm install --no-audit --no-fund --loglevel=error) >"$LOGS/npm.log" 2>&1 || die "npm install failed (see $LOGS/npm.log)"
     cp "$ROOT/package-lock.json" "$stamp"
   fi
 }

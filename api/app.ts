@@ -1,0 +1,93 @@
+/**
+ * Builds the Fastify app from its dependencies; api/server.ts only listens.
+ * External plugins first, then Berth's plugins, then one plugin per resource.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import rateLimit from '@fastify/rate-limit';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Client } from '@temporalio/client';
+import type { ApiConfig } from '../core/config.js';
+import { AppError } from '../core/errors.js';
+import type { Database } from '../db/client.js';
+import { createLedger } from '../services/ledger.js';
+import { createUserService } from '../services/users.js';
+import { createHostService } from '../services/hosts.js';
+import problems from './plugins/problems.js';
+import auth from './plugins/auth.js';
+import metrics from './plugins/metrics.js';
+import { Problem } from './schemas.js';
+import healthRoutes from './routes/health/index.js';
+import authRoutes from './routes/auth/index.js';
+import userRoutes from './routes/users/index.js';
+import hostRoutes from './routes/hosts/index.js';
+
+export interface AppDeps {
+  config: Pick<ApiConfig, 'tokenTtlMs' | 'rateLimit' | 'hosts'>;
+  db: Database;
+  temporal: Client;
+  /** A pino logger; tests leave it out and get no logs. */
+  logger?: FastifyBaseLogger;
+}
+
+const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+export async function buildApp(deps: AppDeps) {
+  const { config, db, temporal } = deps;
+  const app = Fastify({
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    ajv: { customOptions: { removeAdditional: true, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const ledger = createLedger(db);
+  const users = createUserService({ db, ledger, tokenTtlMs: config.tokenTtlMs });
+  const hosts = createHostService({ db, staleAfterMs: config.hosts.staleAfterMs });
+
+  app.addSchema(Problem);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  // Per-user limits on every mutating route: this hook runs before the rate-limit plugin's.
+  app.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (methods.some((m) => MUTATING.has(m)) && !route.config?.public) {
+      route.config = { ...route.config, rateLimit: { max: config.rateLimit.max, timeWindow: config.rateLimit.windowMs } };
+    }
+  });
+
+  await app.register(problems);
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Berth API', version: '0.1.0', description: 'Self-hosted control plane for Docker hosts' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  // The docs are public: this hook must be in place before the docs routes are added.
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/docs')) route.config = { ...route.config, public: true };
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { persistAuthorization: true } });
+  await app.register(rateLimit, {
+    global: false,
+    hook: 'preHandler', // after authentication, so the key is the user
+    keyGenerator: (request) => request.user?.id ?? request.ip,
+    errorResponseBuilder: (_request, context) =>
+      new AppError(429, 'rate-limited', 'Too Many Requests', `Rate limit exceeded: try again in ${context.after}.`),
+  });
+  await app.register(auth, { users });
+  await app.register(metrics);
+
+  await app.register(healthRoutes, { db, temporal });
+  await app.register(authRoutes, { prefix: '/api/v1/auth', users });
+  await app.register(userRoutes, { prefix: '/api/v1/users', users, ledger });
+  await app.register(hostRoutes, { prefix: '/api/v1/hosts', hosts, temporal });
+
+  return app;
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>;

@@ -1,0 +1,17 @@
+import { Type } from 'typebox';
+import { DateTime } from '../../schemas.js';
+import { User } from '../users/schemas.js';
+
+export const LoginBody = Type.Object(
+  {
+    username: Type.String({ minLength: 1, maxLength: 64 }),
+    password: Type.String({ minLength: 1, maxLength: 1024 }),
+  },
+  { additionalProperties: false },
+);
+
+export const LoginResponse = Type.Object({
+  token: Type.String(),
+  expiresAt: DateTime,
+  user: User,
+});

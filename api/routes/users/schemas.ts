@@ -1,0 +1,58 @@
+import { Type } from 'typebox';
+import { USERNAME } from '../../../core/config.js';
+import { DateTime, Uuid } from '../../schemas.js';
+
+export const Role = Type.Union([Type.Literal('admin'), Type.Literal('user')]);
+
+export const User = Type.Object({
+  id: Uuid,
+  username: Type.String(),
+  role: Role,
+  balance: Type.Integer({ description: 'In minor units (e.g. cents)' }),
+  createdAt: DateTime,
+});
+
+/** Amounts are integer minor units; the upper bound keeps every sum a safe integer. */
+const Amount = Type.Integer({ minimum: 1, maximum: 1_000_000_000_000 });
+
+export const CreateUserBody = Type.Object(
+  {
+    username: Type.String({ pattern: USERNAME.source }),
+    password: Type.String({ minLength: 8, maxLength: 1024 }),
+    role: Type.Optional(Role),
+    balance: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000_000 })),
+  },
+  { additionalProperties: false },
+);
+
+export const UserIdParams = Type.Object({ id: Uuid });
+
+export const CreditBody = Type.Object(
+  {
+    amount: Amount,
+    reason: Type.String({ minLength: 1, maxLength: 500 }),
+  },
+  { additionalProperties: false },
+);
+
+export const LedgerEntry = Type.Object({
+  id: Type.Integer(),
+  amount: Type.Integer(),
+  balanceAfter: Type.Integer(),
+  kind: Type.String(),
+  reason: Type.String(),
+  createdAt: DateTime,
+});
+
+export const CreditResponse = Type.Object({ balance: Type.Integer(), entry: LedgerEntry });
+
+export const LedgerPage = Type.Object({
+  items: Type.Array(LedgerEntry),
+  total: Type.Integer(),
+  page: Type.Integer(),
+  pageSize: Type.Integer(),
+});
+
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+});

@@ -1,0 +1,47 @@
+/** Docker hosts as the database knows them; status is derived from the last heartbeat. */
+import { asc, eq, sql } from 'drizzle-orm';
+import type { Database } from '../db/client.js';
+import { hosts } from '../db/schema.js';
+
+export type HostRow = typeof hosts.$inferSelect;
+export interface HostView extends HostRow {
+  status: 'up' | 'down';
+}
+
+export function createHostService(deps: { db: Database; staleAfterMs: number }) {
+  const { db, staleAfterMs } = deps;
+  const view = (row: HostRow, now = Date.now()): HostView => ({
+    ...row,
+    status: now - row.lastHeartbeatAt.getTime() <= staleAfterMs ? 'up' : 'down',
+  });
+  return {
+    async list(): Promise<HostView[]> {
+      const rows = await db.select().from(hosts).orderBy(asc(hosts.id));
+      return rows.map((row) => view(row));
+    },
+    async get(id: string): Promise<HostView | undefined> {
+      const [row] = await db.select().from(hosts).where(eq(hosts.id, id));
+      return row && view(row);
+    },
+    /** Called by a host worker at start: the engine it talks to may have changed. */
+    async register(row: Pick<HostRow, 'id' | 'dockerEndpoint' | 'engineId' | 'engineVersion'>): Promise<void> {
+      await db
+        .insert(hosts)
+        .values(row)
+        .onConflictDoUpdate({
+          target: hosts.id,
+          set: {
+            dockerEndpoint: row.dockerEndpoint,
+            engineId: row.engineId,
+            engineVersion: row.engineVersion,
+            lastHeartbeatAt: sql`now()`,
+          },
+        });
+    },
+    async heartbeat(id: string): Promise<void> {
+      await db.update(hosts).set({ lastHeartbeatAt: sql`now()` }).where(eq(hosts.id, id));
+    },
+  };
+}
+
+export type HostService = ReturnType<typeof createHostService>;
