@@ -1,0 +1,83 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { bearer, buildTestApp, createUser } from '../support/app.js';
+
+test('healthz and readyz answer without a token; readyz checks the database and Temporal', async (t) => {
+  const app = await buildTestApp(t);
+  const health = await app.inject({ method: 'GET', url: '/healthz' });
+  assert.deepEqual(health.json(), { status: 'ok' });
+  const ready = await app.inject({ method: 'GET', url: '/readyz' });
+  assert.equal(ready.statusCode, 200);
+  assert.deepEqual(ready.json(), { status: 'ready', checks: { database: { status: 'ok' }, temporal: { status: 'ok' } } });
+});
+
+test('every response carries a request id, echoing the caller’s', async (t) => {
+  const app = await buildTestApp(t);
+  const generated = await app.inject({ method: 'GET', url: '/healthz' });
+  assert.match(generated.headers['x-request-id'] as string, /^[0-9a-f-]{36}$/);
+  const echoed = await app.inject({ method: 'GET', url: '/healthz', headers: { 'x-request-id': 'trace-123' } });
+  assert.equal(echoed.headers['x-request-id'], 'trace-123');
+});
+
+test('errors are problem+json: unknown route, malformed JSON, wrong content type', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app);
+  const unknown = await app.inject({ method: 'GET', url: '/api/v1/nothing-here', headers: bearer(user.token) });
+  assert.equal(unknown.statusCode, 404);
+  assert.match(unknown.headers['content-type'] as string, /^application\/problem\+json/);
+  assert.deepEqual(Object.keys(unknown.json()).sort(), ['detail', 'instance', 'requestId', 'status', 'title', 'type']);
+
+  const malformed = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/login',
+    headers: { 'content-type': 'application/json' },
+    payload: '{"username": ',
+  });
+  assert.equal(malformed.statusCode, 400);
+  assert.equal(malformed.json().title, 'Bad Request');
+  const wrongType = await app.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'content-type': 'text/csv' }, payload: 'a,b' });
+  assert.equal(wrongType.statusCode, 415);
+  assert.doesNotMatch(malformed.body + wrongType.body, /at .*\.ts:\d+/, 'no stack traces');
+});
+
+test('the OpenAPI document and Swagger UI are public', async (t) => {
+  const app = await buildTestApp(t);
+  const doc = await app.inject({ method: 'GET', url: '/docs/json' });
+  assert.equal(doc.statusCode, 200);
+  const spec = doc.json();
+  assert.match(spec.openapi, /^3\./);
+  for (const path of ['/api/v1/auth/login', '/api/v1/users/me', '/api/v1/users/{id}/credit', '/api/v1/hosts/{id}/ping']) {
+    assert.ok(spec.paths[path], `${path} is documented`);
+  }
+  const ui = await app.inject({ method: 'GET', url: '/docs' });
+  assert.ok([200, 302].includes(ui.statusCode));
+});
+
+test('metrics count requests, errors and latency per route', async (t) => {
+  const app = await buildTestApp(t);
+  await app.inject({ method: 'GET', url: '/healthz' });
+  await app.inject({ method: 'GET', url: '/api/v1/users/me' });
+  const res = await app.inject({ method: 'GET', url: '/metrics' });
+  assert.equal(res.statusCode, 200);
+  assert.match(res.body, /berth_http_requests_total\{method="GET",route="\/healthz",status_code="200"\} 1/);
+  assert.match(res.body, /berth_http_request_errors_total\{method="GET",route="\/api\/v1\/users\/me",status_code="401"\} 1/);
+  assert.match(res.body, /berth_http_request_duration_seconds_bucket\{le="0.005",method="GET",route="\/healthz",status_code="200"\}/);
+});
+
+test('mutating routes are rate limited per user with Retry-After', async (t) => {
+  const app = await buildTestApp(t, { rateLimit: { max: 2, windowMs: 60_000 } });
+  const alice = await createUser(app);
+  const bob = await createUser(app);
+  const post = (token: string) =>
+    app.inject({ method: 'POST', url: '/api/v1/users', headers: bearer(token), payload: { username: 'whoever', password: 'long enough' } });
+  const statuses = [];
+  for (let i = 0; i < 3; i++) statuses.push((await post(alice.token)).statusCode);
+  assert.deepEqual(statuses, [403, 403, 429]);
+  const limited = await post(alice.token);
+  assert.equal(limited.statusCode, 429);
+  assert.ok(Number(limited.headers['retry-after']) > 0);
+  assert.match(limited.headers['content-type'] as string, /problem\+json/);
+  assert.equal((await post(bob.token)).statusCode, 403, "another user's budget is separate");
+  const reads = await app.inject({ method: 'GET', url: '/api/v1/users/me', headers: bearer(alice.token) });
+  assert.equal(reads.statusCode, 200, 'reads are not limited');
+});

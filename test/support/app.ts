@@ -1,0 +1,73 @@
+/**
+ * Test support: the API built in-process (app.inject) on the real stack's
+ * PostgreSQL and Temporal, plus helpers to make users and log in. Each test makes
+ * its own users with unique names, so files run in any order and in parallel.
+ */
+import { randomUUID } from 'node:crypto';
+import type { TestContext } from 'node:test';
+import { loadApiConfig, type ApiConfig } from '../../core/config.js';
+import { connectTemporal } from '../../core/temporal.js';
+import { connectDatabase, type DatabaseHandle } from '../../db/client.js';
+import { buildApp, type App } from '../../api/app.js';
+
+export const env = process.env;
+export const baseConfig = loadApiConfig(env);
+
+let shared: DatabaseHandle | undefined;
+/** One pool per test file, closed when the process ends. */
+export function testDb(): DatabaseHandle {
+  if (!shared) {
+    shared = connectDatabase(baseConfig.database.url, { max: 4 });
+    process.once('beforeExit', () => void shared?.close());
+  }
+  return shared;
+}
+
+export async function buildTestApp(
+  t: Pick<TestContext, 'after'>,
+  overrides: Partial<Pick<ApiConfig, 'tokenTtlMs' | 'rateLimit' | 'hosts'>> = {},
+): Promise<App> {
+  const database = connectDatabase(baseConfig.database.url, { max: 4 });
+  const temporal = await connectTemporal(baseConfig.temporal);
+  const app = await buildApp({ config: { ...baseConfig, ...overrides }, db: database.db, temporal });
+  t.after(async () => {
+    await app.close();
+    await temporal.connection.close();
+    await database.close();
+  });
+  return app;
+}
+
+export const uniqueName = (prefix = 'u') => `${prefix}-${randomUUID().slice(0, 12)}`;
+
+export async function login(app: App, username: string, password: string): Promise<string> {
+  const res = await app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username, password } });
+  if (res.statusCode !== 200) throw new Error(`login ${username} failed: ${res.statusCode} ${res.body}`);
+  return res.json<{ token: string }>().token;
+}
+
+export const adminToken = (app: App) => login(app, baseConfig.admin.username, baseConfig.admin.password!);
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+export interface TestUser {
+  id: string;
+  username: string;
+  password: string;
+  token: string;
+}
+
+export async function createUser(app: App, opts: { balance?: number; role?: 'admin' | 'user' } = {}): Promise<TestUser> {
+  const admin = await adminToken(app);
+  const username = uniqueName();
+  const password = `pw-${randomUUID()}`;
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/v1/users',
+    headers: bearer(admin),
+    payload: { username, password, ...opts },
+  });
+  if (res.statusCode !== 201) throw new Error(`create user failed: ${res.statusCode} ${res.body}`);
+  const { id } = res.json<{ id: string }>();
+  return { id, username, password, token: await login(app, username, password) };
+}

@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  ConfigError,
+  loadApiConfig,
+  loadHostWorkerConfig,
+  parseDuration,
+} from '../../core/config.js';
+
+const minimal = { BERTH_DATABASE_URL: 'postgres://berth:pw@127.0.0.1:5432/berth' };
+
+test('defaults serve the native stack', () => {
+  const config = loadApiConfig(minimal);
+  assert.equal(config.host, '127.0.0.1');
+  assert.equal(config.port, 8080);
+  assert.equal(config.temporal.address, '127.0.0.1:7233');
+  assert.equal(config.temporal.namespace, 'default');
+  assert.equal(config.tokenTtlMs, 24 * 3_600_000);
+  assert.ok(Object.isFrozen(config) && Object.isFrozen(config.rateLimit), 'the config is frozen');
+});
+
+test('a missing required value names the variable', () => {
+  assert.throws(() => loadApiConfig({}), (error: unknown) => {
+    assert.ok(error instanceof ConfigError);
+    assert.equal(error.variable, 'BERTH_DATABASE_URL');
+    assert.match(error.message, /^BERTH_DATABASE_URL: is required/);
+    return true;
+  });
+  assert.throws(() => loadHostWorkerConfig({ ...minimal, BERTH_MINIO_ACCESS_KEY: 'a', BERTH_MINIO_SECRET_KEY: 'b' }), /BERTH_HOST_ID/);
+});
+
+test('malformed values are refused with the variable named', () => {
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{ BERTH_API_PORT: 'eighty' }, /BERTH_API_PORT: must be an integer/],
+    [{ BERTH_API_PORT: '70000' }, /BERTH_API_PORT: must be an integer between 0 and 65535/],
+    [{ BERTH_DATABASE_URL: 'mysql://x' }, /BERTH_DATABASE_URL: must use postgres:/],
+    [{ BERTH_DATABASE_URL: 'not a url' }, /BERTH_DATABASE_URL: must be a URL/],
+    [{ BERTH_TOKEN_TTL: '10 minutes' }, /BERTH_TOKEN_TTL: must be a duration/],
+    [{ BERTH_LOG_LEVEL: 'loud' }, /BERTH_LOG_LEVEL: must be one of/],
+    [{ BERTH_TEMPORAL_ADDRESS: 'localhost' }, /BERTH_TEMPORAL_ADDRESS: must be host:port/],
+    [{ BERTH_ADMIN_PASSWORD: 'short' }, /BERTH_ADMIN_PASSWORD: must be at least 12/],
+    [{ BERTH_ADMIN_USERNAME: 'Admin!' }, /BERTH_ADMIN_USERNAME/],
+    [{ BERTH_HOST_STALE_AFTER: '1s', BERTH_HOST_HEARTBEAT_INTERVAL: '5s' }, /BERTH_HOST_STALE_AFTER: must be longer/],
+  ];
+  for (const [env, message] of cases) {
+    assert.throws(() => loadApiConfig({ ...minimal, ...env }), message, JSON.stringify(env));
+  }
+});
+
+test('host worker settings', () => {
+  const config = loadHostWorkerConfig({
+    ...minimal,
+    BERTH_HOST_ID: 'host-a',
+    BERTH_DOCKER_HOST: 'unix:///tmp/docker.sock',
+    BERTH_MINIO_ENDPOINT: 'https://minio.example:9443',
+    BERTH_MINIO_ACCESS_KEY: 'key',
+    BERTH_MINIO_SECRET_KEY: 'secret',
+  });
+  assert.deepEqual(config.minio, { endPoint: 'minio.example', port: 9443, useSSL: true, accessKey: 'key', secretKey: 'secret' });
+  assert.throws(
+    () => loadHostWorkerConfig({ ...minimal, BERTH_HOST_ID: 'Host A', BERTH_MINIO_ACCESS_KEY: 'a', BERTH_MINIO_SECRET_KEY: 'b' }),
+    /BERTH_HOST_ID: must be lowercase/,
+  );
+});
+
+test('durations', () => {
+  assert.equal(parseDuration('500ms'), 500);
+  assert.equal(parseDuration('30s'), 30_000);
+  assert.equal(parseDuration('15m'), 900_000);
+  assert.equal(parseDuration('7d'), 7 * 86_400_000);
+  assert.equal(parseDuration('1.5h'), undefined);
+  assert.equal(parseDuration(''), undefined);
+});
