@@ -1,9 +1,18 @@
 /** Everything a host worker registers on berth-host-<hostId>. */
 import type Docker from 'dockerode';
+import type { RegistryCredential } from '../core/config.js';
 import { createDockerActivities } from './docker.js';
+import { createImageDockerActivities } from './images-docker.js';
 
-export function createHostActivities(deps: { docker: Docker; hostId: string }) {
-  return { ...createDockerActivities(deps) };
+export function createHostActivities(deps: {
+  docker: Docker;
+  hostId: string;
+  registryCredentials: Readonly<Record<string, RegistryCredential>>;
+}) {
+  return {
+    ...createDockerActivities(deps),
+    ...createImageDockerActivities(deps),
+  };
 }
 
 export type HostActivities = ReturnType<typeof createHostActivities>;

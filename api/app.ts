@@ -15,6 +15,8 @@ import type { Database } from '../db/client.js';
 import { createLedger } from '../services/ledger.js';
 import { createUserService } from '../services/users.js';
 import { createHostService } from '../services/hosts.js';
+import { createImageService } from '../services/images.js';
+import { createPullService } from '../services/pulls.js';
 import problems from './plugins/problems.js';
 import auth from './plugins/auth.js';
 import metrics from './plugins/metrics.js';
@@ -23,9 +25,10 @@ import healthRoutes from './routes/health/index.js';
 import authRoutes from './routes/auth/index.js';
 import userRoutes from './routes/users/index.js';
 import hostRoutes from './routes/hosts/index.js';
+import imageRoutes from './routes/images/index.js';
 
 export interface AppDeps {
-  config: Pick<ApiConfig, 'tokenTtlMs' | 'rateLimit' | 'hosts'>;
+  config: Pick<ApiConfig, 'tokenTtlMs' | 'rateLimit' | 'hosts' | 'waitTimeoutMs'>;
   db: Database;
   temporal: Client;
   /** A pino logger; tests leave it out and get no logs. */
@@ -46,6 +49,8 @@ export async function buildApp(deps: AppDeps) {
   const ledger = createLedger(db);
   const users = createUserService({ db, ledger, tokenTtlMs: config.tokenTtlMs });
   const hosts = createHostService({ db, staleAfterMs: config.hosts.staleAfterMs });
+  const images = createImageService(db);
+  const pulls = createPullService({ temporal, hosts, waitTimeoutMs: config.waitTimeoutMs });
 
   app.addSchema(Problem);
   app.addHook('onSend', async (request, reply) => {
@@ -86,6 +91,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(authRoutes, { prefix: '/api/v1/auth', users });
   await app.register(userRoutes, { prefix: '/api/v1/users', users, ledger });
   await app.register(hostRoutes, { prefix: '/api/v1/hosts', hosts, temporal });
+  await app.register(imageRoutes, { prefix: '/api/v1/images', images, pulls, temporal });
 
   return app;
 }

@@ -126,13 +126,22 @@ export interface ApiConfig {
   admin: { username: string; password: string | undefined };
   tokenTtlMs: number;
   rateLimit: { max: number; windowMs: number };
+  /** How long `?wait=true` waits for a workflow before answering 504. */
+  waitTimeoutMs: number;
 }
 
 export interface ControlWorkerConfig {
   log: LogConfig;
   database: DatabaseConfig;
   temporal: TemporalConfig;
+  /** Minor units charged per started MB of an image. */
+  pricePerMb: number;
   shutdownGraceMs: number;
+}
+
+export interface RegistryCredential {
+  username: string;
+  password: string;
 }
 
 export interface HostWorkerConfig {
@@ -143,6 +152,8 @@ export interface HostWorkerConfig {
   hostId: string;
   dockerHost: string;
   minio: MinioConfig;
+  /** Credentials per registry host ("127.0.0.1:5001", "docker.io"), used for pulls. */
+  registryCredentials: Record<string, RegistryCredential>;
   shutdownGraceMs: number;
 }
 
@@ -184,6 +195,30 @@ function minio(r: Reader): MinioConfig {
   };
 }
 
+function registryCredentials(r: Reader): Record<string, RegistryCredential> {
+  const name = 'BERTH_REGISTRY_CREDENTIALS';
+  const text = r.optionalString(name);
+  if (text === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ConfigError(name, 'must be JSON such as {"registry.example:5000": {"username": "u", "password": "p"}}');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(name, 'must be a JSON object keyed by registry host');
+  }
+  const result: Record<string, RegistryCredential> = {};
+  for (const [registry, value] of Object.entries(parsed)) {
+    const { username, password } = (value ?? {}) as Partial<RegistryCredential>;
+    if (typeof username !== 'string' || typeof password !== 'string' || !username) {
+      throw new ConfigError(name, `entry "${registry}" needs a string username and password`);
+    }
+    result[registry.toLowerCase()] = { username, password };
+  }
+  return result;
+}
+
 function shutdownGrace(r: Reader): number {
   return r.duration('BERTH_SHUTDOWN_GRACE', '30s');
 }
@@ -210,6 +245,7 @@ export function loadApiConfig(env: Env): Readonly<ApiConfig> {
       max: r.int('BERTH_RATE_LIMIT_MAX', 120, { min: 1 }),
       windowMs: r.duration('BERTH_RATE_LIMIT_WINDOW', '1m', { minMs: 1000 }),
     },
+    waitTimeoutMs: r.duration('BERTH_WAIT_TIMEOUT', '10m', { minMs: 1000 }),
   });
 }
 
@@ -223,6 +259,7 @@ export function loadControlWorkerConfig(env: Env): Readonly<ControlWorkerConfig>
     log: log(r),
     database: database(r),
     temporal: temporal(r),
+    pricePerMb: r.int('BERTH_PRICE_PER_MB', 1, { min: 0, max: 1_000_000 }),
     shutdownGraceMs: shutdownGrace(r),
   });
 }
@@ -237,6 +274,7 @@ export function loadHostWorkerConfig(env: Env): Readonly<HostWorkerConfig> {
     hostId: r.matching('BERTH_HOST_ID', HOST_ID, 'lowercase letters, digits and dashes (e.g. host-a)'),
     dockerHost: r.matching('BERTH_DOCKER_HOST', /^(unix:\/\/\/|tcp:\/\/)/, 'unix:///path or tcp://host:port', 'unix:///var/run/docker.sock'),
     minio: minio(r),
+    registryCredentials: registryCredentials(r),
     shutdownGraceMs: shutdownGrace(r),
   });
 }

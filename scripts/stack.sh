@@ -200,10 +200,17 @@ start_registry() {
 }
 
 registry_has() { curl -fsS "http://$REGISTRY/v2/$1/tags/list" 2>/dev/null | grep -q "\"$2\""; }
+auth_registry_has() {
+  curl -fsS -u "$BERTH_REGISTRY_AUTH_USERNAME:$BERTH_REGISTRY_AUTH_PASSWORD" "http://$AUTH_REGISTRY/v2/$1/tags/list" 2>/dev/null | grep -q "\"$2\""
+}
+# What host workers use to pull from the htpasswd registry.
+registry_credentials_json() {
+  printf '{"%s":{"username":"%s","password":"%s"}}' "$AUTH_REGISTRY" "$BERTH_REGISTRY_AUTH_USERNAME" "$BERTH_REGISTRY_AUTH_PASSWORD"
+}
 
 # Images built from Debian's busybox-static: nothing is pulled from the internet.
 seed_images() {
-  registry_has library/busybox 1.35 && registry_has library/httpd latest && return 0
+  registry_has library/busybox 1.35 && registry_has library/httpd latest && auth_registry_has private/busybox 1.35 && return 0
   log "building seed images from busybox-static"
   local tmp; tmp=$(mktemp -d)
   mkdir -p "$tmp/rootfs/bin" "$tmp/rootfs/etc" "$tmp/rootfs/tmp" "$tmp/rootfs/root" "$tmp/ctx"
@@ -222,12 +229,18 @@ RUN mkdir -p /www && echo '<h1>Berth httpd</h1>' > /www/index.html
 EXPOSE 80
 CMD ["httpd", "-f", "-v", "-p", "80", "-h", "/www"]
 EOF
-  DOCKER_BUILDKIT=0 host_docker host-a build -q -t "$REGISTRY/library/httpd:latest" "$tmp/ctx" >/dev/null
+  DOCKER_BUILDKIT=0 host_docker host-a build -q -t "$REGISTRY/library/httpd:latest" "$tmp/ctx" >/dev/null 2>"$LOGS/seed-build.log"
   for ref in library/busybox:1.35 library/busybox:latest library/httpd:latest; do
     host_docker host-a push -q "$REGISTRY/$ref" >/dev/null
   done
+  # The same busybox in the htpasswd registry, for private-registry pulls.
+  host_docker host-a tag "$REGISTRY/library/busybox:1.35" "$AUTH_REGISTRY/private/busybox:1.35"
+  printf '%s' "$BERTH_REGISTRY_AUTH_PASSWORD" | docker --config "$tmp/cli" -H "unix://$(docker_sock host-a)" \
+    login -u "$BERTH_REGISTRY_AUTH_USERNAME" --password-stdin "$AUTH_REGISTRY" >/dev/null 2>&1
+  docker --config "$tmp/cli" -H "unix://$(docker_sock host-a)" push -q "$AUTH_REGISTRY/private/busybox:1.35" >/dev/null
+  host_docker host-a rmi "$AUTH_REGISTRY/private/busybox:1.35" >/dev/null 2>&1 || true
   # The seeding leaves nothing behind on host-a: tests pull like a user would.
-  host_docker host-a rmi -f "$REGISTRY/library/busybox:1.35" "$REGISTRY/library/busybox:latest" "$REGISTRY/library/httpd:latest" >/dev/null || true
+  host_docker host-a rmi -f "$REGISTRY/library/busybox:1.35" "$REGISTRY/library/busybox:latest" "$REGISTRY/library/httpd:latest" >/dev/null 2>&1 || true
   rm -rf "$tmp"
 }
 
@@ -278,7 +291,7 @@ start_app() {
   local spec id
   for spec in "${HOSTS[@]}"; do
     read -r id _ _ <<<"$spec"
-    BERTH_HOST_ID=$id BERTH_DOCKER_HOST="unix://$(docker_sock "$id")" start_bg "worker-$id" node --import tsx workers/host.ts
+    BERTH_HOST_ID=$id BERTH_DOCKER_HOST="unix://$(docker_sock "$id")" BERTH_REGISTRY_CREDENTIALS=$(registry_credentials_json) start_bg "worker-$id" node --import tsx workers/host.ts
   done
   start_bg api node --import tsx api/server.ts
   echo "$hash" >"$RUN/app.hash"

@@ -1,7 +1,8 @@
 /** Docker hosts as the database knows them; status is derived from the last heartbeat. */
-import { asc, eq, sql } from 'drizzle-orm';
+import { and, asc, count, eq, isNull, sql } from 'drizzle-orm';
+import { unprocessable } from '../core/errors.js';
 import type { Database } from '../db/client.js';
-import { hosts } from '../db/schema.js';
+import { containers, hosts } from '../db/schema.js';
 
 export type HostRow = typeof hosts.$inferSelect;
 export interface HostView extends HostRow {
@@ -38,6 +39,29 @@ export function createHostService(deps: { db: Database; staleAfterMs: number }) 
           },
         });
     },
+    /**
+     * The host to run on: the one named (it must exist and be up), else the up host
+     * with the fewest live containers.
+     */
+    async pick(requested?: string): Promise<HostView> {
+      if (requested !== undefined) {
+        const [row] = await db.select().from(hosts).where(eq(hosts.id, requested));
+        if (!row) throw unprocessable(`Host "${requested}" is not known.`);
+        const host = view(row);
+        if (host.status !== 'up') throw unprocessable(`Host "${requested}" is down.`);
+        return host;
+      }
+      const rows = await db
+        .select({ host: hosts, load: count(containers.id) })
+        .from(hosts)
+        .leftJoin(containers, and(eq(containers.hostId, hosts.id), isNull(containers.removedAt)))
+        .groupBy(hosts.id)
+        .orderBy(asc(count(containers.id)), asc(hosts.id));
+      const up = rows.map((r) => view(r.host)).filter((h) => h.status === 'up');
+      if (!up[0]) throw unprocessable('No Docker host is up.');
+      return up[0];
+    },
+
     async heartbeat(id: string): Promise<void> {
       await db.update(hosts).set({ lastHeartbeatAt: sql`now()` }).where(eq(hosts.id, id));
     },

@@ -17,7 +17,7 @@ await runWorker({
   options: {
     taskQueue: CONTROL_TASK_QUEUE,
     workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
-    activities: createControlActivities({ db: database.db }),
+    activities: createControlActivities({ db: database.db, pricePerMb: config.pricePerMb }),
     shutdownGraceTime: config.shutdownGraceMs,
   },
   onShutdown: () => database.close(),

@@ -37,7 +37,7 @@ await runWorker({
   logger,
   options: {
     taskQueue: hostTaskQueue(config.hostId),
-    activities: createHostActivities({ docker, hostId: config.hostId }),
+    activities: createHostActivities({ docker, hostId: config.hostId, registryCredentials: config.registryCredentials }),
     shutdownGraceTime: config.shutdownGraceMs,
   },
   onShutdown: async () => {

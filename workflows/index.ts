@@ -1,2 +1,4 @@
 /** The workflows the control worker runs; each lives in its own file. */
 export { pingHost } from './ping-host.js';
+export { pullImage } from './pull-image.js';
+export { removeImage } from './remove-image.js';

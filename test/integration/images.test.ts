@@ -1,0 +1,279 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { and, eq } from 'drizzle-orm';
+import { images, ledgerEntries, users } from '../../db/schema.js';
+import { connectTemporal } from '../../core/temporal.js';
+import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb } from '../support/app.js';
+import { inspectOn, pushUniqueImage } from '../support/images.js';
+import type { App } from '../../api/app.js';
+
+const MB = 1024 * 1024;
+const temporal = await connectTemporal(baseConfig.temporal);
+test.after(() => temporal.connection.close());
+
+const balanceOf = async (id: string) => (await testDb().db.select().from(users).where(eq(users.id, id)))[0]!.balance;
+const ledgerOf = (id: string) => testDb().db.select().from(ledgerEntries).where(eq(ledgerEntries.userId, id));
+
+function pull(app: App, token: string, body: Record<string, unknown>, wait = true) {
+  return app.inject({ method: 'POST', url: `/api/v1/images/pull${wait ? '?wait=true' : ''}`, headers: bearer(token), payload: body });
+}
+
+/** Activity types the workflow scheduled, from its history in Temporal. */
+async function scheduledActivities(workflowId: string): Promise<string[]> {
+  const history = await temporal.workflow.getHandle(workflowId).fetchHistory();
+  return (history.events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+}
+
+test('pull-and-bill: the image is pulled onto the host, inspected, charged by size and recorded', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 1000 });
+  const reference = await pushUniqueImage();
+  assert.equal(await inspectOn('host-b', reference), null, 'not on the host before');
+
+  const res = await pull(app, user.token, { image: reference, host: 'host-b' });
+  assert.equal(res.statusCode, 201, res.body);
+  const image = res.json();
+  const daemon = await inspectOn('host-b', reference);
+  assert.ok(daemon, 'the image is in host-b’s daemon');
+  assert.equal(image.imageId, daemon.Id);
+  assert.equal(image.sizeBytes, daemon.Size);
+  assert.equal(image.sizeMb, Math.round((daemon.Size / MB) * 10) / 10);
+  assert.equal(image.host, 'host-b');
+  assert.equal(image.reference, reference);
+  assert.equal(image.visibility, 'private');
+  const price = Math.ceil(daemon.Size / MB) * 1;
+  assert.equal(image.charged, price);
+
+  const [row] = await testDb().db.select().from(images).where(eq(images.id, image.id));
+  assert.equal(row?.userId, user.id);
+  assert.equal(row?.charged, price);
+  assert.equal(await balanceOf(user.id), 1000 - price);
+  const charges = (await ledgerOf(user.id)).filter((e) => e.kind === 'image_charge');
+  assert.deepEqual(charges.map((e) => [e.amount, e.idempotencyKey]), [[-price, `image-charge-${image.pullId}`]]);
+  assert.deepEqual(await scheduledActivities(image.pullId), [
+    'findOwnedImage', 'inspectImage', 'pullImage', 'inspectImage', 'chargeAndRecordImage',
+  ]);
+  assert.equal(await inspectOn('host-a', reference), null, 'the other host was not touched');
+});
+
+test('the httpd image records its exposed port', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 1000 });
+  const res = await pull(app, user.token, { image: '127.0.0.1:5000/library/httpd' });
+  assert.equal(res.statusCode, 201, res.body);
+  assert.equal(res.json().reference, '127.0.0.1:5000/library/httpd:latest');
+  assert.deepEqual(res.json().ports, ['80/tcp']);
+});
+
+test('dedup: the owner is not pulled or charged twice; another user pays but Docker does not pull', async (t) => {
+  const app = await buildTestApp(t);
+  const alice = await createUser(app, { balance: 1000 });
+  const bob = await createUser(app, { balance: 1000 });
+  const reference = await pushUniqueImage();
+  const first = await pull(app, alice.token, { image: reference, host: 'host-a' });
+  assert.equal(first.statusCode, 201);
+  const balance = await balanceOf(alice.id);
+
+  const again = await pull(app, alice.token, { image: reference, host: 'host-a' }, false);
+  assert.equal(again.statusCode, 202);
+  const status = await waitForPull(app, alice.token, again.json().pullId);
+  assert.equal(status.state, 'completed');
+  assert.equal(status.deduped, true);
+  assert.equal(status.image.id, first.json().id);
+  assert.equal(await balanceOf(alice.id), balance, 'no second charge');
+  assert.deepEqual(await scheduledActivities(again.json().pullId), ['findOwnedImage']);
+
+  const byBob = await pull(app, bob.token, { image: reference, host: 'host-a' });
+  assert.equal(byBob.statusCode, 201);
+  assert.notEqual(byBob.json().id, first.json().id);
+  assert.equal(await balanceOf(bob.id), 1000 - byBob.json().charged);
+  assert.ok(!(await scheduledActivities(byBob.json().pullId)).includes('pullImage'), 'no Docker pull for bob');
+});
+
+async function waitForPull(app: App, token: string, pullId: string) {
+  for (let i = 0; i < 120; i++) {
+    const res = await app.inject({ method: 'GET', url: `/api/v1/images/pulls/${pullId}`, headers: bearer(token) });
+    assert.equal(res.statusCode, 200, res.body);
+    if (res.json().state !== 'running') return res.json();
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`pull ${pullId} did not end`);
+}
+
+test('an unknown tag fails the workflow with the registry’s reason, once, with no charge', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 1000 });
+  const res = await pull(app, user.token, { image: '127.0.0.1:5000/library/busybox:no-such-tag', host: 'host-a' });
+  assert.equal(res.statusCode, 422, res.body);
+  assert.equal(res.json().type, '/problems/image-not-found');
+  assert.match(res.json().detail, /not found/);
+
+  const started = await pull(app, user.token, { image: '127.0.0.1:5000/library/no-such-repo', host: 'host-b' }, false);
+  const status = await waitForPull(app, user.token, started.json().pullId);
+  assert.equal(status.state, 'failed');
+  assert.equal(status.error.type, 'ImageNotFound');
+  assert.match(status.error.message, /not found|unknown/);
+  const history = await temporal.workflow.getHandle(started.json().pullId).fetchHistory();
+  const attempts = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes && history.events!.find(
+    (s) => s.eventId?.toString() === e.activityTaskStartedEventAttributes!.scheduledEventId?.toString() &&
+      s.activityTaskScheduledEventAttributes?.activityType?.name === 'pullImage'));
+  assert.equal(attempts.length, 1, 'non-retryable: one attempt');
+  assert.equal(attempts[0]!.activityTaskStartedEventAttributes!.attempt, 1);
+
+  assert.equal(await balanceOf(user.id), 1000);
+  assert.equal((await testDb().db.select().from(images).where(eq(images.userId, user.id))).length, 0);
+});
+
+test('bad references are a 400 saying why, and start nothing; bad hosts are a 422', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 1000 });
+  const cases: Array<[string, RegExp]> = [
+    ['Busybox', /lowercase/],
+    ['busy box', /invalid/i],
+    ['', /fewer than 1|must NOT have fewer/],
+    ['busybox@sha256:abc', /digest/],
+    [`${'a'.repeat(256)}`, /255/],
+  ];
+  for (const [image, why] of cases) {
+    const res = await pull(app, user.token, { image }, false);
+    assert.equal(res.statusCode, 400, `${image}: ${res.body}`);
+    assert.match(res.json().detail, why, image);
+  }
+  const unknownHost = await pull(app, user.token, { image: 'busybox', host: 'host-z' }, false);
+  assert.equal(unknownHost.statusCode, 422);
+  assert.match(unknownHost.json().detail, /host-z.*not known/);
+  const started = await temporal.workflow.list({ query: `WorkflowType = 'pullImage'` });
+  for await (const wf of started) assert.notEqual(wf.memo?.userId, user.id, 'no pull workflow started for these');
+});
+
+test('references are normalized by the grammar', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 1000 });
+  const res = await pull(app, user.token, { image: '127.0.0.1:5000/library/busybox', host: 'host-a' }, false);
+  assert.equal(res.statusCode, 202);
+  assert.equal(res.json().image, '127.0.0.1:5000/library/busybox:latest');
+  assert.match(res.json().pullId, /^pull-[0-9a-f-]{36}$/);
+  assert.equal((await waitForPull(app, user.token, res.json().pullId)).state, 'completed');
+});
+
+test('not enough balance: fails non-retryably, balance untouched, image removed from the host', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app);
+  const reference = await pushUniqueImage();
+  const res = await pull(app, user.token, { image: reference, host: 'host-a' });
+  assert.equal(res.statusCode, 409, res.body);
+  assert.equal(res.json().type, '/problems/insufficient-funds');
+  assert.match(res.json().detail, /insufficient balance/);
+  assert.equal(await balanceOf(user.id), 0);
+  assert.equal((await ledgerOf(user.id)).length, 0);
+  assert.equal((await testDb().db.select().from(images).where(eq(images.userId, user.id))).length, 0);
+  assert.equal(await inspectOn('host-a', reference), null, 'nobody’s record uses it: removed from the host');
+});
+
+test('progress: the pull reports state and streams Server-Sent Events to a done event', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 1000 });
+  const reference = await pushUniqueImage();
+  const res = await pull(app, user.token, { image: reference, host: 'host-a' }, false);
+  assert.equal(res.statusCode, 202);
+  const { pullId } = res.json();
+  const events = await app.inject({ method: 'GET', url: `/api/v1/images/pulls/${pullId}/events`, headers: bearer(user.token) });
+  assert.equal(events.statusCode, 200);
+  assert.match(events.headers['content-type'] as string, /text\/event-stream/);
+  const parsed = events.body
+    .trim()
+    .split('\n\n')
+    .map((block) => ({ event: /^event: (.*)$/m.exec(block)?.[1], data: JSON.parse(/^data: (.*)$/m.exec(block)![1]!) }));
+  const last = parsed.at(-1)!;
+  assert.equal(last.event, 'done');
+  assert.equal(last.data.image.reference, reference);
+  assert.ok(parsed.slice(0, -1).every((e) => e.event === 'progress'));
+
+  const status = await waitForPull(app, user.token, pullId);
+  assert.equal(status.state, 'completed');
+  assert.equal(status.progress.percent, 100);
+  assert.ok(status.progress.bytesTotal > 0);
+  assert.ok(Object.values(status.progress.layers).every((l) => (l as { status: string }).status === 'Pull complete'));
+
+  const other = await createUser(app);
+  const peek = await app.inject({ method: 'GET', url: `/api/v1/images/pulls/${pullId}`, headers: bearer(other.token) });
+  assert.equal(peek.statusCode, 404, "someone else's pull is not found");
+  const peekEvents = await app.inject({ method: 'GET', url: `/api/v1/images/pulls/${pullId}/events`, headers: bearer(other.token) });
+  assert.equal(peekEvents.statusCode, 404);
+});
+
+test('listing, visibility, publishing', async (t) => {
+  const app = await buildTestApp(t);
+  const alice = await createUser(app, { balance: 1000 });
+  const bob = await createUser(app, { balance: 1000 });
+  const a1 = (await pull(app, alice.token, { image: await pushUniqueImage(), host: 'host-a' })).json();
+  const a2 = (await pull(app, alice.token, { image: await pushUniqueImage(), host: 'host-b' })).json();
+  const list = await app.inject({ method: 'GET', url: '/api/v1/images?pageSize=200', headers: bearer(alice.token) });
+  const mine = list.json().items.filter((i: { userId: string }) => i.userId === alice.id);
+  assert.deepEqual(mine.map((i: { id: string }) => i.id), [a2.id, a1.id], 'newest first');
+  const page = await app.inject({ method: 'GET', url: '/api/v1/images?pageSize=1', headers: bearer(alice.token) });
+  assert.equal(page.json().items.length, 1);
+  assert.ok(page.json().total >= 2);
+
+  const bobList = await app.inject({ method: 'GET', url: '/api/v1/images?pageSize=200', headers: bearer(bob.token) });
+  assert.ok(!bobList.json().items.some((i: { userId: string; visibility: string }) => i.userId === alice.id && i.visibility === 'private'));
+  assert.equal((await app.inject({ method: 'GET', url: `/api/v1/images/${a1.id}`, headers: bearer(bob.token) })).statusCode, 404);
+  assert.equal((await app.inject({ method: 'DELETE', url: `/api/v1/images/${a1.id}`, headers: bearer(bob.token) })).statusCode, 404);
+
+  const admin = await adminToken(app);
+  const filtered = await app.inject({ method: 'GET', url: `/api/v1/images?userId=${alice.id}`, headers: bearer(admin) });
+  assert.deepEqual(filtered.json().items.map((i: { id: string }) => i.id), [a2.id, a1.id]);
+
+  assert.equal((await app.inject({ method: 'POST', url: `/api/v1/images/${a1.id}/publish`, headers: bearer(alice.token) })).statusCode, 403);
+  const published = await app.inject({ method: 'POST', url: `/api/v1/images/${a1.id}/publish`, headers: bearer(admin) });
+  assert.equal(published.json().visibility, 'public');
+  const seen = await app.inject({ method: 'GET', url: `/api/v1/images/${a1.id}`, headers: bearer(bob.token) });
+  assert.equal(seen.statusCode, 200);
+  assert.equal(seen.json().visibility, 'public');
+  assert.equal((await app.inject({ method: 'DELETE', url: `/api/v1/images/${a1.id}`, headers: bearer(bob.token) })).statusCode, 404, 'public is not bob’s to remove');
+});
+
+test('removal refunds once, deletes the record, and removes from the host only when unused', async (t) => {
+  const app = await buildTestApp(t);
+  const alice = await createUser(app, { balance: 1000 });
+  const bob = await createUser(app, { balance: 1000 });
+  const reference = await pushUniqueImage();
+  const a = (await pull(app, alice.token, { image: reference, host: 'host-b' })).json();
+  const b = (await pull(app, bob.token, { image: reference, host: 'host-b' })).json();
+
+  const removeA = await app.inject({ method: 'DELETE', url: `/api/v1/images/${a.id}`, headers: bearer(alice.token) });
+  assert.equal(removeA.statusCode, 200, removeA.body);
+  assert.deepEqual(removeA.json(), { id: a.id, refunded: a.charged, host: 'kept' });
+  assert.equal(await balanceOf(alice.id), 1000);
+  const refunds = (await ledgerOf(alice.id)).filter((e) => e.kind === 'image_refund');
+  assert.deepEqual(refunds.map((e) => [e.amount, e.idempotencyKey]), [[a.charged, `image-refund-${a.id}`]]);
+  assert.equal((await testDb().db.select().from(images).where(eq(images.id, a.id))).length, 0);
+  assert.ok(await inspectOn('host-b', reference), 'bob still uses it: kept on the host');
+
+  const again = await app.inject({ method: 'DELETE', url: `/api/v1/images/${a.id}`, headers: bearer(alice.token) });
+  assert.equal(again.statusCode, 404);
+  assert.equal(await balanceOf(alice.id), 1000, 'refunded once');
+
+  const removeB = await app.inject({ method: 'DELETE', url: `/api/v1/images/${b.id}`, headers: bearer(bob.token) });
+  assert.deepEqual(removeB.json(), { id: b.id, refunded: b.charged, host: 'removed' });
+  assert.equal(await inspectOn('host-b', reference), null, 'last record gone: removed from the host');
+  assert.equal(await balanceOf(bob.id), 1000);
+});
+
+test('private registry: pulls with the configured credentials; without, unauthorized and no charge', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 1000 });
+  const ok = await pull(app, user.token, { image: '127.0.0.1:5001/private/busybox:1.35', host: 'host-b' });
+  assert.equal(ok.statusCode, 201, ok.body);
+  assert.ok(ok.json().charged > 0);
+  const balance = await balanceOf(user.id);
+
+  // Same registry under a host name with no credentials configured.
+  const denied = await pull(app, user.token, { image: 'localhost:5001/private/busybox:1.35', host: 'host-b' });
+  assert.equal(denied.statusCode, 422, denied.body);
+  assert.equal(denied.json().type, '/problems/registry-unauthorized');
+  assert.match(denied.json().detail, /unauthorized/);
+  assert.equal(await balanceOf(user.id), balance);
+  const rows = await testDb().db.select().from(images).where(and(eq(images.userId, user.id), eq(images.reference, 'localhost:5001/private/busybox:1.35')));
+  assert.equal(rows.length, 0);
+});

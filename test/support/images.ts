@@ -1,0 +1,40 @@
+/** Test images: unique references in the local registry, made from the seeded busybox. */
+import { randomUUID } from 'node:crypto';
+import type Docker from 'dockerode';
+import { REGISTRY, dockerFor } from './stack.js';
+
+async function drain(docker: Docker, stream: NodeJS.ReadableStream): Promise<void> {
+  await new Promise<void>((resolve, reject) =>
+    docker.modem.followProgress(stream, (error: Error | null, output: Array<{ error?: string }>) => {
+      const failed = output?.find((m) => m.error);
+      if (error || failed) reject(error ?? new Error(failed!.error));
+      else resolve();
+    }),
+  );
+}
+
+/**
+ * Pushes the seeded busybox under a new, unique name, so that no Docker host has it
+ * yet. Built on host-a and removed from it again; returns the reference.
+ */
+export async function pushUniqueImage(prefix = 'test'): Promise<string> {
+  const docker = dockerFor('host-a');
+  const source = `${REGISTRY}/library/busybox:1.35`;
+  await drain(docker, await docker.pull(source));
+  const repo = `${REGISTRY}/${prefix}/img-${randomUUID().slice(0, 8)}`;
+  await docker.getImage(source).tag({ repo, tag: 'v1' });
+  const pushed = (await docker.getImage(`${repo}:v1`).push({ authconfig: {} } as never)) as unknown as NodeJS.ReadableStream;
+  await drain(docker, pushed);
+  await docker.getImage(`${repo}:v1`).remove();
+  return `${repo}:v1`;
+}
+
+/** The image as a daemon has it, or null. */
+export async function inspectOn(hostId: string, reference: string) {
+  try {
+    return await dockerFor(hostId).getImage(reference).inspect();
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode === 404) return null;
+    throw error;
+  }
+}

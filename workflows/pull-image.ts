@@ -1,0 +1,79 @@
+import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import type { ControlActivities } from '../activities/control-activities.js';
+import type { HostActivities } from '../activities/host-activities.js';
+import type { ImageView } from '../services/images.js';
+import type { PullSnapshot } from '../core/pull-progress.js';
+import { FailureType, NON_RETRYABLE } from '../core/failures.js';
+import { hostTaskQueue } from '../core/temporal-names.js';
+import { asWorkflowFailure, failureType } from './failures.js';
+
+export interface PullImageInput {
+  pullId: string;
+  userId: string;
+  hostId: string;
+  /** Normalized by core/image-ref before the workflow starts. */
+  reference: string;
+  repository: string;
+  tag: string | null;
+  digest: string | null;
+}
+
+export interface PullImageResult {
+  image: ImageView;
+  /** The user owned this reference on this host already: nothing was pulled or charged. */
+  deduped: boolean;
+  /** A Docker pull ran (false when the image was already on the host). */
+  pulled: boolean;
+  /** The pull's final progress, when one ran. */
+  progress: PullSnapshot | null;
+}
+
+const db = proxyActivities<ControlActivities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+function hostActivities(hostId: string) {
+  const common = {
+    taskQueue: hostTaskQueue(hostId),
+    // Nothing else polls a host's queue: a dead host must fail the step, not hang it.
+    scheduleToStartTimeout: '2m',
+    retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+  } as const;
+  return {
+    quick: proxyActivities<HostActivities>({ ...common, startToCloseTimeout: '1m' }),
+    pull: proxyActivities<HostActivities>({ ...common, startToCloseTimeout: '30m', heartbeatTimeout: '30s' }),
+  };
+}
+
+/**
+ * Pull-and-bill: dedup, pull on the host (stream read to its end), inspect,
+ * charge by size through the ledger and record the private image.
+ */
+export async function pullImage(input: PullImageInput): Promise<PullImageResult> {
+  const owned = await db.findOwnedImage(input.userId, input.hostId, input.reference);
+  if (owned) return { image: owned, deduped: true, pulled: false, progress: null };
+
+  const host = hostActivities(input.hostId);
+  let progress: PullSnapshot | null = null;
+  try {
+    let inspected = await host.quick.inspectImage(input.reference);
+    if (!inspected) {
+      progress = await host.pull.pullImage(input.reference);
+      inspected = await host.quick.inspectImage(input.reference);
+      if (!inspected) throw ApplicationFailure.nonRetryable(`${input.reference} is not on ${input.hostId} after its pull`, FailureType.ImageNotFound);
+    }
+    try {
+      const { image, deduped } = await db.chargeAndRecordImage({ ...input, image: inspected });
+      return { image, deduped, pulled: progress !== null, progress };
+    } catch (error) {
+      if (failureType(error) === FailureType.InsufficientFunds && (await db.countImageRecords(input.hostId, input.reference)) === 0) {
+        // Nobody's record uses it: the image must not stay on the host unpaid.
+        await host.quick.removeImageReference(input.reference);
+      }
+      throw error;
+    }
+  } catch (error) {
+    throw asWorkflowFailure(error);
+  }
+}

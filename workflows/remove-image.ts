@@ -1,0 +1,47 @@
+import { proxyActivities } from '@temporalio/workflow';
+import type { ControlActivities } from '../activities/control-activities.js';
+import type { HostActivities } from '../activities/host-activities.js';
+import { NON_RETRYABLE } from '../core/failures.js';
+import { hostTaskQueue } from '../core/temporal-names.js';
+import { asWorkflowFailure } from './failures.js';
+
+export interface RemoveImageInput {
+  imageId: string;
+  hostId: string;
+  reference: string;
+  /** Ledger reason for the refund ("image removed", "nightly release ..."). */
+  reason: string;
+}
+
+export interface RemoveImageResult {
+  refunded: number;
+  /** What happened on the host: removed, absent, or kept for another record. */
+  host: 'removed' | 'absent' | 'kept';
+}
+
+const db = proxyActivities<ControlActivities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+/**
+ * Removes an image record: off the host first when no other record references it
+ * there (so an image Docker cannot remove keeps its record and its charge), then
+ * the refund and the record's deletion in one transaction, once.
+ */
+export async function removeImage(input: RemoveImageInput): Promise<RemoveImageResult> {
+  const host = proxyActivities<HostActivities>({
+    taskQueue: hostTaskQueue(input.hostId),
+    scheduleToStartTimeout: '2m',
+    startToCloseTimeout: '2m',
+    retry: { initialInterval: '2s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+  });
+  try {
+    const others = await db.countImageRecords(input.hostId, input.reference, input.imageId);
+    const onHost = others > 0 ? 'kept' : await host.removeImageReference(input.reference);
+    const { refunded } = await db.refundAndDeleteImage(input.imageId, input.reason);
+    return { refunded, host: onHost };
+  } catch (error) {
+    throw asWorkflowFailure(error);
+  }
+}
