@@ -14,15 +14,23 @@ async function drain(docker: Docker, stream: NodeJS.ReadableStream): Promise<voi
 }
 
 /**
- * Pushes the seeded busybox under a new, unique name, so that no Docker host has it
- * yet. Built on host-a and removed from it again; returns the reference.
+ * Pushes a new image: the seeded busybox plus a layer of `kb` random KiB, under a
+ * unique name, so that no Docker host has it (nor its top layer) yet. Built on
+ * host-a and removed from it again; returns the reference.
  */
-export async function pushUniqueImage(prefix = 'test'): Promise<string> {
+export async function pushUniqueImage(prefix = 'test', kb = 256): Promise<string> {
   const docker = dockerFor('host-a');
   const source = `${REGISTRY}/library/busybox:1.35`;
   await drain(docker, await docker.pull(source));
   const repo = `${REGISTRY}/${prefix}/img-${randomUUID().slice(0, 8)}`;
-  await docker.getImage(source).tag({ repo, tag: 'v1' });
+  const builder = await docker.createContainer({
+    Image: source,
+    Cmd: ['sh', '-c', `head -c ${kb * 1024} /dev/urandom > /blob`],
+  });
+  await builder.start();
+  await builder.wait();
+  await builder.commit({ repo, tag: 'v1' });
+  await builder.remove();
   const pushed = (await docker.getImage(`${repo}:v1`).push({ authconfig: {} } as never)) as unknown as NodeJS.ReadableStream;
   await drain(docker, pushed);
   await docker.getImage(`${repo}:v1`).remove();
