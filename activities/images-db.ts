@@ -7,17 +7,10 @@ import { FailureType } from '../core/failures.js';
 import { imageCharge } from '../core/pricing.js';
 import { AppError } from '../core/errors.js';
 import type { Ledger } from '../services/ledger.js';
-import { countOtherRecords, toImageView, type ImageView } from '../services/images.js';
+import { countOtherRecords, toImageView, type ImageView, type PullRequest } from '../services/images.js';
 import type { InspectedImage } from './images-docker.js';
 
-export interface RecordImageInput {
-  pullId: string;
-  userId: string;
-  hostId: string;
-  reference: string;
-  repository: string;
-  tag: string | null;
-  digest: string | null;
+export interface RecordImageInput extends PullRequest {
   image: InspectedImage;
 }
 

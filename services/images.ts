@@ -8,6 +8,18 @@ import type { PublicUser } from './users.js';
 
 export type ImageRow = typeof images.$inferSelect;
 
+/** What a pull is asked to do: the pullImage workflow's input, recorded with the image. */
+export interface PullRequest {
+  pullId: string;
+  userId: string;
+  hostId: string;
+  /** Normalized by core/image-ref before the workflow starts. */
+  reference: string;
+  repository: string;
+  tag: string | null;
+  digest: string | null;
+}
+
 /** An image as the API and workflow results show it (JSON-safe). */
 export interface ImageView {
   id: string;

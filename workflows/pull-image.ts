@@ -1,22 +1,13 @@
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control-activities.js';
 import type { HostActivities } from '../activities/host-activities.js';
-import type { ImageView } from '../services/images.js';
+import type { ImageView, PullRequest } from '../services/images.js';
 import type { PullSnapshot } from '../core/pull-progress.js';
 import { FailureType, NON_RETRYABLE } from '../core/failures.js';
 import { hostTaskQueue } from '../core/temporal-names.js';
 import { asWorkflowFailure, failureType } from './failures.js';
 
-export interface PullImageInput {
-  pullId: string;
-  userId: string;
-  hostId: string;
-  /** Normalized by core/image-ref before the workflow starts. */
-  reference: string;
-  repository: string;
-  tag: string | null;
-  digest: string | null;
-}
+export type PullImageInput = PullRequest;
 
 export interface PullImageResult {
   image: ImageView;
