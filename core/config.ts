@@ -128,6 +128,21 @@ export interface ApiConfig {
   rateLimit: { max: number; windowMs: number };
   /** How long `?wait=true` waits for a workflow before answering 504. */
   waitTimeoutMs: number;
+  containers: ContainersConfig;
+  /** Shared with host workers: authenticates the API to their log and stats endpoints. */
+  internalToken: string;
+}
+
+export interface ContainersConfig {
+  portRange: { from: number; to: number };
+  defaultMemoryMb: number;
+  maxMemoryMb: number;
+  defaultCpus: number;
+  maxCpus: number;
+  maxPerUser: number;
+  /** Minor units per billing period of a running container. */
+  pricePerPeriod: number;
+  billingPeriodMs: number;
 }
 
 export interface ControlWorkerConfig {
@@ -154,6 +169,9 @@ export interface HostWorkerConfig {
   minio: MinioConfig;
   /** Credentials per registry host ("127.0.0.1:5001", "docker.io"), used for pulls. */
   registryCredentials: Record<string, RegistryCredential>;
+  /** Where the host worker serves container logs and stats to the API (port 0: any free port). */
+  streams: { host: string; port: number; advertiseHost: string };
+  internalToken: string;
   shutdownGraceMs: number;
 }
 
@@ -219,6 +237,30 @@ function registryCredentials(r: Reader): Record<string, RegistryCredential> {
   return result;
 }
 
+function containers(r: Reader): ContainersConfig {
+  const rangeText = r.matching('BERTH_PORT_RANGE', /^\d{1,5}-\d{1,5}$/, 'a range such as 20000-20999', '20000-20999');
+  const [from, to] = rangeText.split('-').map(Number) as [number, number];
+  if (from < 1 || to > 65535 || from > to) throw new ConfigError('BERTH_PORT_RANGE', `must lie within 1-65535 with from <= to, got "${rangeText}"`);
+  const maxMemoryMb = r.int('BERTH_MAX_MEMORY_MB', 2048, { min: 6 });
+  const maxCpus = r.int('BERTH_MAX_CPUS', 2, { min: 1, max: 256 });
+  return {
+    portRange: { from, to },
+    defaultMemoryMb: Math.min(512, maxMemoryMb),
+    maxMemoryMb,
+    defaultCpus: Math.min(1, maxCpus),
+    maxCpus,
+    maxPerUser: r.int('BERTH_MAX_CONTAINERS_PER_USER', 10, { min: 1 }),
+    pricePerPeriod: r.int('BERTH_PRICE_PER_CONTAINER_HOUR', 10, { min: 0 }),
+    billingPeriodMs: r.duration('BERTH_BILLING_PERIOD', '1h', { minMs: 1000 }),
+  };
+}
+
+function internalToken(r: Reader): string {
+  const token = r.string('BERTH_INTERNAL_TOKEN');
+  if (token.length < 16) throw new ConfigError('BERTH_INTERNAL_TOKEN', 'must be at least 16 characters long');
+  return token;
+}
+
 function shutdownGrace(r: Reader): number {
   return r.duration('BERTH_SHUTDOWN_GRACE', '30s');
 }
@@ -246,6 +288,8 @@ export function loadApiConfig(env: Env): Readonly<ApiConfig> {
       windowMs: r.duration('BERTH_RATE_LIMIT_WINDOW', '1m', { minMs: 1000 }),
     },
     waitTimeoutMs: r.duration('BERTH_WAIT_TIMEOUT', '10m', { minMs: 1000 }),
+    containers: containers(r),
+    internalToken: internalToken(r),
   });
 }
 
@@ -275,6 +319,12 @@ export function loadHostWorkerConfig(env: Env): Readonly<HostWorkerConfig> {
     dockerHost: r.matching('BERTH_DOCKER_HOST', /^(unix:\/\/\/|tcp:\/\/)/, 'unix:///path or tcp://host:port', 'unix:///var/run/docker.sock'),
     minio: minio(r),
     registryCredentials: registryCredentials(r),
+    streams: {
+      host: r.string('BERTH_STREAMS_HOST', '127.0.0.1'),
+      port: r.int('BERTH_STREAMS_PORT', 0, { min: 0, max: 65535 }),
+      advertiseHost: r.string('BERTH_STREAMS_ADVERTISE_HOST', r.string('BERTH_STREAMS_HOST', '127.0.0.1')),
+    },
+    internalToken: internalToken(r),
     shutdownGraceMs: shutdownGrace(r),
   });
 }

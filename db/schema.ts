@@ -61,6 +61,8 @@ export const hosts = pgTable('hosts', {
   dockerEndpoint: text('docker_endpoint').notNull(),
   engineId: text('engine_id').notNull(),
   engineVersion: text('engine_version').notNull(),
+  /** The host worker's internal endpoint for container logs and stats (API only). */
+  streamUrl: text('stream_url'),
   registeredAt: timestamp('registered_at', { withTimezone: true }).notNull().defaultNow(),
   lastHeartbeatAt: timestamp('last_heartbeat_at', { withTimezone: true }).notNull().defaultNow(),
 });
@@ -148,6 +150,9 @@ export const containers = pgTable(
     }).notNull(),
     stateReason: text('state_reason'),
     charged: bigint('charged', { mode: 'number' }).notNull().default(0),
+    env: jsonb('env').$type<string[]>().notNull().default([]),
+    cmd: jsonb('cmd').$type<string[] | null>(),
+    exitCode: integer('exit_code'),
     createdAt: createdAt(),
     startedAt: timestamp('started_at', { withTimezone: true }),
     removedAt: timestamp('removed_at', { withTimezone: true }),
@@ -156,6 +161,7 @@ export const containers = pgTable(
     // A host port belongs to one live container per host; removal frees it.
     uniqueIndex('containers_host_port_live_key').on(t.hostId, t.hostPort).where(sql`${t.removedAt} is null`),
     index('containers_user_idx').on(t.userId),
+    uniqueIndex('containers_user_name_live_key').on(t.userId, t.name).where(sql`${t.removedAt} is null`),
     check('containers_host_port_range', sql`${t.hostPort} between 1 and 65535`),
     check('containers_container_port_range', sql`${t.containerPort} between 1 and 65535`),
   ],

@@ -119,8 +119,11 @@ ensure_node_modules() {
 # ---------------------------------------------------------------- generated settings
 random_secret() { head -c 24 /dev/urandom | base64 | tr -d '/+=' | head -c 24; }
 
+# ensure_setting NAME VALUE: adds a setting that an older env file does not have yet.
+ensure_setting() { grep -q "^$1=" "$ENV_FILE" || printf '%s=%s\n' "$1" "$2" >>"$ENV_FILE"; }
+
 ensure_env_file() {
-  [[ -f $ENV_FILE ]] && return 0
+  [[ -f $ENV_FILE ]] && { ensure_settings; return 0; }
   umask 077
   cat >"$ENV_FILE" <<EOF
 # Generated once by scripts/stack.sh; the stack's processes and the tests read it.
@@ -135,7 +138,12 @@ BERTH_REGISTRY_AUTH_USERNAME=berth
 BERTH_REGISTRY_AUTH_PASSWORD=$(random_secret)
 EOF
   umask 022
+  ensure_settings
   log "generated settings and secrets in $ENV_FILE"
+}
+
+ensure_settings() {
+  ensure_setting BERTH_INTERNAL_TOKEN "$(random_secret)"
 }
 
 load_env() { set -a; # shellcheck disable=SC1090

@@ -7,7 +7,7 @@ import {
   parseDuration,
 } from '../../core/config.js';
 
-const minimal = { BERTH_DATABASE_URL: 'postgres://berth:pw@127.0.0.1:5432/berth' };
+const minimal = { BERTH_DATABASE_URL: 'postgres://berth:pw@127.0.0.1:5432/berth', BERTH_INTERNAL_TOKEN: 'internal-token-0123456789' };
 
 test('defaults serve the native stack', () => {
   const config = loadApiConfig(minimal);
