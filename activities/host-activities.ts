@@ -3,6 +3,7 @@ import type Docker from 'dockerode';
 import type { RegistryCredential } from '../core/config.js';
 import { createDockerActivities } from './docker.js';
 import { createImageDockerActivities } from './images-docker.js';
+import { createContainerDockerActivities } from './containers-docker.js';
 
 export function createHostActivities(deps: {
   docker: Docker;
@@ -12,6 +13,7 @@ export function createHostActivities(deps: {
   return {
     ...createDockerActivities(deps),
     ...createImageDockerActivities(deps),
+    ...createContainerDockerActivities(deps),
   };
 }
 

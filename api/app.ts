@@ -17,6 +17,7 @@ import { createUserService } from '../services/users.js';
 import { createHostService } from '../services/hosts.js';
 import { createImageService } from '../services/images.js';
 import { createPullService } from '../services/pulls.js';
+import { createContainerService } from '../services/containers.js';
 import problems from './plugins/problems.js';
 import auth from './plugins/auth.js';
 import metrics from './plugins/metrics.js';
@@ -26,9 +27,10 @@ import authRoutes from './routes/auth/index.js';
 import userRoutes from './routes/users/index.js';
 import hostRoutes from './routes/hosts/index.js';
 import imageRoutes from './routes/images/index.js';
+import containerRoutes from './routes/containers/index.js';
 
 export interface AppDeps {
-  config: Pick<ApiConfig, 'tokenTtlMs' | 'rateLimit' | 'hosts' | 'waitTimeoutMs'>;
+  config: Pick<ApiConfig, 'tokenTtlMs' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'internalToken'>;
   db: Database;
   temporal: Client;
   /** A pino logger; tests leave it out and get no logs. */
@@ -51,6 +53,7 @@ export async function buildApp(deps: AppDeps) {
   const hosts = createHostService({ db, staleAfterMs: config.hosts.staleAfterMs });
   const images = createImageService(db);
   const pulls = createPullService({ temporal, hosts, waitTimeoutMs: config.waitTimeoutMs });
+  const containers = createContainerService({ db, temporal, hosts, config: config.containers });
 
   app.addSchema(Problem);
   app.addHook('onSend', async (request, reply) => {
@@ -92,6 +95,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(userRoutes, { prefix: '/api/v1/users', users, ledger });
   await app.register(hostRoutes, { prefix: '/api/v1/hosts', hosts, temporal });
   await app.register(imageRoutes, { prefix: '/api/v1/images', images, pulls, temporal });
+  await app.register(containerRoutes, { prefix: '/api/v1/containers', containers });
 
   return app;
 }

@@ -14,6 +14,7 @@ export const workflowIds = {
   /** `pullId` is itself the workflow id: "pull-<uuid>". */
   pullImage: (uuid: string) => `pull-${uuid}`,
   removeImage: (imageId: string) => `image-remove-${imageId}`,
+  container: (containerId: string) => `container-${containerId}`,
 } as const;
 
 export const PULL_ID = /^pull-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

@@ -2,3 +2,4 @@
 export { pingHost } from './ping-host.js';
 export { pullImage } from './pull-image.js';
 export { removeImage } from './remove-image.js';
+export { container } from './container.js';

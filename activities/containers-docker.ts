@@ -1,0 +1,151 @@
+/**
+ * Container activities on a host worker. Each is idempotent: creating finds the
+ * container made by an earlier attempt, stopping a stopped container succeeds,
+ * removing an absent one succeeds.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import type Docker from 'dockerode';
+import { LABEL_ID, LABEL_USER, dockerName } from '../core/container-labels.js';
+import { dockerMessage, isConflict, isNotFound } from './docker-errors.js';
+
+export interface ContainerSpec {
+  id: string;
+  userId: string;
+  image: string;
+  hostPort: number;
+  containerPort: number;
+  memoryMb: number;
+  cpuMillis: number;
+  env: string[];
+  cmd: string[] | null;
+}
+
+export interface ObservedContainer {
+  dockerId: string;
+  running: boolean;
+  status: string;
+  exitCode: number;
+  oomKilled: boolean;
+}
+
+const STOP_TIMEOUT_S = 10;
+
+export function createContainerDockerActivities(deps: { docker: Docker }) {
+  const { docker } = deps;
+
+  async function inspect(ref: string): Promise<ObservedContainer | null> {
+    try {
+      const info = await docker.getContainer(ref).inspect();
+      return {
+        dockerId: info.Id,
+        running: info.State.Running,
+        status: info.State.Status,
+        exitCode: info.State.ExitCode,
+        oomKilled: info.State.OOMKilled,
+      };
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      throw error;
+    }
+  }
+
+  return {
+    /** Creates (once) and starts the container; returns what Docker then says of it. */
+    async createAndStartContainer(spec: ContainerSpec): Promise<ObservedContainer> {
+      const name = dockerName(spec.id);
+      let existing = await inspect(name);
+      if (!existing) {
+        const port = `${spec.containerPort}/tcp`;
+        try {
+          await docker.createContainer({
+            name,
+            Image: spec.image,
+            ...(spec.cmd ? { Cmd: spec.cmd } : {}),
+            Env: spec.env,
+            Labels: { [LABEL_ID]: spec.id, [LABEL_USER]: spec.userId },
+            ExposedPorts: { [port]: {} },
+            HostConfig: {
+              PortBindings: { [port]: [{ HostIp: '127.0.0.1', HostPort: String(spec.hostPort) }] },
+              Memory: spec.memoryMb * 1024 * 1024,
+              MemorySwap: spec.memoryMb * 1024 * 1024,
+              NanoCpus: spec.cpuMillis * 1_000_000,
+              RestartPolicy: { Name: 'no' },
+            },
+          });
+        } catch (error) {
+          if (!isConflict(error)) {
+            const status = (error as { statusCode?: number }).statusCode;
+            if (status === 400 || status === 404) {
+              throw ApplicationFailure.nonRetryable(`cannot create the container: ${dockerMessage(error)}`, 'ContainerInvalid');
+            }
+            throw error;
+          }
+          // 409: an earlier attempt created it.
+        }
+        existing = await inspect(name);
+      }
+      if (!existing!.running) {
+        try {
+          await docker.getContainer(name).start();
+        } catch (error) {
+          // 304: already started.
+          if ((error as { statusCode?: number }).statusCode !== 304) throw error;
+        }
+      }
+      return (await inspect(name))!;
+    },
+
+    async startContainer(id: string): Promise<ObservedContainer | null> {
+      const name = dockerName(id);
+      try {
+        await docker.getContainer(name).start();
+      } catch (error) {
+        const status = (error as { statusCode?: number }).statusCode;
+        if (status === 404) return null;
+        if (status !== 304) throw error;
+      }
+      return inspect(name);
+    },
+
+    async stopContainer(id: string): Promise<ObservedContainer | null> {
+      const name = dockerName(id);
+      try {
+        await docker.getContainer(name).stop({ t: STOP_TIMEOUT_S });
+      } catch (error) {
+        const status = (error as { statusCode?: number }).statusCode;
+        if (status === 404) return null;
+        if (status !== 304) throw error; // 304: already stopped
+      }
+      return inspect(name);
+    },
+
+    async restartContainer(id: string): Promise<ObservedContainer | null> {
+      const name = dockerName(id);
+      try {
+        await docker.getContainer(name).restart({ t: STOP_TIMEOUT_S });
+      } catch (error) {
+        if (isNotFound(error)) return null;
+        throw error;
+      }
+      return inspect(name);
+    },
+
+    async removeContainer(id: string): Promise<'removed' | 'absent'> {
+      try {
+        await docker.getContainer(dockerName(id)).remove({ force: true, v: true });
+        return 'removed';
+      } catch (error) {
+        if (isNotFound(error)) return 'absent';
+        // 409 "removal already in progress" is as good as removed once it completes.
+        if (isConflict(error) && /already in progress/.test(dockerMessage(error))) return 'removed';
+        throw error;
+      }
+    },
+
+    async inspectContainer(id: string): Promise<ObservedContainer | null> {
+      return inspect(dockerName(id));
+    },
+  };
+}
+
+export type ContainerDockerActivities = ReturnType<typeof createContainerDockerActivities>;

@@ -1,0 +1,88 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { ContainerService } from '../../../services/containers.js';
+import { caller } from '../../plugins/auth.js';
+import { authErrors, problemRef } from '../../schemas.js';
+import { Container, ContainerPage, ContainerParams, CreateBody, Created, ListQuery, OperationParams, WaitQuery } from './schemas.js';
+
+const errors = { 400: problemRef, 404: problemRef, 409: problemRef, 422: problemRef, 502: problemRef, ...authErrors } as const;
+
+const containerRoutes: FastifyPluginAsyncTypebox<{ containers: ContainerService }> = async (app, { containers }) => {
+  app.post(
+    '/',
+    {
+      schema: {
+        tags: ['containers'],
+        summary: "Run a container from one of your images (or a public one) on the image's host",
+        description: '202 with the id; `?wait=true` answers 201 with the container once it runs.',
+        body: CreateBody,
+        querystring: WaitQuery,
+        response: { 201: Container, 202: Created, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const user = caller(request);
+      const created = await containers.create(user, request.body);
+      if (!request.query.wait) return reply.code(202).header('location', `/api/v1/containers/${created.id}`).send(created);
+      await containers.operate(user, created.id, 'start'); // queued behind the creation: answers once it has run
+      return reply.code(201).header('location', `/api/v1/containers/${created.id}`).send(await containers.getVisible(user, created.id));
+    },
+  );
+
+  app.get(
+    '/',
+    {
+      schema: {
+        tags: ['containers'],
+        summary: 'Your containers (admins: all, filterable by user, host and state); removed ones with ?state=removed',
+        querystring: ListQuery,
+        response: { 200: ContainerPage, 400: problemRef, ...authErrors },
+      },
+    },
+    async (request) => {
+      const { page, pageSize, ...filter } = request.query;
+      return containers.list(caller(request), { ...filter, limit: pageSize, offset: (page - 1) * pageSize });
+    },
+  );
+
+  app.get(
+    '/:id',
+    { schema: { tags: ['containers'], params: ContainerParams, response: { 200: Container, ...errors } } },
+    async (request) => containers.getVisible(caller(request), request.params.id),
+  );
+
+  app.post(
+    '/:id/:operation',
+    {
+      schema: {
+        tags: ['containers'],
+        summary: 'start, stop or restart: a Temporal update on the container workflow, answered with the new state',
+        params: OperationParams,
+        response: { 200: Container, ...errors },
+      },
+    },
+    async (request) => {
+      const user = caller(request);
+      await containers.operate(user, request.params.id, request.params.operation);
+      return containers.getVisible(user, request.params.id);
+    },
+  );
+
+  app.delete(
+    '/:id',
+    {
+      schema: {
+        tags: ['containers'],
+        summary: 'Remove: billing stops, the container is removed, its port is freed, its workflow ends',
+        params: ContainerParams,
+        response: { 200: Container, ...errors },
+      },
+    },
+    async (request) => {
+      const user = caller(request);
+      await containers.operate(user, request.params.id, 'remove');
+      return containers.getVisible(user, request.params.id);
+    },
+  );
+};
+
+export default containerRoutes;

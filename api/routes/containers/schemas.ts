@@ -1,0 +1,64 @@
+import { Type } from 'typebox';
+import { DateTime, Pagination, Uuid } from '../../schemas.js';
+
+export const ContainerStateName = Type.Union(
+  ['creating', 'running', 'stopped', 'suspended', 'exited', 'removing', 'removed', 'failed'].map((s) => Type.Literal(s)),
+);
+
+export const Container = Type.Object({
+  id: Uuid,
+  name: Type.String(),
+  userId: Uuid,
+  host: Type.String(),
+  imageId: Uuid,
+  image: Type.String(),
+  state: Type.String(),
+  stateReason: Type.Union([Type.String(), Type.Null()]),
+  hostPort: Type.Integer(),
+  containerPort: Type.Integer(),
+  memoryMb: Type.Integer(),
+  cpus: Type.Number(),
+  exitCode: Type.Union([Type.Integer(), Type.Null()]),
+  charged: Type.Integer({ description: 'Minor units charged so far' }),
+  workflowId: Type.String(),
+  createdAt: DateTime,
+  startedAt: Type.Union([DateTime, Type.Null()]),
+  removedAt: Type.Union([DateTime, Type.Null()]),
+});
+
+export const ContainerPage = Type.Object({ items: Type.Array(Container), total: Type.Integer() });
+
+export const CreateBody = Type.Object(
+  {
+    imageId: Uuid,
+    name: Type.Optional(Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$', description: 'Letters, digits, "_", "." and "-"' })),
+    containerPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    memoryMb: Type.Optional(Type.Integer({ minimum: 6 })),
+    cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String({ maxLength: 4096 }), { maxProperties: 100 })),
+    cmd: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 100 })),
+  },
+  { additionalProperties: false },
+);
+
+export const Created = Type.Object({ id: Uuid, workflowId: Type.String() });
+
+export const ListQuery = Type.Intersect([
+  Pagination,
+  Type.Object({ userId: Type.Optional(Uuid), host: Type.Optional(Type.String()), state: Type.Optional(ContainerStateName) }),
+]);
+
+export const ContainerParams = Type.Object({ id: Uuid });
+export const OperationParams = Type.Object({
+  id: Uuid,
+  operation: Type.Union([Type.Literal('start'), Type.Literal('stop'), Type.Literal('restart')]),
+});
+
+export const WaitQuery = Type.Object({ wait: Type.Boolean({ default: false }) });
+
+export const LogsQuery = Type.Object({
+  tail: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Literal('all')])),
+  since: Type.Optional(Type.Integer({ minimum: 0, description: 'Unix seconds' })),
+  timestamps: Type.Boolean({ default: false }),
+  follow: Type.Boolean({ default: false }),
+});
