@@ -7,6 +7,7 @@ import Fastify, { type FastifyBaseLogger } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import rateLimit from '@fastify/rate-limit';
+import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Client } from '@temporalio/client';
 import type { ApiConfig } from '../core/config.js';
@@ -18,6 +19,8 @@ import { createHostService } from '../services/hosts.js';
 import { createImageService } from '../services/images.js';
 import { createPullService } from '../services/pulls.js';
 import { createContainerService } from '../services/containers.js';
+import { createDcuService } from '../services/dcu.js';
+import { minioClient } from '../core/minio.js';
 import problems from './plugins/problems.js';
 import auth from './plugins/auth.js';
 import metrics from './plugins/metrics.js';
@@ -28,9 +31,11 @@ import userRoutes from './routes/users/index.js';
 import hostRoutes from './routes/hosts/index.js';
 import imageRoutes from './routes/images/index.js';
 import containerRoutes from './routes/containers/index.js';
+import dcuRoutes from './routes/dcu/index.js';
+import containerStreamRoutes from './routes/containers/streams.js';
 
 export interface AppDeps {
-  config: Pick<ApiConfig, 'tokenTtlMs' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'internalToken'>;
+  config: Pick<ApiConfig, 'tokenTtlMs' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'internalToken' | 'dcu'>;
   db: Database;
   temporal: Client;
   /** A pino logger; tests leave it out and get no logs. */
@@ -54,6 +59,14 @@ export async function buildApp(deps: AppDeps) {
   const images = createImageService(db);
   const pulls = createPullService({ temporal, hosts, waitTimeoutMs: config.waitTimeoutMs });
   const containers = createContainerService({ db, temporal, hosts, config: config.containers });
+  const dcu = createDcuService({
+    db,
+    temporal,
+    hosts,
+    minio: config.dcu.minio ? minioClient(config.dcu.minio) : null,
+    bucket: config.dcu.bucket,
+    downloadUrlTtlSeconds: config.dcu.downloadUrlTtlSeconds,
+  });
 
   app.addSchema(Problem);
   app.addHook('onSend', async (request, reply) => {
@@ -87,6 +100,7 @@ export async function buildApp(deps: AppDeps) {
     errorResponseBuilder: (_request, context) =>
       new AppError(429, 'rate-limited', 'Too Many Requests', `Rate limit exceeded: try again in ${context.after}.`),
   });
+  await app.register(websocket);
   await app.register(auth, { users });
   await app.register(metrics);
 
@@ -96,6 +110,8 @@ export async function buildApp(deps: AppDeps) {
   await app.register(hostRoutes, { prefix: '/api/v1/hosts', hosts, temporal });
   await app.register(imageRoutes, { prefix: '/api/v1/images', images, pulls, temporal });
   await app.register(containerRoutes, { prefix: '/api/v1/containers', containers });
+  await app.register(dcuRoutes, { prefix: '/api/dcu', dcu });
+  await app.register(containerStreamRoutes, { prefix: '/api/v1/containers', containers, hosts, internalToken: config.internalToken });
 
   return app;
 }

@@ -228,11 +228,15 @@ export function createContainerService(deps: {
       }
     },
 
-    /** Live containers of a host, for reconciliation on the host worker. */
-    async liveOnHost(hostId: string) {
-      return db.select({ id: containers.id }).from(containers).where(and(eq(containers.hostId, hostId), isNull(containers.removedAt), isNotNull(containers.dockerId)));
-    },
   };
 }
 
 export type ContainerService = ReturnType<typeof createContainerService>;
+
+/** Live containers of a host that Docker has seen, for reconciliation on its host worker. */
+export async function liveContainersOnHost(db: Database, hostId: string): Promise<Array<{ id: string }>> {
+  return db
+    .select({ id: containers.id })
+    .from(containers)
+    .where(and(eq(containers.hostId, hostId), isNull(containers.removedAt), isNotNull(containers.dockerId)));
+}

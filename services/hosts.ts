@@ -25,7 +25,7 @@ export function createHostService(deps: { db: Database; staleAfterMs: number }) 
       return row && view(row);
     },
     /** Called by a host worker at start: the engine it talks to may have changed. */
-    async register(row: Pick<HostRow, 'id' | 'dockerEndpoint' | 'engineId' | 'engineVersion'>): Promise<void> {
+    async register(row: Pick<HostRow, 'id' | 'dockerEndpoint' | 'engineId' | 'engineVersion' | 'streamUrl'>): Promise<void> {
       await db
         .insert(hosts)
         .values(row)
@@ -35,6 +35,7 @@ export function createHostService(deps: { db: Database; staleAfterMs: number }) 
             dockerEndpoint: row.dockerEndpoint,
             engineId: row.engineId,
             engineVersion: row.engineVersion,
+            streamUrl: row.streamUrl,
             lastHeartbeatAt: sql`now()`,
           },
         });

@@ -10,7 +10,12 @@ import { connectDatabase } from '../db/client.js';
 import { createHostService } from '../services/hosts.js';
 import { createHostActivities } from '../activities/host-activities.js';
 import { dockerFromEndpoint } from '../activities/docker-client.js';
+import { minioClient } from '../core/minio.js';
+import { connectTemporal } from '../core/temporal.js';
+import { liveContainersOnHost } from '../services/containers.js';
 import { runWorker } from './run-worker.js';
+import { startStreamServer } from './host-streams.js';
+import { watchContainerEvents } from './host-events.js';
 
 const config = loadOrExit(loadHostWorkerConfig);
 const logger = createLogger(`worker-${config.hostId}`, config.log);
@@ -20,13 +25,24 @@ const hostService = createHostService({ db: database.db, staleAfterMs: config.ho
 const docker = dockerFromEndpoint(config.dockerHost);
 const info = await docker.info();
 const version = await docker.version();
+const streams = await startStreamServer({ docker, token: config.internalToken, logger, ...config.streams });
 await hostService.register({
   id: config.hostId,
   dockerEndpoint: config.dockerHost,
   engineId: String(info.ID),
   engineVersion: version.Version,
+  streamUrl: streams.url,
 });
 logger.info({ hostId: config.hostId, engineId: info.ID, version: version.Version }, 'host registered');
+
+// Docker events for Berth's containers become signals to their workflows.
+const temporal = await connectTemporal(config.temporal);
+const events = watchContainerEvents({
+  docker,
+  temporal,
+  logger,
+  liveContainerIds: async () => (await liveContainersOnHost(database.db, config.hostId)).map((c) => c.id),
+});
 
 const heartbeat = setInterval(() => {
   hostService.heartbeat(config.hostId).catch((error: unknown) => logger.warn({ err: error }, 'host heartbeat failed'));
@@ -37,11 +53,20 @@ await runWorker({
   logger,
   options: {
     taskQueue: hostTaskQueue(config.hostId),
-    activities: createHostActivities({ docker, hostId: config.hostId, registryCredentials: config.registryCredentials }),
+    activities: createHostActivities({
+      docker,
+      hostId: config.hostId,
+      registryCredentials: config.registryCredentials,
+      minio: minioClient(config.minio),
+      dcu: config.dcu,
+    }),
     shutdownGraceTime: config.shutdownGraceMs,
   },
   onShutdown: async () => {
     clearInterval(heartbeat);
+    events.stop();
+    await streams.close();
+    await temporal.connection.close();
     await database.close();
   },
 });

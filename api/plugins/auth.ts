@@ -13,6 +13,8 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     public?: boolean;
+    /** Also accept the token as ?access_token= (WebSockets from browsers cannot send headers). */
+    queryToken?: boolean;
   }
 }
 
@@ -35,8 +37,12 @@ export default fp<{ users: Pick<UserService, 'authenticate'> }>(
       if (request.routeOptions.config.public || request.is404) return;
       const header = request.headers.authorization;
       const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-      if (!match) throw unauthorized('Send "Authorization: Bearer <token>"; POST /api/v1/auth/login gives one.');
-      const user = await users.authenticate(match[1]!);
+      const queryToken = request.routeOptions.config.queryToken
+        ? (request.query as { access_token?: string } | undefined)?.access_token
+        : undefined;
+      const token = match?.[1] ?? queryToken;
+      if (!token) throw unauthorized('Send "Authorization: Bearer <token>"; POST /api/v1/auth/login gives one.');
+      const user = await users.authenticate(token);
       if (!user) throw unauthorized('The token is invalid or has expired.');
       request.user = user;
     });

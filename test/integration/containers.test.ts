@@ -1,0 +1,299 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { and, eq } from 'drizzle-orm';
+import WebSocket from 'ws';
+import { containers, hosts, ledgerEntries, users } from '../../db/schema.js';
+import { connectTemporal } from '../../core/temporal.js';
+import { LABEL_ID, dockerName } from '../../core/container-labels.js';
+import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
+import { dockerFor } from '../support/stack.js';
+import type { App } from '../../api/app.js';
+
+const temporal = await connectTemporal(baseConfig.temporal);
+test.after(() => temporal.connection.close());
+const TEMPORAL_CLI = join(process.env.BERTH_TOOLS_DIR ?? join(homedir(), '.cache', 'berth'), 'bin', 'temporal');
+
+const containersConfig = (overrides: Partial<typeof baseConfig.containers> = {}) => ({ ...baseConfig.containers, ...overrides });
+const balanceOf = async (id: string) => (await testDb().db.select().from(users).where(eq(users.id, id)))[0]!.balance;
+const rowOf = async (id: string) => (await testDb().db.select().from(containers).where(eq(containers.id, id)))[0]!;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, seconds = 30): Promise<T> {
+  for (let i = 0; i < seconds * 4; i++) {
+    const value = await probe();
+    if (value) return value;
+    await sleep(250);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function pullHttpd(app: App, user: TestUser, host = 'host-a') {
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/v1/images/pull?wait=true',
+    headers: bearer(user.token),
+    payload: { image: '127.0.0.1:5000/library/httpd:latest', host },
+  });
+  assert.equal(res.statusCode, 201, res.body);
+  return res.json<{ id: string; charged: number }>();
+}
+
+async function run(app: App, user: TestUser, body: Record<string, unknown>) {
+  const res = await app.inject({ method: 'POST', url: '/api/v1/containers?wait=true', headers: bearer(user.token), payload: body });
+  assert.equal(res.statusCode, 201, res.body);
+  return res.json();
+}
+
+const op = (app: App, user: TestUser, id: string, operation: string) =>
+  app.inject({ method: 'POST', url: `/api/v1/containers/${id}/${operation}`, headers: bearer(user.token) });
+
+test('run: the container runs on the image’s host with its port, limits and labels; remove frees it all', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 10_000 });
+  const image = await pullHttpd(app, user, 'host-b');
+  const c = await run(app, user, { imageId: image.id, name: 'web', memoryMb: 64, cpus: 0.5, env: { GREETING: 'hi' } });
+  assert.equal(c.state, 'running');
+  assert.equal(c.host, 'host-b');
+  assert.equal(c.containerPort, 80, 'the image’s first exposed port');
+  assert.ok(c.hostPort >= baseConfig.containers.portRange.from && c.hostPort <= baseConfig.containers.portRange.to);
+
+  const info = await dockerFor('host-b').getContainer(dockerName(c.id)).inspect();
+  assert.equal(info.State.Running, true);
+  assert.equal(info.HostConfig.Memory, 64 * 1024 * 1024);
+  assert.equal(info.HostConfig.NanoCpus, 500_000_000);
+  assert.equal(info.Config.Labels[LABEL_ID], c.id);
+  assert.ok(info.Config.Env.includes('GREETING=hi'));
+  const page = await fetch(`http://127.0.0.1:${c.hostPort}/`);
+  assert.match(await page.text(), /Berth httpd/);
+  assert.equal((await rowOf(c.id)).state, 'running');
+  assert.equal(c.charged, baseConfig.containers.pricePerPeriod, 'the first period is charged');
+
+  const other = await createUser(app);
+  assert.equal((await app.inject({ method: 'GET', url: `/api/v1/containers/${c.id}`, headers: bearer(other.token) })).statusCode, 404);
+  assert.equal((await op(app, other, c.id, 'stop')).statusCode, 404);
+
+  const removed = await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) });
+  assert.equal(removed.statusCode, 200, removed.body);
+  assert.equal(removed.json().state, 'removed');
+  await assert.rejects(dockerFor('host-b').getContainer(dockerName(c.id)).inspect(), /no such container/i);
+  const row = await rowOf(c.id);
+  assert.ok(row.removedAt, 'port freed: the row is no longer live');
+  const handle = temporal.workflow.getHandle(`container-${c.id}`);
+  assert.equal((await handle.describe()).status.name, 'COMPLETED');
+
+  // The port is free again: a new container on that host can take it.
+  const again = await run(app, user, { imageId: image.id, name: 'web' });
+  assert.equal(again.name, 'web', 'the name is free again too');
+  await app.inject({ method: 'DELETE', url: `/api/v1/containers/${again.id}`, headers: bearer(user.token) });
+});
+
+test('operations are Temporal updates: idempotent, answered with the new state, also from the CLI', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 10_000 });
+  const image = await pullHttpd(app, user);
+  const c = await run(app, user, { imageId: image.id });
+  const docker = dockerFor('host-a').getContainer(dockerName(c.id));
+
+  const stopped = await op(app, user, c.id, 'stop');
+  assert.equal(stopped.statusCode, 200);
+  assert.equal(stopped.json().state, 'stopped');
+  assert.equal((await docker.inspect()).State.Running, false);
+  assert.equal((await op(app, user, c.id, 'stop')).json().state, 'stopped', 'stopping a stopped container succeeds');
+
+  const { stdout } = await promisify(execFile)(TEMPORAL_CLI, [
+    'workflow', 'update', 'execute', '--address', baseConfig.temporal.address,
+    '--workflow-id', `container-${c.id}`, '--name', 'start', '--output', 'json',
+  ]);
+  assert.match(stdout, /"status":\s*"running"/);
+  assert.equal((await docker.inspect()).State.Running, true);
+  assert.equal((await rowOf(c.id)).state, 'running');
+
+  const restarted = await op(app, user, c.id, 'restart');
+  assert.equal(restarted.json().state, 'running');
+  const described = await temporal.workflow.getHandle(`container-${c.id}`).query('describe');
+  assert.equal((described as { status: string }).status, 'running');
+  const history = await temporal.workflow.getHandle(`container-${c.id}`).fetchHistory();
+  const updates = (history.events ?? []).flatMap((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ?? []);
+  assert.ok(['stop', 'start', 'restart'].every((u) => updates.includes(u)), `updates in history: ${updates}`);
+
+  assert.equal((await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) })).statusCode, 200);
+  assert.equal((await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) })).statusCode, 404);
+  assert.equal((await op(app, user, c.id, 'start')).statusCode, 409);
+});
+
+test('admission: bad input and limits are clear 4xx, and nothing is created', async (t) => {
+  const app = await buildTestApp(t, { containers: containersConfig({ maxPerUser: 1, maxMemoryMb: 256, defaultMemoryMb: 128, maxCpus: 1 }) });
+  const user = await createUser(app, { balance: 10_000 });
+  const image = await pullHttpd(app, user);
+  const other = await createUser(app, { balance: 10_000 });
+  const otherImage = await pullHttpd(app, other, 'host-b');
+  const bad: Array<[Record<string, unknown>, number, RegExp]> = [
+    [{ imageId: image.id, name: 'bad name!' }, 400, /name/],
+    [{ imageId: image.id, containerPort: 70000 }, 400, /containerPort/],
+    [{ imageId: image.id, containerPort: 0 }, 400, /containerPort/],
+    [{ imageId: image.id, memoryMb: 512 }, 400, /at most 256/],
+    [{ imageId: image.id, cpus: 4 }, 400, /at most 1/],
+    [{ imageId: otherImage.id }, 404, /Image/],
+    [{ imageId: 'nope' }, 400, /imageId/],
+  ];
+  for (const [payload, status, why] of bad) {
+    const res = await app.inject({ method: 'POST', url: '/api/v1/containers', headers: bearer(user.token), payload });
+    assert.equal(res.statusCode, status, `${JSON.stringify(payload)}: ${res.body}`);
+    assert.match(res.json().detail, why);
+  }
+  const first = await run(app, user, { imageId: image.id });
+  const over = await app.inject({ method: 'POST', url: '/api/v1/containers', headers: bearer(user.token), payload: { imageId: image.id } });
+  assert.equal(over.statusCode, 409);
+  assert.match(over.json().detail, /limit/);
+  const live = await testDb().db.select().from(containers).where(eq(containers.userId, user.id));
+  assert.equal(live.length, 1);
+
+  const poor = await createUser(app);
+  await testDb().db.update(users).set({ balance: 0 }).where(eq(users.id, poor.id));
+  const poorImageRes = await app.inject({ method: 'POST', url: `/api/v1/images/${image.id}/publish`, headers: bearer(await adminToken(app)) });
+  assert.equal(poorImageRes.statusCode, 200);
+  const broke = await app.inject({ method: 'POST', url: '/api/v1/containers', headers: bearer(poor.token), payload: { imageId: image.id } });
+  assert.equal(broke.statusCode, 409);
+  assert.match(broke.json().detail, /first billing period/);
+  await app.inject({ method: 'DELETE', url: `/api/v1/containers/${first.id}`, headers: bearer(user.token) });
+});
+
+test('concurrent creations get distinct host ports (a database constraint, not luck)', async (t) => {
+  const app = await buildTestApp(t, { containers: containersConfig({ maxPerUser: 10 }) });
+  const user = await createUser(app, { balance: 100_000 });
+  const image = await pullHttpd(app, user, 'host-b');
+  const results = await Promise.all(
+    Array.from({ length: 4 }, () => app.inject({ method: 'POST', url: '/api/v1/containers', headers: bearer(user.token), payload: { imageId: image.id } })),
+  );
+  assert.deepEqual(results.map((r) => r.statusCode), [202, 202, 202, 202]);
+  const rows = await testDb().db.select().from(containers).where(eq(containers.userId, user.id));
+  assert.equal(new Set(rows.map((r) => r.hostPort)).size, 4);
+  for (const r of results) {
+    const removed = await app.inject({ method: 'DELETE', url: `/api/v1/containers/${r.json().id}`, headers: bearer(user.token) });
+    assert.equal(removed.statusCode, 200, removed.body);
+  }
+});
+
+test('metering: each started period is charged once; an unpaid period suspends; top-up and start resume', async (t) => {
+  const app = await buildTestApp(t, { containers: containersConfig({ pricePerPeriod: 7, billingPeriodMs: 2000 }) });
+  const user = await createUser(app, { balance: 1000 });
+  const image = await pullHttpd(app, user);
+  await testDb().db.update(users).set({ balance: 21 }).where(eq(users.id, user.id)); // three periods
+  const c = await run(app, user, { imageId: image.id });
+  const suspended = await eventually('suspension', async () => {
+    const row = await rowOf(c.id);
+    return row.state === 'suspended' && row;
+  }, 30);
+  assert.match(suspended.stateReason ?? '', /insufficient balance/);
+  assert.equal(await balanceOf(user.id), 0);
+  const charges = (await testDb().db.select().from(ledgerEntries).where(and(eq(ledgerEntries.userId, user.id), eq(ledgerEntries.kind, 'container_charge'))));
+  assert.equal(charges.length, 3);
+  assert.equal(new Set(charges.map((e) => e.idempotencyKey)).size, 3);
+  assert.ok(charges.every((e) => e.amount === -7));
+  assert.equal(suspended.charged, 21);
+  assert.equal((await dockerFor('host-a').getContainer(dockerName(c.id)).inspect()).State.Running, false, 'stopped in Docker');
+
+  const noMoney = await op(app, user, c.id, 'start');
+  assert.equal(noMoney.statusCode, 409);
+  assert.match(noMoney.json().detail, /insufficient balance/);
+
+  await testDb().db.update(users).set({ balance: 7 }).where(eq(users.id, user.id));
+  const resumed = await op(app, user, c.id, 'start');
+  assert.equal(resumed.statusCode, 200, resumed.body);
+  assert.equal(resumed.json().state, 'running');
+  const stopped = await op(app, user, c.id, 'stop');
+  assert.equal(stopped.json().state, 'stopped');
+  const balance = await balanceOf(user.id);
+  await sleep(4500);
+  assert.equal(await balanceOf(user.id), balance, 'a stopped container is not charged');
+  await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) });
+});
+
+test('reconciliation: a container that dies or is removed outside Berth shows its real state', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 10_000 });
+  const image = await pullHttpd(app, user, 'host-b');
+  const a = await run(app, user, { imageId: image.id });
+  const b = await run(app, user, { imageId: image.id });
+  await dockerFor('host-b').getContainer(dockerName(a.id)).kill();
+  const exited = await eventually('exited', async () => {
+    const row = await rowOf(a.id);
+    return row.state === 'exited' && row;
+  });
+  assert.match(exited.stateReason ?? '', /exited with code/);
+
+  await dockerFor('host-b').getContainer(dockerName(b.id)).remove({ force: true });
+  const gone = await eventually('removed', async () => {
+    const row = await rowOf(b.id);
+    return row.state === 'removed' && row;
+  });
+  assert.ok(gone.removedAt);
+  assert.match(gone.stateReason ?? '', /outside Berth/);
+  assert.equal((await temporal.workflow.getHandle(`container-${b.id}`).describe()).status.name, 'COMPLETED');
+  await app.inject({ method: 'DELETE', url: `/api/v1/containers/${a.id}`, headers: bearer(user.token) });
+});
+
+test('logs: framing removed, stdout and stderr told apart, tail, download', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 10_000 });
+  const image = await pullHttpd(app, user);
+  const c = await run(app, user, {
+    imageId: image.id,
+    cmd: ['sh', '-c', 'echo out-1; echo err-1 >&2; echo out-2; exec httpd -f -p 80 -h /www'],
+  });
+  const logs = await eventually('logs', async () => {
+    const res = await app.inject({ method: 'GET', url: `/api/v1/containers/${c.id}/logs`, headers: bearer(user.token) });
+    return res.statusCode === 200 && res.body.includes('out-2') && res;
+  });
+  assert.match(logs.headers['content-type'] as string, /text\/plain/);
+  assert.deepEqual(logs.body.trim().split('\n').sort(), ['[stderr] err-1', '[stdout] out-1', '[stdout] out-2']);
+  const tail = await app.inject({ method: 'GET', url: `/api/v1/containers/${c.id}/logs?tail=1&timestamps=true`, headers: bearer(user.token) });
+  assert.equal(tail.body.trim().split('\n').length, 1);
+  assert.match(tail.body, /^\[std(out|err)\] \d{4}-\d{2}-\d{2}T/);
+  const download = await app.inject({ method: 'GET', url: `/api/v1/containers/${c.id}/logs/download`, headers: bearer(user.token) });
+  assert.match(download.headers['content-disposition'] as string, /^attachment; filename=".*-logs\.txt"$/);
+  assert.match(download.body, /out-1/);
+  const other = await createUser(app);
+  assert.equal((await app.inject({ method: 'GET', url: `/api/v1/containers/${c.id}/logs`, headers: bearer(other.token) })).statusCode, 404);
+  await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) });
+});
+
+test('live stats over WebSocket; the Docker stream behind it ends when the client leaves', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 10_000 });
+  const image = await pullHttpd(app, user);
+  const c = await run(app, user, { imageId: image.id, memoryMb: 128 });
+  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  const [host] = await testDb().db.select().from(hosts).where(eq(hosts.id, 'host-a'));
+  const openStreams = async () =>
+    (await (await fetch(`${host!.streamUrl}/streams`, { headers: { authorization: `Bearer ${baseConfig.internalToken}` } })).json()) as { stats: number };
+  const before = (await openStreams()).stats;
+
+  const ws = new WebSocket(`${address.replace('http', 'ws')}/api/v1/containers/${c.id}/stats`, { headers: bearer(user.token) });
+  const samples: Array<Record<string, number>> = [];
+  await new Promise<void>((resolve, reject) => {
+    ws.on('message', (data) => {
+      samples.push(JSON.parse(String(data)));
+      if (samples.length === 2) resolve();
+    });
+    ws.on('error', reject);
+  });
+  const sample = samples[1]!;
+  for (const key of ['cpuPercent', 'memoryUsage', 'memoryLimit', 'networkRx', 'networkTx', 'blockRead', 'blockWrite', 'pids']) {
+    assert.equal(typeof sample[key], 'number', key);
+  }
+  assert.equal(sample.memoryLimit, 128 * 1024 * 1024);
+  assert.ok(sample.pids! >= 1);
+  assert.equal((await openStreams()).stats, before + 1, 'one Docker stats stream open on the host');
+  ws.close();
+  await eventually('the stats stream to close', async () => (await openStreams()).stats === before, 10);
+
+  const denied = new WebSocket(`${address.replace('http', 'ws')}/api/v1/containers/${c.id}/stats`);
+  const status = await new Promise<number>((resolve) => denied.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+  assert.equal(status, 401);
+  await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) });
+});

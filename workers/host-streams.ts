@@ -1,0 +1,134 @@
+/**
+ * The host worker's internal endpoint for the API: container logs and live stats,
+ * read from this host's Docker only. Authenticated with BERTH_INTERNAL_TOKEN; the
+ * API is its only client. When the API's request closes (its client left), the
+ * Docker stream behind it is destroyed at once; /streams counts the open ones.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type Docker from 'dockerode';
+import type { Logger } from 'pino';
+import { dockerName } from '../core/container-labels.js';
+import { FrameDecoder, toStatsSample, type LogStream } from '../core/docker-frames.js';
+
+export function startStreamServer(opts: {
+  docker: Docker;
+  token: string;
+  host: string;
+  port: number;
+  /** The address the API reaches this server at. */
+  advertiseHost: string;
+  logger: Logger;
+}) {
+  const { docker, logger } = opts;
+  const open = { logs: 0, stats: 0 };
+  const expected = Buffer.from(`Bearer ${opts.token}`);
+
+  const authorized = (req: IncomingMessage) => {
+    const given = Buffer.from(req.headers.authorization ?? '');
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  };
+
+  function fail(res: ServerResponse, status: number, message: string) {
+    if (res.headersSent) return void res.end();
+    res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ message }));
+  }
+
+  /** Ties a Docker stream's life to the request's: the client leaving ends it. */
+  function track(kind: keyof typeof open, req: IncomingMessage, res: ServerResponse, stream: Readable) {
+    open[kind] += 1;
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      open[kind] -= 1;
+      stream.destroy();
+      res.end();
+    };
+    req.on('close', close);
+    res.on('close', close);
+    stream.on('end', close);
+    stream.on('error', close);
+    return close;
+  }
+
+  async function logs(id: string, query: URLSearchParams, req: IncomingMessage, res: ServerResponse) {
+    const container = docker.getContainer(dockerName(id));
+    const info = await container.inspect();
+    const follow = query.get('follow') === 'true';
+    const only = query.get('stream') as LogStream | null;
+    const tail = query.get('tail');
+    const stream = (await container.logs({
+      follow: follow as true,
+      stdout: only !== 'stderr',
+      stderr: only !== 'stdout',
+      timestamps: query.get('timestamps') === 'true',
+      ...(tail ? { tail: tail === 'all' ? undefined : Number(tail) } : {}),
+      ...(query.get('since') ? { since: Number(query.get('since')) } : {}),
+    })) as unknown as Readable | Buffer;
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+    const write = (lines: Array<{ stream: LogStream; line: string }>) => {
+      for (const { stream, line } of lines) res.write(only ? `${line}\n` : `[${stream}] ${line}\n`);
+    };
+    const decoder = new FrameDecoder();
+    const tty = info.Config.Tty;
+    const feed = (chunk: Buffer) => (tty ? write(chunk.toString('utf8').split('\n').filter(Boolean).map((line) => ({ stream: 'stdout' as const, line }))) : write(decoder.push(chunk)));
+    if (Buffer.isBuffer(stream)) {
+      feed(stream);
+      write(decoder.end());
+      return void res.end();
+    }
+    const close = track('logs', req, res, stream);
+    stream.on('data', feed);
+    stream.on('end', () => {
+      write(decoder.end());
+      close();
+    });
+  }
+
+  async function stats(id: string, req: IncomingMessage, res: ServerResponse) {
+    const stream = (await docker.getContainer(dockerName(id)).stats({ stream: true })) as unknown as Readable;
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    track('stats', req, res, stream);
+    let buffered = '';
+    stream.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, newline).trim();
+        buffered = buffered.slice(newline + 1);
+        if (line) res.write(`${JSON.stringify(toStatsSample(JSON.parse(line)))}\n`);
+      }
+    });
+  }
+
+  const server = createServer((req, res) => {
+    if (!authorized(req)) return fail(res, 401, 'unauthorized');
+    const url = new URL(req.url ?? '/', 'http://internal');
+    if (url.pathname === '/streams') {
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(open));
+    }
+    const match = /^\/containers\/([0-9a-f-]{36})\/(logs|stats)$/.exec(url.pathname);
+    if (!match || req.method !== 'GET') return fail(res, 404, 'not found');
+    const [, id, what] = match;
+    const run = what === 'logs' ? logs(id!, url.searchParams, req, res) : stats(id!, req, res);
+    run.catch((error: { statusCode?: number; message?: string }) => {
+      if (error.statusCode === 404) return fail(res, 404, 'no such container on this host');
+      logger.error({ err: error }, 'stream failed');
+      fail(res, 502, error.message ?? 'docker error');
+    });
+  });
+
+  return new Promise<{ url: string; close: () => Promise<void>; open: typeof open }>((resolve) => {
+    server.listen(opts.port, opts.host, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : opts.port;
+      resolve({
+        url: `http://${opts.advertiseHost}:${port}`,
+        open,
+        close: () => new Promise((done) => server.close(() => done())),
+      });
+    });
+  });
+}
