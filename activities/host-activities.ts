@@ -1,19 +1,27 @@
 /** Everything a host worker registers on berth-host-<hostId>. */
 import type Docker from 'dockerode';
 import type { RegistryCredential } from '../core/config.js';
+import type { DcuHostConfig } from '../core/config.js';
+import type { Client as MinioClient } from 'minio';
 import { createDockerActivities } from './docker.js';
 import { createImageDockerActivities } from './images-docker.js';
 import { createContainerDockerActivities } from './containers-docker.js';
+import { createDcuHostActivities } from './dcu-host.js';
+import { createStorageActivities } from './storage.js';
 
 export function createHostActivities(deps: {
   docker: Docker;
   hostId: string;
   registryCredentials: Readonly<Record<string, RegistryCredential>>;
+  minio: MinioClient;
+  dcu: DcuHostConfig;
 }) {
   return {
     ...createDockerActivities(deps),
     ...createImageDockerActivities(deps),
     ...createContainerDockerActivities(deps),
+    ...createDcuHostActivities({ docker: deps.docker, hostId: deps.hostId, gzipDir: deps.dcu.gzipDir }),
+    ...createStorageActivities({ minio: deps.minio, bucket: deps.dcu.bucket, partSizeBytes: deps.dcu.partSizeBytes, gzipDir: deps.dcu.gzipDir }),
   };
 }
 

@@ -33,6 +33,8 @@ import imageRoutes from './routes/images/index.js';
 import containerRoutes from './routes/containers/index.js';
 import dcuRoutes from './routes/dcu/index.js';
 import containerStreamRoutes from './routes/containers/streams.js';
+import releaseRoutes from './routes/releases/index.js';
+import { createReleaseService } from '../services/releases.js';
 
 export interface AppDeps {
   config: Pick<ApiConfig, 'tokenTtlMs' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'internalToken' | 'dcu'>;
@@ -110,6 +112,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(hostRoutes, { prefix: '/api/v1/hosts', hosts, temporal });
   await app.register(imageRoutes, { prefix: '/api/v1/images', images, pulls, temporal });
   await app.register(containerRoutes, { prefix: '/api/v1/containers', containers });
+  await app.register(releaseRoutes, { prefix: '/api/v1/admin/releases', releases: createReleaseService({ db, temporal }) });
   await app.register(dcuRoutes, { prefix: '/api/dcu', dcu });
   await app.register(containerStreamRoutes, { prefix: '/api/v1/containers', containers, hosts, internalToken: config.internalToken });
 

@@ -3,6 +3,8 @@
  * is parsed and validated once when a process starts, and is handed down as a
  * frozen, typed object. Nothing else in Berth reads process.env.
  */
+import { homedir, tmpdir } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 
 export class ConfigError extends Error {
   constructor(
@@ -116,6 +118,28 @@ export interface MinioConfig {
   secretKey: string;
 }
 
+/** DCU (Download-Compress-Upload) settings the API needs. */
+export interface DcuApiConfig {
+  bucket: string;
+  /** Lifetime of a presigned download URL, in seconds. */
+  downloadUrlTtlSeconds: number;
+  /** MinIO, to presign download URLs; without credentials the download route answers 503. */
+  minio: MinioConfig | null;
+}
+/** DCU cleanup schedules, created by the control worker. */
+export interface DcuControlConfig {
+  gzipCleanupCron: string;
+  objectCleanupCron: string;
+  gzipRetentionDays: number;
+  objectRetentionDays: number;
+}
+/** DCU work on a host: where archives go, and the bucket and part size of uploads. */
+export interface DcuHostConfig {
+  gzipDir: string;
+  bucket: string;
+  partSizeBytes: number;
+}
+
 export interface ApiConfig {
   log: LogConfig;
   database: DatabaseConfig;
@@ -128,6 +152,7 @@ export interface ApiConfig {
   rateLimit: { max: number; windowMs: number };
   /** How long `?wait=true` waits for a workflow before answering 504. */
   waitTimeoutMs: number;
+  dcu: DcuApiConfig;
   containers: ContainersConfig;
   /** Shared with host workers: authenticates the API to their log and stats endpoints. */
   internalToken: string;
@@ -151,7 +176,17 @@ export interface ControlWorkerConfig {
   temporal: TemporalConfig;
   /** Minor units charged per started MB of an image. */
   pricePerMb: number;
+  dcu: DcuControlConfig;
+  release: ReleaseConfig;
   shutdownGraceMs: number;
+}
+
+/** The nightly release schedule. */
+export interface ReleaseConfig {
+  cron: string;
+  timezone: string;
+  /** Removals in flight per host at most. */
+  concurrency: number;
 }
 
 export interface RegistryCredential {
@@ -169,6 +204,7 @@ export interface HostWorkerConfig {
   minio: MinioConfig;
   /** Credentials per registry host ("127.0.0.1:5001", "docker.io"), used for pulls. */
   registryCredentials: Record<string, RegistryCredential>;
+  dcu: DcuHostConfig;
   /** Where the host worker serves container logs and stats to the API (port 0: any free port). */
   streams: { host: string; port: number; advertiseHost: string };
   internalToken: string;
@@ -261,6 +297,67 @@ function internalToken(r: Reader): string {
   return token;
 }
 
+/** S3 bucket names: 3-63 lowercase letters, digits, dots and dashes. */
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+/** A cron expression of five fields, or a macro such as @daily (Temporal's syntax). */
+const CRON = /^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every\s+\S+|[0-9A-Za-z*,/?-]+(\s+[0-9A-Za-z*,/?-]+){4})$/;
+const MB = 1024 * 1024;
+
+function dcuBucket(r: Reader): string {
+  return r.matching('BERTH_DCU_BUCKET', BUCKET, 'an S3 bucket name (3-63 lowercase letters, digits, "." or "-")', 'berth-dcu');
+}
+
+/** Both MinIO keys, or neither (null); one without the other is a mistake. */
+function optionalMinio(r: Reader): MinioConfig | null {
+  const access = r.optionalString('BERTH_MINIO_ACCESS_KEY');
+  const secret = r.optionalString('BERTH_MINIO_SECRET_KEY');
+  if (access === undefined && secret === undefined) return null;
+  return minio(r);
+}
+
+/** Archives live under the stack's state directory (never in the repository), else under the OS temp dir. */
+function dcuGzipDir(r: Reader): string {
+  const name = 'BERTH_DCU_GZIP_DIR';
+  const stateDir = r.optionalString('BERTH_STATE_DIR');
+  let fallback: string;
+  if (stateDir) fallback = join(stateDir, 'dcu');
+  else {
+    let home = '';
+    try {
+      home = homedir();
+    } catch {
+      // no home directory: the temp dir it is
+    }
+    fallback = home ? join(home, '.local', 'state', 'berth', 'dcu') : join(tmpdir(), 'berth-dcu');
+  }
+  const dir = r.string(name, fallback);
+  if (!isAbsolute(dir)) throw new ConfigError(name, `must be an absolute path, got "${dir}"`);
+  return dir;
+}
+
+function release(r: Reader): ReleaseConfig {
+  const timezone = r.string('BERTH_RELEASE_TIMEZONE', 'UTC');
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: timezone });
+  } catch {
+    throw new ConfigError('BERTH_RELEASE_TIMEZONE', `must be an IANA time zone such as UTC or Europe/Paris, got "${timezone}"`);
+  }
+  return {
+    cron: r.matching('BERTH_RELEASE_CRON', CRON, 'a cron expression such as "30 23 * * *"', '30 23 * * *'),
+    timezone,
+    concurrency: r.int('BERTH_RELEASE_CONCURRENCY', 4, { min: 1, max: 100 }),
+  };
+}
+
+function dcuControl(r: Reader): DcuControlConfig {
+  return {
+    gzipCleanupCron: r.matching('BERTH_DCU_GZIP_CLEANUP_CRON', CRON, 'a cron expression such as "0 0 * * *"', '0 0 * * *'),
+    objectCleanupCron: r.matching('BERTH_DCU_OBJECT_CLEANUP_CRON', CRON, 'a cron expression such as "0 0 * * 0"', '0 0 * * 0'),
+    gzipRetentionDays: r.int('BERTH_DCU_GZIP_RETENTION_DAYS', 1, { min: 0, max: 3650 }),
+    objectRetentionDays: r.int('BERTH_DCU_OBJECT_RETENTION_DAYS', 7, { min: 0, max: 3650 }),
+  };
+}
+
 function shutdownGrace(r: Reader): number {
   return r.duration('BERTH_SHUTDOWN_GRACE', '30s');
 }
@@ -288,6 +385,11 @@ export function loadApiConfig(env: Env): Readonly<ApiConfig> {
       windowMs: r.duration('BERTH_RATE_LIMIT_WINDOW', '1m', { minMs: 1000 }),
     },
     waitTimeoutMs: r.duration('BERTH_WAIT_TIMEOUT', '10m', { minMs: 1000 }),
+    dcu: {
+      bucket: dcuBucket(r),
+      downloadUrlTtlSeconds: Math.floor(r.duration('BERTH_DCU_DOWNLOAD_URL_TTL', '15m', { minMs: 1000 }) / 1000),
+      minio: optionalMinio(r),
+    },
     containers: containers(r),
     internalToken: internalToken(r),
   });
@@ -304,6 +406,8 @@ export function loadControlWorkerConfig(env: Env): Readonly<ControlWorkerConfig>
     database: database(r),
     temporal: temporal(r),
     pricePerMb: r.int('BERTH_PRICE_PER_MB', 1, { min: 0, max: 1_000_000 }),
+    dcu: dcuControl(r),
+    release: release(r),
     shutdownGraceMs: shutdownGrace(r),
   });
 }
@@ -319,6 +423,11 @@ export function loadHostWorkerConfig(env: Env): Readonly<HostWorkerConfig> {
     dockerHost: r.matching('BERTH_DOCKER_HOST', /^(unix:\/\/\/|tcp:\/\/)/, 'unix:///path or tcp://host:port', 'unix:///var/run/docker.sock'),
     minio: minio(r),
     registryCredentials: registryCredentials(r),
+    dcu: {
+      gzipDir: dcuGzipDir(r),
+      bucket: dcuBucket(r),
+      partSizeBytes: r.int('BERTH_DCU_PART_SIZE_MB', 16, { min: 5, max: 5120 }) * MB,
+    },
     streams: {
       host: r.string('BERTH_STREAMS_HOST', '127.0.0.1'),
       port: r.int('BERTH_STREAMS_PORT', 0, { min: 0, max: 65535 }),

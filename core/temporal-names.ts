@@ -15,6 +15,17 @@ export const workflowIds = {
   pullImage: (uuid: string) => `pull-${uuid}`,
   removeImage: (imageId: string) => `image-remove-${imageId}`,
   container: (containerId: string) => `container-${containerId}`,
+  dcu: (taskId: string) => `dcu-${taskId}`,
+} as const;
+
+/** The DCU workflow's signal and query names (also what operators type into the temporal CLI). */
+export const DCU_SIGNALS = { cancel: 'cancel' } as const;
+export const DCU_QUERIES = { status: 'status' } as const;
+
+/** Schedules the control worker creates at start; also their workflows' id prefix. */
+export const DCU_SCHEDULES = {
+  gzipCleanup: 'berth-dcu-gzip-cleanup',
+  objectCleanup: 'berth-dcu-object-cleanup',
 } as const;
 
 export const PULL_ID = /^pull-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

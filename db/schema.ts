@@ -136,9 +136,9 @@ export const containers = pgTable(
     hostId: text('host_id')
       .notNull()
       .references(() => hosts.id),
-    imageId: uuid('image_id')
-      .notNull()
-      .references(() => images.id, { onDelete: 'restrict' }),
+    /** The image record it was run from; null once that record is removed (the container keeps its reference). */
+    imageId: uuid('image_id').references(() => images.id, { onDelete: 'set null' }),
+    imageReference: text('image_reference').notNull().default(''),
     name: text('name').notNull(),
     dockerId: text('docker_id'),
     hostPort: integer('host_port').notNull(),

@@ -48,7 +48,12 @@ wait_for() {
   done
 }
 
-pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A pid file's process is alive: it exists and is not a zombie waiting to be reaped.
+pid_alive() {
+  [[ -f $1 ]] || return 1
+  local pid; pid=$(cat "$1")
+  kill -0 "$pid" 2>/dev/null && [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]
+}
 
 # start_bg NAME COMMAND...: runs COMMAND detached, pid in $RUN/NAME.pid, output in $LOGS/NAME.log.
 start_bg() {

@@ -28,14 +28,14 @@ export interface CreateContainerInput {
   cmd?: string[];
 }
 
-export function toContainerView(row: ContainerRow & { reference: string }) {
+export function toContainerView(row: ContainerRow) {
   return {
     id: row.id,
     name: row.name,
     userId: row.userId,
     host: row.hostId,
     imageId: row.imageId,
-    image: row.reference,
+    image: row.imageReference,
     state: row.state,
     stateReason: row.stateReason,
     hostPort: row.hostPort,
@@ -66,20 +66,14 @@ export function createContainerService(deps: {
 }) {
   const { db, temporal, hosts, config } = deps;
 
-  const withImage = { container: containers, reference: images.reference };
-
   function visibleTo(user: PublicUser): SQL | undefined {
     return user.role === 'admin' ? undefined : eq(containers.userId, user.id);
   }
 
   async function getVisible(user: PublicUser, id: string) {
-    const [row] = await db
-      .select(withImage)
-      .from(containers)
-      .innerJoin(images, eq(images.id, containers.imageId))
-      .where(and(eq(containers.id, id), visibleTo(user)));
+    const [row] = await db.select().from(containers).where(and(eq(containers.id, id), visibleTo(user)));
     if (!row) throw notFound('Container');
-    return toContainerView({ ...row.container, reference: row.reference });
+    return toContainerView(row);
   }
 
   /** Admission and port allocation, in one transaction serialised per user. */
@@ -136,6 +130,7 @@ export function createContainerService(deps: {
               userId: user.id,
               hostId: image.hostId,
               imageId: image.id,
+              imageReference: image.reference,
               name: input.name ?? `c-${randomUUID().slice(0, 8)}`,
               hostPort,
               containerPort: containerPort!,
@@ -146,7 +141,7 @@ export function createContainerService(deps: {
               cmd: input.cmd ?? null,
             })
             .returning();
-          return { row: row!, reference: image.reference };
+          return row!;
         });
       } catch (error) {
         const constraint = constraintOf(error);
@@ -162,7 +157,7 @@ export function createContainerService(deps: {
     getVisible,
 
     async create(user: PublicUser, input: CreateContainerInput) {
-      const { row, reference } = await admit(user, input);
+      const row = await admit(user, input);
       await temporal.workflow.start<typeof containerWorkflow>('container', {
         taskQueue: CONTROL_TASK_QUEUE,
         workflowId: workflowIds.container(row.id),
@@ -174,7 +169,7 @@ export function createContainerService(deps: {
             spec: {
               id: row.id,
               userId: user.id,
-              image: reference,
+              image: row.imageReference,
               hostPort: row.hostPort,
               containerPort: row.containerPort,
               memoryMb: row.memoryMb,
@@ -200,16 +195,15 @@ export function createContainerService(deps: {
       );
       const [rows, [totals]] = await Promise.all([
         db
-          .select(withImage)
+          .select()
           .from(containers)
-          .innerJoin(images, eq(images.id, containers.imageId))
           .where(where)
           .orderBy(desc(containers.createdAt), asc(containers.id))
           .limit(filter.limit)
           .offset(filter.offset),
         db.select({ n: count() }).from(containers).where(where),
       ]);
-      return { items: rows.map((r) => toContainerView({ ...r.container, reference: r.reference })), total: totals?.n ?? 0 };
+      return { items: rows.map(toContainerView), total: totals?.n ?? 0 };
     },
 
     /** Runs an operation through the container's workflow update and answers with the new state. */

@@ -6,10 +6,17 @@ import { CONTROL_TASK_QUEUE } from '../core/temporal-names.js';
 import { connectDatabase } from '../db/client.js';
 import { createControlActivities } from '../activities/control-activities.js';
 import { runWorker } from './run-worker.js';
+import { connectTemporal } from '../core/temporal.js';
+import { ensureSchedules } from './schedules.js';
 
 const config = loadOrExit(loadControlWorkerConfig);
 const logger = createLogger('worker-control', config.log);
 const database = connectDatabase(config.database.url);
+
+// A client for the schedules and for activities that talk to other workflows.
+const temporal = await connectTemporal(config.temporal);
+// The schedules (DCU cleanups, nightly release): created, or updated to the configured crons, at every start.
+await ensureSchedules(temporal, config, logger);
 
 await runWorker({
   temporal: config.temporal,
@@ -17,8 +24,11 @@ await runWorker({
   options: {
     taskQueue: CONTROL_TASK_QUEUE,
     workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
-    activities: createControlActivities({ db: database.db, pricePerMb: config.pricePerMb }),
+    activities: createControlActivities({ db: database.db, pricePerMb: config.pricePerMb, temporal }),
     shutdownGraceTime: config.shutdownGraceMs,
   },
-  onShutdown: () => database.close(),
+  onShutdown: async () => {
+    await temporal.connection.close();
+    await database.close();
+  },
 });

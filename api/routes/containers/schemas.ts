@@ -10,7 +10,7 @@ export const Container = Type.Object({
   name: Type.String(),
   userId: Uuid,
   host: Type.String(),
-  imageId: Uuid,
+  imageId: Type.Union([Uuid, Type.Null()], { description: 'null once the image record has been removed' }),
   image: Type.String(),
   state: Type.String(),
   stateReason: Type.Union([Type.String(), Type.Null()]),

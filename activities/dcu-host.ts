@@ -1,0 +1,195 @@
+/**
+ * DCU activities on a host worker that touch the host's Docker engine and its disk:
+ * `docker save` streamed through gzip into the archive directory, removal of a task's
+ * local files, and the retention sweep of that directory.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import type Docker from 'dockerode';
+import { DCU_GZIP_FILE } from '../core/dcu-names.js';
+import { FailureType } from '../core/failures.js';
+import { dockerMessage, isNotFound } from './docker-errors.js';
+
+/** What a phase activity heartbeats: bytes of its own phase. */
+export interface DcuPhaseProgress {
+  phase: 'compressing' | 'uploading';
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+export interface DcuCompressInput {
+  taskId: string;
+  /** The normalized reference that was pulled. */
+  reference: string;
+  /** The archive's file name in the archive directory (one path component). */
+  fileName: string;
+}
+
+export interface DcuArchive {
+  fileName: string;
+  /** Bytes of the `docker save` tar stream. */
+  sizeBytes: number;
+  /** Bytes of the .tar.gz. */
+  compressedBytes: number;
+  /** Hex sha256 of the .tar.gz. */
+  sha256: string;
+}
+
+export interface GzipSweepResult {
+  hostId: string;
+  deleted: string[];
+  kept: number;
+}
+
+const HEARTBEAT_EVERY_MS = 1000;
+const PARTIAL = /\.partial$/;
+
+/** Throws a non-retryable failure unless `fileName` is one safe archive name: no path traversal. */
+export function checkArchiveName(fileName: string): void {
+  if (!DCU_GZIP_FILE.test(fileName) || fileName.includes('..')) {
+    throw ApplicationFailure.nonRetryable(`invalid archive name "${fileName.slice(0, 80)}"`, 'InvalidArchiveName');
+  }
+}
+
+/** The cancellation error to throw once the activity's cancellationSignal fired. */
+export function cancellation(ctx: Context): Error {
+  const reason: unknown = ctx.cancellationSignal.reason;
+  return reason instanceof CancelledFailure ? reason : new CancelledFailure('cancelled');
+}
+
+/** Counts (and optionally hashes) the bytes passing through. */
+function meter(onChunk: (chunk: Buffer) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      onChunk(chunk);
+      callback(null, chunk);
+    },
+  });
+}
+
+export function createDcuHostActivities(deps: { docker: Docker; hostId: string; gzipDir: string }) {
+  const { docker, hostId, gzipDir } = deps;
+
+  /** Partial files of one archive, from any attempt. */
+  async function partialsOf(fileName: string): Promise<string[]> {
+    const names = await readdir(gzipDir).catch(() => [] as string[]);
+    return names.filter((name) => name.startsWith(`${fileName}.`) && PARTIAL.test(name));
+  }
+
+  return {
+    /**
+     * `docker save` of the reference, streamed through gzip into `<gzipDir>/<fileName>`:
+     * no intermediate .tar on disk; tar size, compressed size and sha256 computed on the
+     * way; written under a temporary name and renamed at the end, so a partial file is
+     * never taken for an archive. Heartbeats bytes read; honours cancellation.
+     */
+    async dcuCompress(input: DcuCompressInput): Promise<DcuArchive> {
+      const ctx = Context.current();
+      checkArchiveName(input.fileName);
+      await mkdir(gzipDir, { recursive: true, mode: 0o750 });
+      for (const stale of await partialsOf(input.fileName)) await rm(join(gzipDir, stale), { force: true });
+
+      const image = docker.getImage(input.reference);
+      let bytesTotal = 0;
+      try {
+        bytesTotal = (await image.inspect()).Size ?? 0;
+      } catch (error) {
+        if (isNotFound(error)) {
+          throw ApplicationFailure.nonRetryable(`${input.reference} is not on ${hostId}: ${dockerMessage(error)}`, FailureType.ImageNotFound);
+        }
+        throw error;
+      }
+
+      const target = join(gzipDir, input.fileName);
+      const partial = `${target}.${ctx.info.attempt}.partial`;
+      let sizeBytes = 0;
+      let compressedBytes = 0;
+      const hash = createHash('sha256');
+      const progress = (): DcuPhaseProgress => ({ phase: 'compressing', bytesDone: sizeBytes, bytesTotal: Math.max(bytesTotal, sizeBytes) });
+      ctx.heartbeat(progress());
+      const beat = setInterval(() => ctx.heartbeat(progress()), HEARTBEAT_EVERY_MS);
+      let out: WriteStream | undefined;
+      try {
+        const tar = (await image.get()) as unknown as Readable;
+        out = createWriteStream(partial, { flags: 'w', mode: 0o640 });
+        await pipeline(
+          tar,
+          meter((chunk) => {
+            sizeBytes += chunk.length;
+          }),
+          createGzip(),
+          meter((chunk) => {
+            compressedBytes += chunk.length;
+            hash.update(chunk);
+          }),
+          out,
+          { signal: ctx.cancellationSignal },
+        );
+        await rename(partial, target);
+      } catch (error) {
+        // The file may still be opening when the pipeline is torn down: wait, then remove it.
+        if (out && !out.closed) await new Promise<void>((resolve) => out!.once('close', () => resolve()));
+        await rm(partial, { force: true });
+        if (ctx.cancellationSignal.aborted) throw cancellation(ctx);
+        throw ApplicationFailure.retryable(`docker save | gzip of ${input.reference} failed: ${dockerMessage(error)}`, 'CompressFailed');
+      } finally {
+        clearInterval(beat);
+      }
+      ctx.heartbeat({ phase: 'compressing', bytesDone: sizeBytes, bytesTotal: sizeBytes } satisfies DcuPhaseProgress);
+      return { fileName: input.fileName, sizeBytes, compressedBytes, sha256: hash.digest('hex') };
+    },
+
+    /** Removes a task's archive and any partial file of it; absent files count as removed. */
+    async dcuRemoveLocalFiles(fileName: string): Promise<string[]> {
+      checkArchiveName(fileName);
+      const names = [...(await partialsOf(fileName)), fileName];
+      const removed: string[] = [];
+      for (const name of names) {
+        const path = join(gzipDir, name);
+        const exists = await stat(path).then(
+          () => true,
+          () => false,
+        );
+        await rm(path, { force: true });
+        if (exists) removed.push(name);
+      }
+      return removed;
+    },
+
+    /**
+     * Deletes archives (and leftover partial files) last modified before `cutoffMs`
+     * in this host's archive directory. Touches nothing but *.tar.gz and *.partial.
+     */
+    async dcuSweepGzipDir(cutoffMs: number): Promise<GzipSweepResult> {
+      const ctx = Context.current();
+      const names = await readdir(gzipDir).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return [] as string[];
+        throw error;
+      });
+      const deleted: string[] = [];
+      let kept = 0;
+      for (const name of names) {
+        if (!(name.endsWith('.tar.gz') || PARTIAL.test(name))) continue;
+        const path = join(gzipDir, name);
+        const info = await stat(path).catch(() => null);
+        if (!info?.isFile()) continue;
+        if (info.mtimeMs < cutoffMs) {
+          await rm(path, { force: true });
+          deleted.push(name);
+        } else {
+          kept += 1;
+        }
+        ctx.heartbeat({ deleted: deleted.length, kept });
+      }
+      return { hostId, deleted, kept };
+    },
+  };
+}
+
+export type DcuHostActivities = ReturnType<typeof createDcuHostActivities>;

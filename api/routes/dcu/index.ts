@@ -1,0 +1,126 @@
+/**
+ * The DCU API at /api/dcu, with the original service's paths and envelope. This plugin
+ * has its own error and not-found handlers: every error here, authentication (401)
+ * and validation (400) included, is answered as {code, status, message, data: null}.
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
+import type { DcuService } from '../../../services/dcu.js';
+import { formatDcuTime } from '../../../services/dcu.js';
+import { caller } from '../../plugins/auth.js';
+import { problemFor } from '../../plugins/problems.js';
+import {
+  CancelRequested,
+  ErrorEnvelope,
+  Health,
+  QueryParams,
+  StartBody,
+  Started,
+  TaskEnvelope,
+  TaskPage,
+  TaskParams,
+  dcuErrors,
+} from './schemas.js';
+
+const ok = <T>(data: T, message = 'success') => ({ code: 0, status: 200, message, data });
+
+function sendError(reply: FastifyReply, status: number, message: string) {
+  return reply.code(status).type('application/json; charset=utf-8').send({ code: status, status, message, data: null });
+}
+
+const dcu: FastifyPluginAsyncTypebox<{ dcu: DcuService }> = async (app, { dcu }) => {
+  app.addSchema(ErrorEnvelope);
+
+  app.setErrorHandler((error, request, reply) => {
+    const problem = problemFor(error, request);
+    if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ status: problem.status, detail: problem.detail }, 'request rejected');
+    return sendError(reply, problem.status, problem.status >= 500 ? 'Internal Server Error' : (problem.detail ?? problem.title));
+  });
+  app.setNotFoundHandler((request, reply) => sendError(reply, 404, `No route ${request.method} ${request.url.split('?')[0]}.`));
+
+  app.get(
+    '/health',
+    { config: { public: true }, schema: { tags: ['dcu'], summary: 'The DCU service is up', response: { 200: Health } } },
+    async () => ok({ status: 'healthy', time: formatDcuTime(new Date()) }),
+  );
+
+  app.post(
+    '/start',
+    {
+      schema: {
+        tags: ['dcu'],
+        summary: 'Start a Download-Compress-Upload task for an image',
+        description: '`username` must be the caller (an admin may start for anyone). The task runs as the workflow `dcu-<task_id>`.',
+        body: StartBody,
+        response: { 200: Started, ...dcuErrors },
+      },
+    },
+    async (request) => ok(await dcu.start(caller(request), request.body), 'task started'),
+  );
+
+  app.get(
+    '/status/:task_id',
+    {
+      schema: {
+        tags: ['dcu'],
+        summary: "A task's state, progress, artifacts and timing",
+        params: TaskParams,
+        response: { 200: TaskEnvelope, ...dcuErrors },
+      },
+    },
+    async (request) => ok(await dcu.status(caller(request), request.params.task_id)),
+  );
+
+  app.get(
+    '/query',
+    {
+      schema: {
+        tags: ['dcu'],
+        summary: "Tasks, newest first: the caller's (an admin: everyone's), filtered and paged",
+        querystring: QueryParams,
+        response: { 200: TaskPage, ...dcuErrors },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      return ok(
+        await dcu.query(caller(request), {
+          docker_image_name: q.docker_image_name || undefined,
+          username: q.username || undefined,
+          state: q.state || undefined,
+          page: Number(q.page) || 1,
+          page_size: Number(q.page_size) || 10,
+        }),
+      );
+    },
+  );
+
+  app.post(
+    '/cancel/:task_id',
+    {
+      schema: {
+        tags: ['dcu'],
+        summary: 'Cancel a running task: the running phase stops, partial artifacts are removed, the task ends failed "cancelled"',
+        params: TaskParams,
+        response: { 200: CancelRequested, ...dcuErrors },
+      },
+    },
+    async (request) => ok(await dcu.cancel(caller(request), request.params.task_id), 'cancel requested'),
+  );
+
+  app.get(
+    '/download/:task_id',
+    {
+      schema: {
+        tags: ['dcu'],
+        summary: "302 to a presigned MinIO URL of a completed task's archive",
+        params: TaskParams,
+        response: { ...dcuErrors, 410: { $ref: 'DcuError' } },
+      },
+    },
+    async (request, reply) => reply.redirect(await dcu.downloadUrl(caller(request), request.params.task_id), 302),
+  );
+};
+
+export default dcu;

@@ -1,0 +1,102 @@
+/**
+ * The DCU routes keep the original service's shapes: snake_case fields inside the
+ * envelope {code, status, message, data}; code 0 on success, non-zero on an error
+ * (with the HTTP status in `status` and data null).
+ */
+import { Type, type TSchema } from 'typebox';
+import { DCU_STATES } from '../../../core/dcu-state.js';
+import { Uuid } from '../../schemas.js';
+
+export function Envelope<T extends TSchema>(data: T, description?: string) {
+  return Type.Object(
+    {
+      code: Type.Integer({ description: '0 on success' }),
+      status: Type.Integer({ description: 'The HTTP status' }),
+      message: Type.String(),
+      data,
+    },
+    description ? { description } : {},
+  );
+}
+
+export const ErrorEnvelope = Type.Object(
+  {
+    code: Type.Integer({ description: 'Non-zero: the HTTP status of the error' }),
+    status: Type.Integer(),
+    message: Type.String(),
+    data: Type.Null(),
+  },
+  { $id: 'DcuError', description: 'A DCU error, in the original envelope' },
+);
+
+export const errorRef = Type.Ref('DcuError');
+export const dcuErrors = {
+  400: errorRef,
+  401: errorRef,
+  403: errorRef,
+  404: errorRef,
+  409: errorRef,
+  422: errorRef,
+  429: errorRef,
+  500: errorRef,
+  503: errorRef,
+} as const;
+
+export const DcuStateSchema = Type.Union(DCU_STATES.map((s) => Type.Literal(s)));
+
+export const StartBody = Type.Object(
+  {
+    username: Type.String({ minLength: 1, maxLength: 64, description: "The caller's username (an admin may name another user)" }),
+    docker_image_name: Type.String({ minLength: 1, maxLength: 1024, description: 'busybox, 127.0.0.1:5000/library/busybox:1.35, repo@sha256:...' }),
+    host: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'The Docker host to run on; default: the least loaded host that is up' })),
+  },
+  { additionalProperties: false },
+);
+
+export const Started = Envelope(Type.Object({ task_id: Uuid, state: Type.Literal('idle') }));
+
+const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const Task = Type.Object({
+  task_id: Uuid,
+  state: DcuStateSchema,
+  state_display: Type.String(),
+  docker_image_name: Type.String(),
+  gzip_file_name: Type.String(),
+  minio_object_name: Type.String(),
+  progress: Type.Integer({ description: '0 idle, 25 downloading, 50 compressing, 75 uploading, 100 completed, -1 failed' }),
+  duration: Type.Integer({ description: 'Milliseconds since start (until the end once ended)' }),
+  username: Type.String(),
+  start_time: Type.String({ description: 'YYYY-MM-DD HH:mm:ss (UTC), empty before the start' }),
+  end_time: Type.String({ description: 'YYYY-MM-DD HH:mm:ss (UTC), empty until the end' }),
+  error_message: Type.String(),
+  bytes_done: Type.Integer({ description: "Bytes done in the current phase (from the running activity's heartbeat)" }),
+  bytes_total: Type.Integer(),
+  size_bytes: Nullable(Type.Integer({ description: 'Bytes of the docker save tar' })),
+  compressed_bytes: Nullable(Type.Integer({ description: 'Bytes of the .tar.gz' })),
+  sha256: Nullable(Type.String({ description: 'sha256 of the .tar.gz, also the object metadata x-amz-meta-sha256' })),
+  host: Nullable(Type.String()),
+  artifacts_expired: Type.Boolean({ description: 'The cleanup schedule deleted the archive' }),
+});
+
+export const TaskEnvelope = Envelope(Task);
+
+export const TaskParams = Type.Object({ task_id: Uuid });
+
+const DIGITS = '^[0-9]{0,9}$';
+/** Empty values mean "no filter", as the original's callers send them (`?state=&page=`). */
+export const QueryParams = Type.Object({
+  docker_image_name: Type.Optional(Type.String({ maxLength: 1024, description: 'Substring of the image name' })),
+  username: Type.Optional(Type.String({ maxLength: 64 })),
+  state: Type.Optional(Type.Union([DcuStateSchema, Type.Literal('')])),
+  page: Type.Optional(Type.String({ pattern: DIGITS, description: 'From 1 (default 1)' })),
+  page_size: Type.Optional(Type.String({ pattern: DIGITS, description: 'Default 10, capped at 100' })),
+});
+
+export const TaskPage = Envelope(Type.Object({ total: Type.Integer(), items: Type.Array(Task) }));
+
+export const CancelRequested = Envelope(
+  Type.Object({ task_id: Uuid, state: DcuStateSchema, cancel_requested: Type.Boolean() }),
+);
+
+export const Health = Envelope(Type.Object({ status: Type.String(), time: Type.String() }));

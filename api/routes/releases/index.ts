@@ -1,0 +1,85 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { ReleaseService } from '../../../services/releases.js';
+import { requireAdmin } from '../../plugins/auth.js';
+import { DateTime, Pagination, authErrors, problemRef } from '../../schemas.js';
+
+const Counts = Type.Union([Type.Object({ removed: Type.Integer(), failed: Type.Integer() }), Type.Null()]);
+const Run = Type.Object({
+  id: Type.String(),
+  status: Type.String(),
+  startedAt: DateTime,
+  endedAt: Type.Union([DateTime, Type.Null()]),
+  refundedTotal: Type.Integer(),
+  containers: Counts,
+  images: Counts,
+});
+const Overview = Type.Object({
+  schedule: Type.Union([
+    Type.Object({
+      id: Type.String(),
+      paused: Type.Boolean(),
+      note: Type.Union([Type.String(), Type.Null()]),
+      timezone: Type.String(),
+      nextRuns: Type.Array(DateTime),
+    }),
+    Type.Null(),
+  ]),
+  items: Type.Array(Run),
+  total: Type.Integer(),
+});
+const Failure = Type.Object({ phase: Type.String(), id: Type.String(), hostId: Type.String(), reason: Type.String() });
+const RunDetail = Type.Intersect([Run, Type.Object({ failures: Type.Array(Failure) })]);
+
+const releases: FastifyPluginAsyncTypebox<{ releases: ReleaseService }> = async (app, { releases }) => {
+  app.get(
+    '/',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: "The nightly release schedule (next runs, paused?) and its runs, newest first (admin)",
+        querystring: Pagination,
+        response: { 200: Overview, 403: problemRef, ...authErrors },
+      },
+    },
+    async (request) => {
+      requireAdmin(request);
+      const { page, pageSize } = request.query;
+      return releases.overview({ limit: pageSize, offset: (page - 1) * pageSize });
+    },
+  );
+
+  app.post(
+    '/',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: 'Run the nightly release now (admin); a release already running is not doubled',
+        response: { 202: Type.Object({ triggered: Type.Boolean() }), 403: problemRef, 503: problemRef, ...authErrors },
+      },
+    },
+    async (request, reply) => {
+      requireAdmin(request);
+      await releases.trigger();
+      return reply.code(202).send({ triggered: true });
+    },
+  );
+
+  app.get(
+    '/:id',
+    {
+      schema: {
+        tags: ['admin'],
+        summary: 'One release: counts, refunded total and each failure with its reason (admin)',
+        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) }),
+        response: { 200: RunDetail, 403: problemRef, 404: problemRef, ...authErrors },
+      },
+    },
+    async (request) => {
+      requireAdmin(request);
+      return releases.get(request.params.id);
+    },
+  );
+};
+
+export default releases;

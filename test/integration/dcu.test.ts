@@ -1,0 +1,639 @@
+/**
+ * DCU (Download-Compress-Upload) on the real stack: the original API and envelope, the
+ * `dcu` workflow on a host's queue, the archive in the host's gzip dir and in MinIO,
+ * `docker load` of it on the other host, cancellation (API and temporal CLI), and the
+ * cleanup schedules triggered with the temporal CLI.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { mkdir, readdir, readFile, stat, utimes, writeFile, rm } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import { eq } from 'drizzle-orm';
+import { CancelledFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import type { BucketItem, IncompleteUploadedBucketItem } from 'minio';
+import { dcuTasks } from '../../db/schema.js';
+import { loadControlWorkerConfig, loadHostWorkerConfig } from '../../core/config.js';
+import { connectTemporal } from '../../core/temporal.js';
+import { minioClient } from '../../core/minio.js';
+import { DCU_SCHEDULES, workflowIds } from '../../core/temporal-names.js';
+import { createStorageActivities, SHA256_METADATA, type DcuUploaded } from '../../activities/storage.js';
+import { createDcuHostActivities, type DcuArchive } from '../../activities/dcu-host.js';
+import { createDcuDbActivities } from '../../activities/dcu-db.js';
+import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
+import { inspectOn, pushUniqueImage } from '../support/images.js';
+import { REGISTRY, dockerFor } from '../support/stack.js';
+import type { App } from '../../api/app.js';
+
+const run = promisify(execFile);
+const temporal = await connectTemporal(baseConfig.temporal);
+after(() => temporal.connection.close());
+
+const hostConfig = loadHostWorkerConfig({ ...process.env, BERTH_HOST_ID: 'host-a' });
+const GZIP_DIR = hostConfig.dcu.gzipDir;
+const BUCKET = hostConfig.dcu.bucket;
+const minio = minioClient(hostConfig.minio);
+const TEMPORAL_CLI = join(process.env.BERTH_TOOLS_DIR ?? join(homedir(), '.cache', 'berth'), 'bin', 'temporal');
+
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
+const DAY_MS = 86_400_000;
+
+/** Runs the real temporal CLI against the stack's server. */
+function temporalCli(args: string[]) {
+  return run(TEMPORAL_CLI, [...args, '--address', baseConfig.temporal.address, '--namespace', baseConfig.temporal.namespace]);
+}
+
+function dcuApi(app: App, token: string | null, method: 'GET' | 'POST', url: string, payload?: unknown) {
+  return app.inject({ method, url, headers: token ? bearer(token) : {}, ...(payload !== undefined ? { payload: payload as object } : {}) });
+}
+
+async function startTask(app: App, user: Pick<TestUser, 'token' | 'username'>, image: string, host?: string): Promise<string> {
+  const res = await dcuApi(app, user.token, 'POST', '/api/dcu/start', { username: user.username, docker_image_name: image, ...(host ? { host } : {}) });
+  assert.equal(res.statusCode, 200, res.body);
+  const body = res.json();
+  assert.equal(body.code, 0);
+  assert.equal(body.status, 200);
+  assert.equal(typeof body.message, 'string');
+  assert.equal(body.data.state, 'idle');
+  assert.match(body.data.task_id, /^[0-9a-f-]{36}$/);
+  return body.data.task_id;
+}
+
+async function statusOf(app: App, token: string, taskId: string) {
+  const res = await dcuApi(app, token, 'GET', `/api/dcu/status/${taskId}`);
+  assert.equal(res.statusCode, 200, res.body);
+  return res.json().data;
+}
+
+/** Polls the status route until `done` holds (no timing asserted: the bound only stops a hung test). */
+async function waitFor(app: App, token: string, taskId: string, done: (data: { state: string }) => boolean, limit = 1200) {
+  for (let i = 0; i < limit; i++) {
+    const data = await statusOf(app, token, taskId);
+    if (done(data)) return data;
+    await sleep(100);
+  }
+  throw new Error(`task ${taskId} did not reach the expected state`);
+}
+const ended = (d: { state: string }) => d.state === 'completed' || d.state === 'failed';
+
+async function rowOf(taskId: string) {
+  const [row] = await testDb().db.select().from(dcuTasks).where(eq(dcuTasks.id, taskId));
+  return row;
+}
+
+async function historyOf(taskId: string) {
+  return (await temporal.workflow.getHandle(workflowIds.dcu(taskId)).fetchHistory()).events ?? [];
+}
+
+/** Local files of a task: its archive and any partial file. */
+async function localFilesOf(taskId: string): Promise<string[]> {
+  return (await readdir(GZIP_DIR).catch(() => [] as string[])).filter((name) => name.startsWith(taskId));
+}
+
+async function listAll<T>(stream: AsyncIterable<T>): Promise<T[]> {
+  const items: T[] = [];
+  for await (const item of stream) items.push(item);
+  return items;
+}
+const objectsUnder = async (prefix: string) =>
+  (await minio.bucketExists(BUCKET)) ? listAll(minio.listObjectsV2(BUCKET, prefix, true) as AsyncIterable<BucketItem>) : [];
+const uploadsUnder = async (prefix: string) =>
+  (await minio.bucketExists(BUCKET))
+    ? listAll(minio.listIncompleteUploads(BUCKET, prefix, true) as unknown as AsyncIterable<IncompleteUploadedBucketItem>)
+    : [];
+
+async function objectBytes(objectName: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of await minio.getObject(BUCKET, objectName)) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Memoized fixtures: each test calls them, so tests run in any order. */
+function once<T>(make: () => Promise<T>): () => Promise<T> {
+  let promise: Promise<T> | undefined;
+  return () => (promise ??= make());
+}
+
+const pulledImages: Array<[string, string]> = [];
+after(async () => {
+  for (const [hostId, reference] of pulledImages) {
+    await dockerFor(hostId).getImage(reference).remove({ force: true }).catch(() => undefined);
+  }
+});
+
+/** One completed task of a small unique image, on host-a. */
+const completedTask = once(async () => {
+  const app = await buildTestApp({ after } as unknown as Parameters<typeof buildTestApp>[0]);
+  const user = await createUser(app);
+  const image = await pushUniqueImage('dcu', 64);
+  pulledImages.push(['host-a', image], ['host-b', image]);
+  const taskId = await startTask(app, user, image, 'host-a');
+  const data = await waitFor(app, user.token, taskId, ended);
+  assert.equal(data.state, 'completed', JSON.stringify(data));
+  return { user, image, taskId, data };
+});
+
+/** A large image (~100 MB of random bytes) so that each phase lasts long enough to cancel. */
+const largeImage = once(async () => {
+  const image = await pushUniqueImage('dcu-large', 100 * 1024);
+  pulledImages.push(['host-a', image], ['host-b', image]);
+  return image;
+});
+
+test('start → completed: status fields, the archive on disk and in MinIO, the row, the workflow history', { timeout: 300_000 }, async (t) => {
+  const app = await buildTestApp(t);
+  const { user, image, taskId, data } = await completedTask();
+
+  assert.equal(data.task_id, taskId);
+  assert.equal(data.state_display, 'Completed');
+  assert.equal(data.progress, 100);
+  assert.equal(data.docker_image_name, image);
+  assert.equal(data.username, user.username);
+  assert.equal(data.host, 'host-a');
+  assert.equal(data.error_message, '');
+  assert.match(data.start_time, TIME);
+  assert.match(data.end_time, TIME);
+  assert.ok(Number.isInteger(data.duration) && data.duration >= 0);
+  assert.equal(data.artifacts_expired, false);
+  const repo = image.slice(0, image.lastIndexOf(':')).replace(/[^A-Za-z0-9._-]/g, '_');
+  const objectPattern = new RegExp(`^${user.username.replace(/[.-]/g, '\\$&')}/${repo.replace(/[.-]/g, '\\$&')}_v1-[0-9a-f]{12}\\.tar\\.gz$`);
+  assert.match(data.minio_object_name, objectPattern);
+  assert.equal(data.gzip_file_name, `${taskId}_${data.minio_object_name.split('/')[1]}`);
+  assert.match(data.sha256, /^[0-9a-f]{64}$/);
+  assert.ok(data.size_bytes > 64 * 1024, 'the tar holds the random layer');
+  assert.ok(data.compressed_bytes > 0);
+  assert.equal(data.bytes_done, data.compressed_bytes);
+  assert.equal(data.bytes_total, data.compressed_bytes);
+
+  // The short digest is the image's id on the host that pulled it.
+  const onA = await inspectOn('host-a', image);
+  assert.ok(onA);
+  assert.ok(data.minio_object_name.endsWith(`-${onA.Id.slice('sha256:'.length, 'sha256:'.length + 12)}.tar.gz`));
+
+  // The row in PostgreSQL.
+  const row = await rowOf(taskId);
+  assert.equal(row?.state, 'completed');
+  assert.equal(row?.sha256, data.sha256);
+  assert.equal(row?.sizeBytes, data.size_bytes);
+  assert.equal(row?.compressedBytes, data.compressed_bytes);
+  assert.equal(row?.minioObjectName, data.minio_object_name);
+
+  // The archive in the gzip dir: complete, no partial file beside it.
+  const local = await readFile(join(GZIP_DIR, data.gzip_file_name));
+  assert.equal(local.length, data.compressed_bytes);
+  assert.equal(sha256(local), data.sha256);
+  assert.deepEqual(await localFilesOf(taskId), [data.gzip_file_name]);
+  assert.equal(gunzipSync(local).length, data.size_bytes, 'the tar size is the uncompressed size');
+
+  // The object in MinIO: sha256 metadata = the task's = the bytes'; uploaded in parts (multipart ETag).
+  const info = await minio.statObject(BUCKET, data.minio_object_name);
+  assert.equal(info.metaData[SHA256_METADATA], data.sha256);
+  assert.equal(info.size, data.compressed_bytes);
+  assert.match(info.etag, /-\d+$/, 'a multipart upload');
+  const remote = await objectBytes(data.minio_object_name);
+  assert.equal(sha256(remote), data.sha256);
+  assert.deepEqual(await uploadsUnder(`${user.username}/`), [], 'no unfinished upload');
+
+  // The workflow: each phase its own activity, on host-a's queue, transitions persisted in order.
+  const events = await historyOf(taskId);
+  const scheduled = events.flatMap((e) => {
+    const a = e.activityTaskScheduledEventAttributes;
+    return a ? [{ type: a.activityType?.name, queue: a.taskQueue?.name, input: a.input }] : [];
+  });
+  assert.deepEqual(
+    scheduled.map((s) => s.type),
+    ['dcuTransition', 'pullImage', 'inspectImage', 'dcuTransition', 'dcuCompress', 'dcuTransition', 'dcuUpload', 'dcuTransition'],
+  );
+  for (const s of scheduled) assert.equal(s.queue, s.type === 'dcuTransition' ? 'berth-control' : 'berth-host-host-a', String(s.type));
+  const handle = temporal.workflow.getHandle(workflowIds.dcu(taskId));
+  assert.equal((await handle.describe()).status.name, 'COMPLETED');
+  const queried = await handle.query<{ state: string; sha256: string }>('status');
+  assert.equal(queried.state, 'completed');
+  assert.equal(queried.sha256, data.sha256);
+
+  // The owner finds it in a query.
+  const listed = await dcuApi(app, user.token, 'GET', '/api/dcu/query');
+  assert.equal(listed.json().data.total, 1);
+  assert.equal(listed.json().data.items[0].task_id, taskId);
+});
+
+test('the archive is real: docker load on the other host, and run it', { timeout: 300_000 }, async () => {
+  const { image, data } = await completedTask();
+  const hostB = dockerFor('host-b');
+  await hostB.getImage(image).remove({ force: true }).catch(() => undefined);
+  assert.equal(await inspectOn('host-b', image), null, 'host-b does not have the image before');
+
+  const archive = await objectBytes(data.minio_object_name);
+  const loading = (await hostB.loadImage(Readable.from(archive), { quiet: true })) as unknown as NodeJS.ReadableStream;
+  const output = await new Promise<Array<{ error?: string; stream?: string }>>((resolve, reject) =>
+    hostB.modem.followProgress(loading, (error: Error | null, messages: Array<{ error?: string }>) => (error ? reject(error) : resolve(messages))),
+  );
+  assert.ok(!output.some((m) => m.error), JSON.stringify(output));
+  const loaded = await inspectOn('host-b', image);
+  assert.ok(loaded, 'docker load put the tagged image on host-b');
+  assert.equal(loaded.Id, (await inspectOn('host-a', image))!.Id, 'the same image id as on host-a');
+
+  const container = await hostB.createContainer({ Image: image, Cmd: ['sh', '-c', 'echo dcu-archive-ok; test -s /blob'] });
+  try {
+    await container.start();
+    const { StatusCode } = (await container.wait()) as { StatusCode: number };
+    const logs = (await container.logs({ stdout: true, stderr: true })) as unknown as Buffer;
+    assert.equal(StatusCode, 0);
+    assert.match(logs.toString('utf8'), /dcu-archive-ok/);
+  } finally {
+    await container.remove({ force: true });
+    await hostB.getImage(image).remove({ force: true }).catch(() => undefined);
+  }
+});
+
+test('download: 302 to a presigned MinIO URL that serves the archive', { timeout: 300_000 }, async (t) => {
+  const app = await buildTestApp(t);
+  const { user, taskId, data } = await completedTask();
+  const res = await dcuApi(app, user.token, 'GET', `/api/dcu/download/${taskId}`);
+  assert.equal(res.statusCode, 302, res.body);
+  const location = String(res.headers.location);
+  assert.match(location, /^http:\/\/127\.0\.0\.1:9000\/.*X-Amz-Signature=/);
+  const fetched = await fetch(location);
+  assert.equal(fetched.status, 200);
+  assert.match(fetched.headers.get('content-disposition') ?? '', /attachment; filename=".*\.tar\.gz"/);
+  const bytes = Buffer.from(await fetched.arrayBuffer());
+  assert.equal(sha256(bytes), data.sha256);
+});
+
+test('an unknown image fails with the registry’s reason and progress -1', { timeout: 120_000 }, async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app);
+  const image = `${REGISTRY}/library/no-such-repo-${randomUUID().slice(0, 8)}:v1`;
+  const taskId = await startTask(app, user, image);
+  const data = await waitFor(app, user.token, taskId, ended);
+  assert.equal(data.state, 'failed');
+  assert.equal(data.state_display, 'Failed');
+  assert.equal(data.progress, -1);
+  assert.match(data.error_message, /not found/);
+  assert.match(data.error_message, /manifest unknown|name unknown|not found: manifest|repository .* not found/i);
+  assert.match(data.end_time, TIME);
+  assert.equal(data.minio_object_name, '');
+  assert.equal(data.gzip_file_name, '');
+
+  const row = await rowOf(taskId);
+  assert.equal(row?.state, 'failed');
+  assert.equal(row?.errorMessage, data.error_message);
+  const handle = temporal.workflow.getHandle(workflowIds.dcu(taskId));
+  assert.equal((await handle.describe()).status.name, 'FAILED');
+  const events = await historyOf(taskId);
+  const pulls = events.filter((e) => e.activityTaskStartedEventAttributes && e.activityTaskStartedEventAttributes.attempt === 1);
+  assert.ok(pulls.length > 0);
+  assert.ok(!events.some((e) => e.activityTaskStartedEventAttributes && (e.activityTaskStartedEventAttributes.attempt ?? 1) > 1), 'non-retryable: no second attempt');
+});
+
+/** The envelope of an error: exactly code, status, message, data null; JSON, not problem+json. */
+function assertErrorEnvelope(res: { statusCode: number; headers: Record<string, unknown>; json: () => unknown; body: string }, status: number) {
+  assert.equal(res.statusCode, status, res.body);
+  assert.match(String(res.headers['content-type']), /^application\/json/);
+  const body = res.json() as { code: number; status: number; message: string; data: unknown };
+  assert.deepEqual(Object.keys(body).sort(), ['code', 'data', 'message', 'status']);
+  assert.notEqual(body.code, 0);
+  assert.equal(body.status, status);
+  assert.equal(body.data, null);
+  assert.ok(body.message.length > 0);
+  return body;
+}
+
+test('bad input is a 400, a missing token a 401, an unknown route a 404: all in the envelope', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app);
+  const start = (payload: unknown) => dcuApi(app, user.token, 'POST', '/api/dcu/start', payload);
+
+  assert.match(assertErrorEnvelope(await start({ username: user.username }), 400).message, /docker_image_name/);
+  assert.match(assertErrorEnvelope(await start({ username: user.username, docker_image_name: 'Busy Box' }), 400).message, /docker_image_name|whitespace|invalid/i);
+  assert.match(assertErrorEnvelope(await start({ username: user.username, docker_image_name: 'Busybox' }), 400).message, /lowercase/);
+  assertErrorEnvelope(await start({ username: user.username, docker_image_name: '' }), 400);
+  assertErrorEnvelope(
+    await app.inject({ method: 'POST', url: '/api/dcu/start', headers: { ...bearer(user.token), 'content-type': 'application/json' }, payload: '{"username": ' }),
+    400,
+  );
+  assertErrorEnvelope(await dcuApi(app, user.token, 'GET', '/api/dcu/status/not-a-uuid'), 400);
+  assertErrorEnvelope(await dcuApi(app, user.token, 'GET', '/api/dcu/query?state=sleeping'), 400);
+  assertErrorEnvelope(await dcuApi(app, user.token, 'GET', '/api/dcu/query?page=abc'), 400);
+  assertErrorEnvelope(await start({ username: user.username, docker_image_name: 'busybox', host: 'host-z' }), 422);
+
+  assert.match(assertErrorEnvelope(await dcuApi(app, null, 'POST', '/api/dcu/start', { username: user.username, docker_image_name: 'busybox' }), 401).message, /Authorization/);
+  assertErrorEnvelope(await dcuApi(app, 'not-a-token', 'GET', `/api/dcu/status/${randomUUID()}`), 401);
+  assertErrorEnvelope(await dcuApi(app, user.token, 'GET', '/api/dcu/nothing-here'), 404);
+  assertErrorEnvelope(await dcuApi(app, user.token, 'GET', `/api/dcu/status/${randomUUID()}`), 404);
+
+  // Health is open, in the envelope too; other routes keep problem+json.
+  const health = await dcuApi(app, null, 'GET', '/api/dcu/health');
+  assert.equal(health.statusCode, 200);
+  assert.equal(health.json().code, 0);
+  assert.equal(health.json().data.status, 'healthy');
+  const elsewhere = await dcuApi(app, null, 'GET', '/api/v1/users/me');
+  assert.match(String(elsewhere.headers['content-type']), /^application\/problem\+json/);
+
+  assert.equal((await testDb().db.select().from(dcuTasks).where(eq(dcuTasks.userId, user.id))).length, 0, 'nothing was started');
+});
+
+test('a user sees and starts only their own tasks; an admin sees all', { timeout: 300_000 }, async (t) => {
+  const app = await buildTestApp(t);
+  const { user: owner, taskId } = await completedTask();
+  const other = await createUser(app);
+
+  assertErrorEnvelope(await dcuApi(app, other.token, 'GET', `/api/dcu/status/${taskId}`), 404);
+  assertErrorEnvelope(await dcuApi(app, other.token, 'POST', `/api/dcu/cancel/${taskId}`), 404);
+  assertErrorEnvelope(await dcuApi(app, other.token, 'GET', `/api/dcu/download/${taskId}`), 404);
+  const mismatch = await dcuApi(app, other.token, 'POST', '/api/dcu/start', { username: owner.username, docker_image_name: 'busybox' });
+  assert.match(assertErrorEnvelope(mismatch, 403).message, /username/);
+  const theirs = await dcuApi(app, other.token, 'GET', `/api/dcu/query?username=${owner.username}`);
+  assert.deepEqual(theirs.json().data, { total: 0, items: [] });
+
+  const admin = await adminToken(app);
+  assert.equal((await statusOf(app, admin, taskId)).task_id, taskId);
+  const all = await dcuApi(app, admin, 'GET', `/api/dcu/query?username=${owner.username}`);
+  assert.equal(all.json().data.total, 1);
+  assertErrorEnvelope(await dcuApi(app, owner.token, 'POST', `/api/dcu/cancel/${taskId}`), 409);
+  assertErrorEnvelope(
+    await dcuApi(app, admin, 'POST', '/api/dcu/start', { username: `nobody-${randomUUID().slice(0, 8)}`, docker_image_name: 'busybox' }),
+    400,
+  );
+});
+
+test('query: substring filter, state filter, paging, page_size capped, empty parameters', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app);
+  const token = randomUUID().slice(0, 8);
+  const base = Date.now() - 3_600_000;
+  const rows = Array.from({ length: 105 }, (_, i) => ({
+    userId: user.id,
+    username: user.username,
+    dockerImageName: i < 3 ? `${REGISTRY}/team-${token}/app-${i}:1.${i}` : `${REGISTRY}/other/app-${i}:latest`,
+    state: (i % 2 === 0 ? 'failed' : 'completed') as 'failed' | 'completed',
+    createdAt: new Date(base + i * 1000),
+  }));
+  await testDb().db.insert(dcuTasks).values(rows);
+  const query = async (qs: string) => {
+    const res = await dcuApi(app, user.token, 'GET', `/api/dcu/query?${qs}`);
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(res.json().code, 0);
+    return res.json().data as { total: number; items: Array<{ docker_image_name: string; state: string; task_id: string }> };
+  };
+
+  const matching = await query(`docker_image_name=team-${token}`);
+  assert.equal(matching.total, 3);
+  assert.deepEqual(
+    matching.items.map((i) => i.docker_image_name),
+    [2, 1, 0].map((i) => `${REGISTRY}/team-${token}/app-${i}:1.${i}`),
+    'newest first',
+  );
+  assert.equal((await query(`docker_image_name=TEAM-${token.toUpperCase()}`)).total, 3, 'case-insensitive');
+  assert.equal((await query('docker_image_name=%25')).total, 0, 'a % matches literally');
+  assert.equal((await query(`docker_image_name=team-${token}&state=failed`)).total, 2);
+
+  const page1 = await query(`docker_image_name=team-${token}&page=1&page_size=2`);
+  const page2 = await query(`docker_image_name=team-${token}&page=2&page_size=2`);
+  const page3 = await query(`docker_image_name=team-${token}&page=3&page_size=2`);
+  assert.deepEqual([page1.total, page2.total, page3.total], [3, 3, 3]);
+  assert.deepEqual([page1.items.length, page2.items.length, page3.items.length], [2, 1, 0]);
+  assert.equal(new Set([...page1.items, ...page2.items].map((i) => i.task_id)).size, 3);
+
+  const capped = await query('page_size=1000');
+  assert.equal(capped.total, 105);
+  assert.equal(capped.items.length, 100, 'page_size is capped at 100');
+  const defaults = await query('docker_image_name=&username=&state=&page=&page_size=');
+  assert.equal(defaults.total, 105);
+  assert.equal(defaults.items.length, 10);
+  assert.ok(defaults.items.every((i) => i.state === 'failed' || i.state === 'completed'));
+});
+
+test('cancel through the API: the running phase stops, nothing partial stays, the task fails "cancelled"', { timeout: 600_000 }, async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app);
+  const image = await largeImage();
+  const taskId = await startTask(app, user, image, 'host-a');
+  // Cancel once a phase activity is running on the host (not merely scheduled).
+  const handle = temporal.workflow.getHandle(workflowIds.dcu(taskId));
+  let runningPhase: string | undefined;
+  for (let i = 0; i < 1200 && !runningPhase; i++) {
+    const pending = (await handle.describe()).raw.pendingActivities ?? [];
+    runningPhase = pending.find((a) => ['pullImage', 'dcuCompress', 'dcuUpload'].includes(a.activityType?.name ?? '') && a.lastStartedTime)
+      ?.activityType?.name ?? undefined;
+    if (!runningPhase) await sleep(50);
+  }
+  assert.ok(runningPhase, 'a phase activity started');
+  const running = await statusOf(app, user.token, taskId);
+  assert.ok(['downloading', 'compressing', 'uploading'].includes(running.state), running.state);
+  assert.equal(running.progress, { downloading: 25, compressing: 50, uploading: 75 }[running.state as 'downloading']);
+
+  const cancel = await dcuApi(app, user.token, 'POST', `/api/dcu/cancel/${taskId}`);
+  assert.equal(cancel.statusCode, 200, cancel.body);
+  assert.equal(cancel.json().data.cancel_requested, true);
+  const data = await waitFor(app, user.token, taskId, ended);
+  assert.equal(data.state, 'failed');
+  assert.equal(data.error_message, 'cancelled');
+  assert.equal(data.progress, -1);
+  assert.equal((await rowOf(taskId))?.errorMessage, 'cancelled');
+
+  assert.deepEqual(await localFilesOf(taskId), [], 'no archive or partial file');
+  assert.deepEqual(await objectsUnder(`${user.username}/`), [], 'no object');
+  assert.deepEqual(await uploadsUnder(`${user.username}/`), [], 'no unfinished multipart upload');
+
+  const events = await historyOf(taskId);
+  assert.ok(events.some((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'cancel'));
+  const scheduled = new Map(events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [[String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name]] : [])));
+  const cancelRequested = events.flatMap((e) => (e.activityTaskCancelRequestedEventAttributes ? [scheduled.get(String(e.activityTaskCancelRequestedEventAttributes.scheduledEventId))] : []));
+  assert.deepEqual(cancelRequested, [runningPhase], 'the running phase activity was cancelled');
+  assert.equal((await temporal.workflow.getHandle(workflowIds.dcu(taskId)).describe()).status.name, 'FAILED');
+  assertErrorEnvelope(await dcuApi(app, user.token, 'POST', `/api/dcu/cancel/${taskId}`), 409);
+});
+
+test('cancel with the temporal CLI while compressing: the compress activity removes its partial file', { timeout: 600_000 }, async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app);
+  const image = await largeImage();
+  const taskId = await startTask(app, user, image, 'host-b');
+  const compressing = await waitFor(app, user.token, taskId, (d) => d.state !== 'idle' && d.state !== 'downloading');
+  assert.notEqual(compressing.state, 'completed', 'still running when cancelled');
+  const queried = await temporal.workflow.getHandle(workflowIds.dcu(taskId)).query<{ state: string }>('status');
+  assert.ok(['compressing', 'uploading'].includes(queried.state), queried.state);
+
+  await temporalCli(['workflow', 'signal', '--workflow-id', workflowIds.dcu(taskId), '--name', 'cancel']);
+  const data = await waitFor(app, user.token, taskId, ended);
+  assert.equal(data.state, 'failed');
+  assert.equal(data.error_message, 'cancelled');
+  assert.deepEqual(await localFilesOf(taskId), [], 'no archive or partial file');
+  assert.deepEqual(await objectsUnder(`${user.username}/`), [], 'no object');
+  assert.deepEqual(await uploadsUnder(`${user.username}/`), [], 'no unfinished multipart upload');
+
+  const events = await historyOf(taskId);
+  const scheduled = new Map(events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [[String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name]] : [])));
+  const acknowledged = events.flatMap((e) => (e.activityTaskCanceledEventAttributes ? [scheduled.get(String(e.activityTaskCanceledEventAttributes.scheduledEventId))] : []));
+  assert.equal(acknowledged.length, 1, 'the phase activity acknowledged the cancel');
+  assert.ok(['dcuCompress', 'dcuUpload'].includes(acknowledged[0]!), String(acknowledged[0]));
+});
+
+test('activities: a cancelled upload aborts its multipart upload; a cancelled compress leaves no partial file', { timeout: 120_000 }, async () => {
+  await mkdir(GZIP_DIR, { recursive: true });
+  const storage = createStorageActivities({ minio, bucket: BUCKET, partSizeBytes: 5 * 1024 * 1024, gzipDir: GZIP_DIR });
+  const fileName = `${randomUUID()}_activity-test.tar.gz`;
+  const bytes = randomBytes(23 * 1024 * 1024);
+  await writeFile(join(GZIP_DIR, fileName), bytes);
+  const prefix = `act-${randomUUID().slice(0, 8)}`;
+  const input = { taskId: randomUUID(), fileName, objectName: `${prefix}/${fileName}`, sha256: sha256(bytes), username: prefix, reference: 'test' };
+  try {
+    const cancelled = new MockActivityEnvironment({ attempt: 1 });
+    const beats: Array<{ bytesDone: number }> = [];
+    cancelled.on('heartbeat', (details: { bytesDone: number }) => {
+      beats.push(details);
+      if (details.bytesDone > 0) cancelled.cancel('CANCELLED'); // after the first part
+    });
+    await assert.rejects(cancelled.run(storage.dcuUpload, input), CancelledFailure);
+    assert.ok(beats.some((b) => b.bytesDone === 5 * 1024 * 1024), 'one part was sent before the cancel');
+    assert.deepEqual(await uploadsUnder(`${prefix}/`), [], 'the multipart upload was aborted');
+    assert.deepEqual(await objectsUnder(`${prefix}/`), []);
+
+    const uploaded = (await new MockActivityEnvironment().run(storage.dcuUpload, input)) as DcuUploaded;
+    assert.equal(uploaded.parts, 5);
+    assert.equal((await minio.statObject(BUCKET, input.objectName)).metaData[SHA256_METADATA], input.sha256);
+    const again = (await new MockActivityEnvironment().run(storage.dcuUpload, input)) as DcuUploaded;
+    assert.equal(again.parts, 0, 'a retry finds the object complete and uploads nothing');
+    assert.deepEqual(await new MockActivityEnvironment().run(storage.dcuRemoveObject, input.objectName), { removed: true, abortedUploads: 0 });
+    assert.deepEqual(await objectsUnder(`${prefix}/`), []);
+  } finally {
+    await rm(join(GZIP_DIR, fileName), { force: true });
+  }
+
+  const docker = dockerFor('host-a');
+  const busybox = `${REGISTRY}/library/busybox:1.35`;
+  const pull = (await docker.pull(busybox)) as unknown as NodeJS.ReadableStream;
+  await new Promise((resolve, reject) => docker.modem.followProgress(pull, (error: Error | null) => (error ? reject(error) : resolve(null))));
+  const host = createDcuHostActivities({ docker, hostId: 'host-a', gzipDir: GZIP_DIR });
+  const archive = `${randomUUID()}_compress-test.tar.gz`;
+  const compress = new MockActivityEnvironment({ attempt: 1 });
+  compress.on('heartbeat', () => compress.cancel('CANCELLED'));
+  await assert.rejects(compress.run(host.dcuCompress, { taskId: randomUUID(), reference: busybox, fileName: archive }), CancelledFailure);
+  assert.deepEqual((await readdir(GZIP_DIR)).filter((n) => n.startsWith(archive)), [], 'no partial file');
+
+  const done = (await new MockActivityEnvironment({ attempt: 1 }).run(host.dcuCompress, { taskId: randomUUID(), reference: busybox, fileName: archive })) as DcuArchive;
+  const written = await readFile(join(GZIP_DIR, archive));
+  assert.equal(sha256(written), done.sha256);
+  assert.equal(written.length, done.compressedBytes);
+  assert.deepEqual(await new MockActivityEnvironment().run(host.dcuRemoveLocalFiles, archive), [archive]);
+  const quiet = new DefaultLogger('ERROR');
+  await assert.rejects(new MockActivityEnvironment({}, { logger: quiet }).run(host.dcuRemoveLocalFiles, '../../etc/passwd.tar.gz'), /invalid archive name/);
+});
+
+/** Triggers a schedule with the temporal CLI and returns the result of the run it started. */
+async function triggerAndWait<T>(scheduleId: string): Promise<T> {
+  const handle = temporal.schedule.getHandle(scheduleId);
+  const seen = new Set((await handle.describe()).info.recentActions.map((a) => a.action.workflow.workflowId));
+  await temporalCli(['schedule', 'trigger', '--schedule-id', scheduleId, '--overlap-policy', 'AllowAll']);
+  for (let i = 0; i < 600; i++) {
+    const taken = (await handle.describe()).info.recentActions.find((a) => !seen.has(a.action.workflow.workflowId));
+    if (taken) {
+      const { workflowId, firstExecutionRunId } = taken.action.workflow;
+      return temporal.workflow.getHandle(workflowId, firstExecutionRunId).result() as Promise<T>;
+    }
+    await sleep(100);
+  }
+  throw new Error(`schedule ${scheduleId} did not start a run`);
+}
+
+test('cleanup schedules exist with the configured crons, and run when triggered with the temporal CLI', { timeout: 600_000 }, async (t) => {
+  const app = await buildTestApp(t);
+  const control = loadControlWorkerConfig(process.env).dcu;
+  const { stdout } = await temporalCli(['schedule', 'describe', '--schedule-id', DCU_SCHEDULES.gzipCleanup, '-o', 'json']);
+  assert.match(stdout, /dcuGzipCleanup/);
+  for (const [id, type, days] of [
+    [DCU_SCHEDULES.gzipCleanup, 'dcuGzipCleanup', control.gzipRetentionDays],
+    [DCU_SCHEDULES.objectCleanup, 'dcuObjectCleanup', control.objectRetentionDays],
+  ] as const) {
+    const description = await temporal.schedule.getHandle(id).describe();
+    assert.equal(description.action.type, 'startWorkflow');
+    assert.equal(description.action.workflowType, type);
+    assert.deepEqual(description.action.args, [{ retentionDays: days }]);
+  }
+
+  // A task of its own, and the shared one as the control that must survive.
+  const user = await createUser(app);
+  const taskId = await startTask(app, user, `${REGISTRY}/library/busybox:1.35`);
+  const task = await waitFor(app, user.token, taskId, ended);
+  assert.equal(task.state, 'completed', JSON.stringify(task));
+  const keep = (await completedTask()).data;
+
+  // Local archives: this task's is made older than the retention, a fresh file is not.
+  const oldArchive = join(GZIP_DIR, task.gzip_file_name);
+  const old = new Date(Date.now() - (control.gzipRetentionDays + 2) * DAY_MS);
+  await utimes(oldArchive, old, old);
+  const fresh = join(GZIP_DIR, `${randomUUID()}_fresh.tar.gz`);
+  const notAnArchive = join(GZIP_DIR, `${randomUUID()}-notes.txt`);
+  await writeFile(fresh, 'fresh');
+  await writeFile(notAnArchive, 'not an archive');
+  await utimes(notAnArchive, old, old);
+  try {
+    const gzip = await triggerAndWait<{ hosts: Array<{ hostId: string; deleted?: string[]; error?: string }> }>(DCU_SCHEDULES.gzipCleanup);
+    const hostIds = gzip.hosts.map((h) => h.hostId).sort();
+    assert.ok(hostIds.includes('host-a') && hostIds.includes('host-b'), `every registered host swept: ${hostIds.join(', ')}`);
+    assert.ok(gzip.hosts.some((h) => h.deleted?.includes(task.gzip_file_name)));
+    await assert.rejects(stat(oldArchive), { code: 'ENOENT' });
+    assert.ok((await stat(fresh)).isFile(), 'a fresh archive is kept');
+    assert.ok((await stat(notAnArchive)).isFile(), 'only archives are touched');
+  } finally {
+    await rm(fresh, { force: true });
+    await rm(notAnArchive, { force: true });
+  }
+
+  // Objects: this task ended longer ago than the retention (end_time moved back); the shared one did not.
+  await testDb()
+    .db.update(dcuTasks)
+    .set({ endTime: new Date(Date.now() - (control.objectRetentionDays + 1) * DAY_MS) })
+    .where(eq(dcuTasks.id, taskId));
+  const objects = await triggerAndWait<{ deleted: string[]; expiredTasks: number }>(DCU_SCHEDULES.objectCleanup);
+  assert.ok(objects.deleted.includes(task.minio_object_name), JSON.stringify(objects));
+  await assert.rejects(minio.statObject(BUCKET, task.minio_object_name), (error: { code?: string }) => error.code === 'NotFound' || error.code === 'NoSuchKey');
+  assert.equal((await rowOf(taskId))?.artifactsExpired, true);
+  assert.equal((await statusOf(app, user.token, taskId)).artifacts_expired, true);
+  assertErrorEnvelope(await dcuApi(app, user.token, 'GET', `/api/dcu/download/${taskId}`), 410);
+
+  assert.equal((await minio.statObject(BUCKET, keep.minio_object_name)).metaData[SHA256_METADATA], keep.sha256, 'a recent object is kept');
+  assert.equal((await rowOf(keep.task_id))?.artifactsExpired, false);
+});
+
+test('the transition activity persists legal transitions only, and a repeated one is a no-op', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app);
+  const [row] = await testDb()
+    .db.insert(dcuTasks)
+    .values({ userId: user.id, username: user.username, dockerImageName: 'busybox' })
+    .returning();
+  const taskId = row!.id;
+  const activities = createDcuDbActivities({ db: testDb().db });
+  const env = () => new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') });
+  const transition = (to: 'downloading' | 'compressing' | 'completed' | 'failed', patch = {}) =>
+    env().run(activities.dcuTransition, { taskId, to, patch });
+
+  await assert.rejects(transition('completed'), /illegal transition idle → completed/);
+  await assert.rejects(transition('compressing'), /illegal transition idle → compressing/);
+  assert.equal((await rowOf(taskId))?.state, 'idle', 'a refused transition changes nothing');
+
+  assert.deepEqual(await transition('downloading', { hostId: 'host-a' }), { from: 'idle', to: 'downloading', changed: true });
+  const downloading = await rowOf(taskId);
+  assert.equal(downloading?.state, 'downloading');
+  assert.ok(downloading?.startTime, 'start_time set on the first working state');
+  assert.deepEqual(await transition('downloading'), { from: 'downloading', to: 'downloading', changed: false }, 'a retry is a no-op');
+
+  assert.deepEqual(await transition('failed', { errorMessage: 'boom' }), { from: 'downloading', to: 'failed', changed: true });
+  const failed = await rowOf(taskId);
+  assert.equal(failed?.errorMessage, 'boom');
+  assert.ok(failed?.endTime, 'end_time set on a terminal state');
+  await assert.rejects(transition('compressing'), /illegal transition failed → compressing/);
+  await assert.rejects(transition('completed'), /illegal transition failed → completed/);
+  assert.equal((await rowOf(taskId))?.state, 'failed');
+});

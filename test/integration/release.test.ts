@@ -1,0 +1,175 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { and, desc, eq, gt, inArray } from 'drizzle-orm';
+import { containers, images, ledgerEntries, releaseRuns, users } from '../../db/schema.js';
+import { LABEL_ID } from '../../core/container-labels.js';
+import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
+import { HOST_IDS, dockerFor, stateDir } from '../support/stack.js';
+import { pushUniqueImage } from '../support/images.js';
+import type { App } from '../../api/app.js';
+
+const exec = promisify(execFile);
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const TEMPORAL_CLI = join(process.env.BERTH_TOOLS_DIR ?? join(homedir(), '.cache', 'berth'), 'bin', 'temporal');
+const cli = (...args: string[]) => exec(TEMPORAL_CLI, [...args, '--address', baseConfig.temporal.address]);
+const trigger = () => cli('schedule', 'trigger', '--schedule-id', 'berth-nightly-release');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function pull(app: App, user: TestUser, image: string, host: string) {
+  const res = await app.inject({ method: 'POST', url: '/api/v1/images/pull?wait=true', headers: bearer(user.token), payload: { image, host } });
+  assert.equal(res.statusCode, 201, res.body);
+  return res.json<{ id: string; charged: number; reference: string }>();
+}
+async function run(app: App, user: TestUser, imageId: string) {
+  const res = await app.inject({ method: 'POST', url: '/api/v1/containers?wait=true', headers: bearer(user.token), payload: { imageId } });
+  assert.equal(res.statusCode, 201, res.body);
+  return res.json<{ id: string }>();
+}
+
+/** Runs that started after `since`, waiting until none is running and at least one exists. */
+async function runsSince(since: Date, seconds = 180) {
+  for (let i = 0; i < seconds * 2; i++) {
+    const rows = await testDb().db.select().from(releaseRuns).where(gt(releaseRuns.startedAt, since)).orderBy(desc(releaseRuns.startedAt));
+    if (rows.length > 0 && rows.every((r) => r.status !== 'running')) return rows;
+    await sleep(500);
+  }
+  throw new Error('the release did not finish');
+}
+
+async function berthContainersIn(hostId: string) {
+  return dockerFor(hostId).listContainers({ all: true, filters: { label: [LABEL_ID] } });
+}
+
+test('nightly release: every container, then every private image, refunded once; public images stay; failures reported', async (t) => {
+  const app = await buildTestApp(t, { containers: { ...baseConfig.containers, pricePerPeriod: 5, billingPeriodMs: 1500 } });
+  const admin = await adminToken(app);
+  const alice = await createUser(app, { balance: 10_000 });
+  const bob = await createUser(app, { balance: 10_000 });
+  const carol = await createUser(app, { balance: 10_000 });
+
+  const a1 = await pull(app, alice, '127.0.0.1:5000/library/httpd:latest', 'host-a');
+  const b1 = await pull(app, bob, await pushUniqueImage('release'), 'host-b');
+  const c1 = await pull(app, carol, await pushUniqueImage('release'), 'host-a');
+  const c2 = await pull(app, carol, await pushUniqueImage('release'), 'host-b');
+  const publicImage = await pull(app, alice, await pushUniqueImage('release'), 'host-b');
+  assert.equal((await app.inject({ method: 'POST', url: `/api/v1/images/${publicImage.id}/publish`, headers: bearer(admin) })).statusCode, 200);
+  const b2 = await pull(app, bob, '127.0.0.1:5000/library/httpd:latest', 'host-b');
+
+  const running = await run(app, alice, a1.id);
+  const stopped = await run(app, bob, b2.id);
+  assert.equal((await app.inject({ method: 'POST', url: `/api/v1/containers/${stopped.id}/stop`, headers: bearer(bob.token) })).json().state, 'stopped');
+  const suspended = await run(app, carol, c1.id);
+  await testDb().db.update(users).set({ balance: 0 }).where(eq(users.id, carol.id));
+  for (let i = 0; i < 60 && (await testDb().db.select().from(containers).where(eq(containers.id, suspended.id)))[0]!.state !== 'suspended'; i++) await sleep(250);
+  assert.equal((await testDb().db.select().from(containers).where(eq(containers.id, suspended.id)))[0]!.state, 'suspended');
+
+  // A container started outside Berth keeps c2 in use: its removal must fail and be reported.
+  const outside = await dockerFor('host-b').createContainer({ Image: c2.reference, Cmd: ['sleep', '600'] });
+  await outside.start();
+  t.after(() => outside.remove({ force: true }).catch(() => undefined));
+
+  const balances = new Map<string, number>();
+  for (const u of [alice, bob, carol]) balances.set(u.id, (await testDb().db.select().from(users).where(eq(users.id, u.id)))[0]!.balance);
+
+  // Two triggers at once: the schedule's overlap policy makes them one run.
+  const since = new Date(Date.now() - 1000);
+  await Promise.all([trigger(), trigger()]);
+  const runs = await runsSince(since);
+  assert.equal(runs.length, 1, 'two triggers at once: one run');
+  const release = runs[0]!;
+  assert.equal(release.status, 'completed');
+
+  for (const hostId of HOST_IDS) assert.deepEqual(await berthContainersIn(hostId), [], `no Berth container left on ${hostId}`);
+  const ours = [running.id, stopped.id, suspended.id];
+  const rows = await testDb().db.select().from(containers).where(inArray(containers.id, ours));
+  assert.ok(rows.every((r) => r.state === 'removed' && r.removedAt), 'removed through their workflows');
+
+  const left = await testDb().db.select().from(images).where(inArray(images.id, [a1.id, b1.id, b2.id, c1.id, c2.id, publicImage.id]));
+  assert.deepEqual(left.map((i) => i.id).sort(), [c2.id, publicImage.id].sort(), 'only the public image and the one in use remain');
+  assert.ok(await dockerFor('host-b').getImage(publicImage.reference).inspect(), 'the public image is still on its host');
+  await assert.rejects(dockerFor('host-b').getImage(b1.reference).inspect(), /no such image/i);
+
+  for (const [user, imgs] of [[alice, [a1]], [bob, [b1, b2]], [carol, [c1]]] as const) {
+    const refunds = await testDb().db.select().from(ledgerEntries).where(and(eq(ledgerEntries.userId, user.id), eq(ledgerEntries.kind, 'image_refund')));
+    assert.equal(refunds.length, imgs.length, `${user.username}: one refund per image`);
+    assert.ok(refunds.every((e) => e.reason === `nightly release ${release.id}`));
+    const refunded = imgs.reduce((sum, i) => sum + i.charged, 0);
+    const balance = (await testDb().db.select().from(users).where(eq(users.id, user.id)))[0]!.balance;
+    assert.equal(balance, balances.get(user.id)! + refunded, `${user.username}: refunded exactly what was charged`);
+  }
+
+  const report = await app.inject({ method: 'GET', url: `/api/v1/admin/releases/${release.id}`, headers: bearer(admin) });
+  assert.equal(report.statusCode, 200);
+  const body = report.json();
+  assert.ok(body.containers.removed >= 3);
+  assert.equal(body.containers.failed, 0);
+  assert.ok(body.images.removed >= 4);
+  assert.ok(body.refundedTotal >= a1.charged + b1.charged + b2.charged + c1.charged);
+  const failure = body.failures.find((f: { id: string }) => f.id === c2.id);
+  assert.ok(failure, 'the image in use is reported');
+  assert.match(failure.reason, /in use/);
+
+  const overview = await app.inject({ method: 'GET', url: '/api/v1/admin/releases', headers: bearer(admin) });
+  assert.equal(overview.json().schedule.id, 'berth-nightly-release');
+  assert.ok(overview.json().schedule.nextRuns.length > 0);
+  assert.equal(overview.json().items[0].id, release.id);
+  const denied = await app.inject({ method: 'GET', url: '/api/v1/admin/releases', headers: bearer(alice.token) });
+  assert.equal(denied.statusCode, 403);
+
+  // Running it again refunds nothing twice.
+  const again = new Date();
+  const viaApi = await app.inject({ method: 'POST', url: '/api/v1/admin/releases', headers: bearer(admin) });
+  assert.equal(viaApi.statusCode, 202);
+  await runsSince(again);
+  for (const user of [alice, bob, carol]) {
+    const refunds = await testDb().db.select().from(ledgerEntries).where(and(eq(ledgerEntries.userId, user.id), eq(ledgerEntries.kind, 'image_refund')));
+    assert.equal(new Set(refunds.map((r) => r.idempotencyKey)).size, refunds.length);
+  }
+});
+
+test('nightly release survives the control worker being killed mid-run, with no double refund', async (t) => {
+  const app = await buildTestApp(t);
+  const users_ = await Promise.all([createUser(app, { balance: 100_000 }), createUser(app, { balance: 100_000 })]);
+  const pulled: Array<{ id: string; charged: number; userId: string }> = [];
+  for (let i = 0; i < 8; i++) {
+    const user = users_[i % 2]!;
+    const image = await pull(app, user, await pushUniqueImage('crash'), HOST_IDS[i % 2]!);
+    pulled.push({ ...image, userId: user.id });
+  }
+  const since = new Date(Date.now() - 1000);
+  await trigger();
+  // Kill the control worker as soon as the run has started.
+  for (let i = 0; i < 100; i++) {
+    const rows = await testDb().db.select().from(releaseRuns).where(gt(releaseRuns.startedAt, since));
+    if (rows.length) break;
+    await sleep(100);
+  }
+  const pid = Number((await readFile(join(stateDir, 'run', 'worker-control.pid'), 'utf8')).trim());
+  process.kill(pid, 'SIGKILL');
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(pid, 0);
+      await sleep(100);
+    } catch {
+      break; // gone
+    }
+  }
+  await exec('bash', ['scripts/stack.sh', 'up'], { cwd: root });
+
+  const runs = await runsSince(since);
+  assert.equal(runs.length, 1);
+  assert.equal(runs[0]!.status, 'completed');
+  const left = await testDb().db.select().from(images).where(inArray(images.id, pulled.map((p) => p.id)));
+  assert.equal(left.length, 0, 'every image released');
+  for (const image of pulled) {
+    const refunds = await testDb().db.select().from(ledgerEntries).where(eq(ledgerEntries.idempotencyKey, `image-refund-${image.id}`));
+    assert.equal(refunds.length, 1);
+    assert.equal(refunds[0]!.amount, image.charged);
+  }
+});

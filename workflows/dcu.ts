@@ -1,0 +1,203 @@
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  defineQuery,
+  defineSignal,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+} from '@temporalio/workflow';
+import type { ControlActivities } from '../activities/control-activities.js';
+import type { HostActivities } from '../activities/host-activities.js';
+import type { DcuTransitionPatch } from '../activities/dcu-db.js';
+import { DCU_CANCELLED_MESSAGE, type DcuState } from '../core/dcu-state.js';
+import { dcuGzipFileName, dcuObjectName } from '../core/dcu-names.js';
+import { FailureType, NON_RETRYABLE } from '../core/failures.js';
+import { parseImageReference } from '../core/image-ref.js';
+import { DCU_QUERIES, DCU_SIGNALS, hostTaskQueue } from '../core/temporal-names.js';
+
+/** The task as the API created it (row in dcu_tasks, state idle). */
+export interface DcuInput {
+  taskId: string;
+  userId: string;
+  username: string;
+  hostId: string;
+  /** Normalized by core/image-ref before the workflow starts. */
+  reference: string;
+}
+
+/** What the `status` query answers: the workflow's own view of its task. */
+export interface DcuWorkflowStatus {
+  taskId: string;
+  hostId: string;
+  reference: string;
+  state: DcuState;
+  cancelRequested: boolean;
+  gzipFileName: string | null;
+  minioObjectName: string | null;
+  sizeBytes: number | null;
+  compressedBytes: number | null;
+  sha256: string | null;
+  errorMessage: string | null;
+}
+
+export const dcuCancelSignal = defineSignal<[reason?: string]>(DCU_SIGNALS.cancel);
+export const dcuStatusQuery = defineQuery<DcuWorkflowStatus>(DCU_QUERIES.status);
+
+const db = proxyActivities<ControlActivities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE },
+});
+
+function hostActivities(hostId: string) {
+  const common = {
+    taskQueue: hostTaskQueue(hostId),
+    // Nothing else polls a host's queue: a dead host must fail the step, not hang it.
+    scheduleToStartTimeout: '2m',
+    retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+  } as const;
+  return {
+    quick: proxyActivities<HostActivities>({ ...common, startToCloseTimeout: '1m', scheduleToCloseTimeout: '10m' }),
+    /** Compensation after a failure or a cancel: short, so a dead host cannot hold the task's end. */
+    discard: proxyActivities<HostActivities>({
+      ...common,
+      scheduleToStartTimeout: '1m',
+      startToCloseTimeout: '1m',
+      scheduleToCloseTimeout: '3m',
+      retry: { ...common.retry, maximumAttempts: 3 },
+    }),
+    /** The pull: its cancel ends the Docker request; the workflow need not wait for that. */
+    download: proxyActivities<HostActivities>({
+      ...common,
+      startToCloseTimeout: '1h',
+      scheduleToCloseTimeout: '3h',
+      heartbeatTimeout: '10s',
+      cancellationType: ActivityCancellationType.TRY_CANCEL,
+    }),
+    /**
+     * Compress and upload heartbeat every second and learn of a cancel within the
+     * heartbeat throttle (80% of 5s); the workflow waits until they have removed their
+     * partial file or aborted their multipart upload.
+     */
+    phase: proxyActivities<HostActivities>({
+      ...common,
+      startToCloseTimeout: '1h',
+      scheduleToCloseTimeout: '3h',
+      heartbeatTimeout: '5s',
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    }),
+  };
+}
+
+/** The reason a phase failed, as the activity put it (e.g. the registry's message). */
+export function reasonOf(error: unknown): { message: string; type?: string } {
+  let cause: unknown = error;
+  while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
+  if (cause instanceof ApplicationFailure) return { message: cause.message, type: cause.type ?? undefined };
+  if (cause instanceof Error) return { message: cause.message };
+  return { message: String(cause) };
+}
+
+/**
+ * Download-Compress-Upload of one image for one task: pull on the task's host,
+ * `docker save | gzip` into the host's archive directory, multipart upload to MinIO.
+ * Each phase is its own activity (a retry redoes only that phase); every state change
+ * is persisted through the dcuTransition activity, which enforces core/dcu-state.
+ * The `cancel` signal stops the running phase, discards its partial artifacts and
+ * ends the task in `failed` with "cancelled".
+ */
+export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
+  const status: DcuWorkflowStatus = {
+    taskId: input.taskId,
+    hostId: input.hostId,
+    reference: input.reference,
+    state: 'idle',
+    cancelRequested: false,
+    gzipFileName: null,
+    minioObjectName: null,
+    sizeBytes: null,
+    compressedBytes: null,
+    sha256: null,
+    errorMessage: null,
+  };
+  let phaseScope: CancellationScope | null = null;
+  setHandler(dcuCancelSignal, () => {
+    status.cancelRequested = true;
+    phaseScope?.cancel();
+  });
+  setHandler(dcuStatusQuery, () => status);
+
+  const host = hostActivities(input.hostId);
+
+  async function transition(to: DcuState, patch?: DcuTransitionPatch): Promise<void> {
+    await db.dcuTransition({ taskId: input.taskId, to, patch });
+    status.state = to;
+  }
+
+  /** Runs one phase in its own scope, which the cancel signal cancels. */
+  async function phase<T>(run: () => Promise<T>): Promise<T> {
+    if (status.cancelRequested) throw new CancelledFailure(DCU_CANCELLED_MESSAGE);
+    const scope = new CancellationScope();
+    phaseScope = scope;
+    try {
+      return await scope.run(run);
+    } finally {
+      phaseScope = null;
+    }
+  }
+
+  try {
+    await transition('downloading', { hostId: input.hostId, bytesDone: 0, bytesTotal: 0 });
+    await phase(() => host.download.pullImage(input.reference));
+    const inspected = await phase(() => host.quick.inspectImage(input.reference));
+    if (!inspected) {
+      throw ApplicationFailure.nonRetryable(`${input.reference} is not on ${input.hostId} after its pull`, FailureType.ImageNotFound);
+    }
+
+    const ref = parseImageReference(input.reference);
+    const objectName = dcuObjectName(input.username, ref, inspected.imageId);
+    const fileName = dcuGzipFileName(input.taskId, objectName);
+    status.minioObjectName = objectName;
+    status.gzipFileName = fileName;
+    await transition('compressing', { gzipFileName: fileName, minioObjectName: objectName, bytesDone: 0, bytesTotal: inspected.sizeBytes });
+    const archive = await phase(() => host.phase.dcuCompress({ taskId: input.taskId, reference: input.reference, fileName }));
+    status.sizeBytes = archive.sizeBytes;
+    status.compressedBytes = archive.compressedBytes;
+    status.sha256 = archive.sha256;
+
+    await transition('uploading', {
+      sizeBytes: archive.sizeBytes,
+      compressedBytes: archive.compressedBytes,
+      sha256: archive.sha256,
+      bytesDone: 0,
+      bytesTotal: archive.compressedBytes,
+    });
+    await phase(() =>
+      host.phase.dcuUpload({
+        taskId: input.taskId,
+        fileName,
+        objectName,
+        sha256: archive.sha256,
+        username: input.username,
+        reference: input.reference,
+      }),
+    );
+    if (status.cancelRequested) throw new CancelledFailure(DCU_CANCELLED_MESSAGE);
+    await transition('completed', { bytesDone: archive.compressedBytes, bytesTotal: archive.compressedBytes });
+    return status;
+  } catch (error) {
+    const cancelled = status.cancelRequested || isCancellation(error);
+    const reason = cancelled ? { message: DCU_CANCELLED_MESSAGE, type: 'DcuCancelled' } : reasonOf(error);
+    status.errorMessage = reason.message;
+    // Runs even when the workflow itself was cancelled (temporal workflow cancel).
+    await CancellationScope.nonCancellable(async () => {
+      if (status.gzipFileName) await host.discard.dcuRemoveLocalFiles(status.gzipFileName).catch(() => undefined);
+      if (status.minioObjectName) await host.discard.dcuRemoveObject(status.minioObjectName).catch(() => undefined);
+      await transition('failed', { errorMessage: reason.message.slice(0, 4000) });
+    });
+    throw ApplicationFailure.create({ message: reason.message, type: reason.type ?? 'DcuFailed', nonRetryable: true });
+  }
+}
