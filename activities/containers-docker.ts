@@ -12,6 +12,7 @@ export interface ContainerSpec {
   id: string;
   userId: string;
   image: string;
+  hostIp: string;
   hostPort: number;
   containerPort: number;
   memoryMb: number;
@@ -65,7 +66,7 @@ export function createContainerDockerActivities(deps: { docker: Docker }) {
             Labels: { [LABEL_ID]: spec.id, [LABEL_USER]: spec.userId },
             ExposedPorts: { [port]: {} },
             HostConfig: {
-              PortBindings: { [port]: [{ HostIp: '127.0.0.1', HostPort: String(spec.hostPort) }] },
+              PortBindings: { [port]: [{ HostIp: spec.hostIp, HostPort: String(spec.hostPort) }] },
               Memory: spec.memoryMb * 1024 * 1024,
               MemorySwap: spec.memoryMb * 1024 * 1024,
               NanoCpus: spec.cpuMillis * 1_000_000,

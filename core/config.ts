@@ -207,6 +207,8 @@ export interface HostWorkerConfig {
   dcu: DcuHostConfig;
   /** Where the host worker serves container logs and stats to the API (port 0: any free port). */
   streams: { host: string; port: number; advertiseHost: string };
+  /** The address this host's containers publish their ports on. */
+  publishIp: string;
   internalToken: string;
   shutdownGraceMs: number;
 }
@@ -434,6 +436,7 @@ export function loadHostWorkerConfig(env: Env): Readonly<HostWorkerConfig> {
       advertiseHost: r.string('BERTH_STREAMS_ADVERTISE_HOST', r.string('BERTH_STREAMS_HOST', '127.0.0.1')),
     },
     internalToken: internalToken(r),
+    publishIp: r.matching('BERTH_PUBLISH_IP', /^(\d{1,3}\.){3}\d{1,3}$/, 'an IPv4 address', '127.0.0.1'),
     shutdownGraceMs: shutdownGrace(r),
   });
 }

@@ -63,6 +63,8 @@ export const hosts = pgTable('hosts', {
   engineVersion: text('engine_version').notNull(),
   /** The host worker's internal endpoint for container logs and stats (API only). */
   streamUrl: text('stream_url'),
+  /** The address containers publish their ports on. */
+  publishIp: text('publish_ip').notNull().default('127.0.0.1'),
   registeredAt: timestamp('registered_at', { withTimezone: true }).notNull().defaultNow(),
   lastHeartbeatAt: timestamp('last_heartbeat_at', { withTimezone: true }).notNull().defaultNow(),
 });
@@ -141,6 +143,7 @@ export const containers = pgTable(
     imageReference: text('image_reference').notNull().default(''),
     name: text('name').notNull(),
     dockerId: text('docker_id'),
+    hostIp: text('host_ip').notNull().default('127.0.0.1'),
     hostPort: integer('host_port').notNull(),
     containerPort: integer('container_port').notNull(),
     memoryMb: integer('memory_mb').notNull(),

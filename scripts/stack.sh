@@ -27,8 +27,9 @@ MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 TEMPORAL_BIN=$TOOLS/bin/temporal-$TEMPORAL_VERSION
 MINIO_BIN=$TOOLS/bin/minio-$MINIO_VERSION
 
-# Docker hosts: id, bridge, bridge address.
-HOSTS=("host-a berth-a 172.28.0.1/16" "host-b berth-b 172.29.0.1/16")
+# Docker hosts: id, bridge, bridge address, the loopback address its containers publish on
+# (both daemons share this machine: distinct addresses keep their host ports apart).
+HOSTS=("host-a berth-a 172.28.0.1/16 127.0.0.1" "host-b berth-b 172.29.0.1/16 127.0.0.2")
 REGISTRY=127.0.0.1:5000
 AUTH_REGISTRY=127.0.0.1:5001
 PG_PORT=5432
@@ -301,10 +302,11 @@ start_app() {
   (cd "$ROOT" && node --import tsx db/migrate.ts) >>"$LOGS/migrate.log" 2>&1 || die "migrations failed (see $LOGS/migrate.log)"
   cd "$ROOT"
   start_bg worker-control node --import tsx workers/control.ts
-  local spec id
+  local spec id publish_ip
   for spec in "${HOSTS[@]}"; do
-    read -r id _ _ <<<"$spec"
-    BERTH_HOST_ID=$id BERTH_DOCKER_HOST="unix://$(docker_sock "$id")" BERTH_REGISTRY_CREDENTIALS=$(registry_credentials_json) start_bg "worker-$id" node --import tsx workers/host.ts
+    read -r id _ _ publish_ip <<<"$spec"
+    BERTH_HOST_ID=$id BERTH_DOCKER_HOST="unix://$(docker_sock "$id")" BERTH_PUBLISH_IP=$publish_ip \
+      BERTH_REGISTRY_CREDENTIALS=$(registry_credentials_json) start_bg "worker-$id" node --import tsx workers/host.ts
   done
   start_bg api node --import tsx api/server.ts
   echo "$hash" >"$RUN/app.hash"
@@ -327,7 +329,7 @@ cmd_up() {
   start_postgres
   local spec id bridge cidr
   for spec in "${HOSTS[@]}"; do
-    read -r id bridge cidr <<<"$spec"
+    read -r id bridge cidr _ <<<"$spec"
     start_docker_host "$id" "$bridge" "$cidr"
   done
   start_registry registry "$REGISTRY"

@@ -11,4 +11,5 @@ set +a
 echo "[test] type-check" && npx tsc --noEmit
 echo "[test] migrations match the schema" && npx drizzle-kit check >/dev/null
 mapfile -t files < <(find test -name '*.test.ts' | sort)
-node --import tsx --test --test-reporter=spec "${files[@]}"
+# One file at a time: the nightly-release tests release everything on the stack.
+node --import tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}"

@@ -25,7 +25,7 @@ export function createHostService(deps: { db: Database; staleAfterMs: number }) 
       return row && view(row);
     },
     /** Called by a host worker at start: the engine it talks to may have changed. */
-    async register(row: Pick<HostRow, 'id' | 'dockerEndpoint' | 'engineId' | 'engineVersion' | 'streamUrl'>): Promise<void> {
+    async register(row: Pick<HostRow, 'id' | 'dockerEndpoint' | 'engineId' | 'engineVersion' | 'streamUrl' | 'publishIp'>): Promise<void> {
       await db
         .insert(hosts)
         .values(row)
@@ -36,6 +36,7 @@ export function createHostService(deps: { db: Database; staleAfterMs: number }) 
             engineId: row.engineId,
             engineVersion: row.engineVersion,
             streamUrl: row.streamUrl,
+            publishIp: row.publishIp,
             lastHeartbeatAt: sql`now()`,
           },
         });

@@ -32,6 +32,7 @@ await hostService.register({
   engineId: String(info.ID),
   engineVersion: version.Version,
   streamUrl: streams.url,
+  publishIp: config.publishIp,
 });
 logger.info({ hostId: config.hostId, engineId: info.ID, version: version.Version }, 'host registered');
 

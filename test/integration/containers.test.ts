@@ -67,7 +67,8 @@ test('run: the container runs on the image’s host with its port, limits and la
   assert.equal(info.HostConfig.NanoCpus, 500_000_000);
   assert.equal(info.Config.Labels[LABEL_ID], c.id);
   assert.ok(info.Config.Env.includes('GREETING=hi'));
-  const page = await fetch(`http://127.0.0.1:${c.hostPort}/`);
+  assert.equal(c.hostIp, (await testDb().db.select().from(hosts).where(eq(hosts.id, 'host-b')))[0]!.publishIp);
+  const page = await fetch(`http://${c.hostIp}:${c.hostPort}/`);
   assert.match(await page.text(), /Berth httpd/);
   assert.equal((await rowOf(c.id)).state, 'running');
   assert.equal(c.charged, baseConfig.containers.pricePerPeriod, 'the first period is charged');

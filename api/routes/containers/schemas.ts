@@ -14,6 +14,7 @@ export const Container = Type.Object({
   image: Type.String(),
   state: Type.String(),
   stateReason: Type.Union([Type.String(), Type.Null()]),
+  hostIp: Type.String({ description: 'The address the port is published on' }),
   hostPort: Type.Integer(),
   containerPort: Type.Integer(),
   memoryMb: Type.Integer(),
