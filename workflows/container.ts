@@ -224,11 +224,17 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
   const notRemoved = () => {
     if (s.status === 'removed' || s.status === 'failed') throw new Error(`container ${input.id} is ${s.status}`);
   };
+  // An operation that arrives while the container is being created waits for the creation
+  // (an update can be handled before the workflow body has queued the creation).
+  const afterCreation = <T>(fn: () => Promise<T>) => async () => {
+    await condition(() => s.status !== 'creating');
+    return exclusive(fn);
+  };
   setHandler(describeQuery, view);
-  setHandler(startUpdate, () => exclusive(start), { validator: notRemoved });
-  setHandler(stopUpdate, () => exclusive(() => stop()), { validator: notRemoved });
-  setHandler(restartUpdate, () => exclusive(restart), { validator: notRemoved });
-  setHandler(removeUpdate, () => exclusive(remove));
+  setHandler(startUpdate, afterCreation(start), { validator: notRemoved });
+  setHandler(stopUpdate, afterCreation(() => stop()), { validator: notRemoved });
+  setHandler(restartUpdate, afterCreation(restart), { validator: notRemoved });
+  setHandler(removeUpdate, afterCreation(remove));
   setHandler(observedSignal, () => {
     lookAgain = true;
   });

@@ -26,8 +26,8 @@ async function pull(app: App, user: TestUser, image: string, host: string) {
   assert.equal(res.statusCode, 201, res.body);
   return res.json<{ id: string; charged: number; reference: string }>();
 }
-async function run(app: App, user: TestUser, imageId: string) {
-  const res = await app.inject({ method: 'POST', url: '/api/v1/containers?wait=true', headers: bearer(user.token), payload: { imageId } });
+async function run(app: App, user: TestUser, imageId: string, extra: Record<string, unknown> = {}) {
+  const res = await app.inject({ method: 'POST', url: '/api/v1/containers?wait=true', headers: bearer(user.token), payload: { imageId, ...extra } });
   assert.equal(res.statusCode, 201, res.body);
   return res.json<{ id: string }>();
 }
@@ -64,7 +64,7 @@ test('nightly release: every container, then every private image, refunded once;
   const running = await run(app, alice, a1.id);
   const stopped = await run(app, bob, b2.id);
   assert.equal((await app.inject({ method: 'POST', url: `/api/v1/containers/${stopped.id}/stop`, headers: bearer(bob.token) })).json().state, 'stopped');
-  const suspended = await run(app, carol, c1.id);
+  const suspended = await run(app, carol, c1.id, { containerPort: 8080, cmd: ['sleep', '600'] });
   await testDb().db.update(users).set({ balance: 0 }).where(eq(users.id, carol.id));
   for (let i = 0; i < 60 && (await testDb().db.select().from(containers).where(eq(containers.id, suspended.id)))[0]!.state !== 'suspended'; i++) await sleep(250);
   assert.equal((await testDb().db.select().from(containers).where(eq(containers.id, suspended.id)))[0]!.state, 'suspended');
