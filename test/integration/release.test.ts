@@ -47,7 +47,9 @@ async function berthContainersIn(hostId: string) {
 }
 
 test('nightly release: every container, then every private image, refunded once; public images stay; failures reported', async (t) => {
-  const app = await buildTestApp(t, { containers: { ...baseConfig.containers, pricePerPeriod: 5, billingPeriodMs: 1500 } });
+  const app = await buildTestApp(t);
+  // Carol's container is made with short billing periods, so that it gets suspended.
+  const shortPeriods = await buildTestApp(t, { containers: { ...baseConfig.containers, pricePerPeriod: 5, billingPeriodMs: 1500 } });
   const admin = await adminToken(app);
   const alice = await createUser(app, { balance: 10_000 });
   const bob = await createUser(app, { balance: 10_000 });
@@ -64,7 +66,7 @@ test('nightly release: every container, then every private image, refunded once;
   const running = await run(app, alice, a1.id);
   const stopped = await run(app, bob, b2.id);
   assert.equal((await app.inject({ method: 'POST', url: `/api/v1/containers/${stopped.id}/stop`, headers: bearer(bob.token) })).json().state, 'stopped');
-  const suspended = await run(app, carol, c1.id, { containerPort: 8080, cmd: ['sleep', '600'] });
+  const suspended = await run(shortPeriods, carol, c1.id, { containerPort: 8080, cmd: ['sleep', '600'] });
   await testDb().db.update(users).set({ balance: 0 }).where(eq(users.id, carol.id));
   for (let i = 0; i < 60 && (await testDb().db.select().from(containers).where(eq(containers.id, suspended.id)))[0]!.state !== 'suspended'; i++) await sleep(250);
   assert.equal((await testDb().db.select().from(containers).where(eq(containers.id, suspended.id)))[0]!.state, 'suspended');
@@ -100,8 +102,9 @@ test('nightly release: every container, then every private image, refunded once;
     assert.equal(refunds.length, imgs.length, `${user.username}: one refund per image`);
     assert.ok(refunds.every((e) => e.reason === `nightly release ${release.id}`));
     const refunded = imgs.reduce((sum, i) => sum + i.charged, 0);
+    assert.equal(refunds.reduce((sum, e) => sum + e.amount, 0), refunded, `${user.username}: refunded exactly what was charged`);
     const balance = (await testDb().db.select().from(users).where(eq(users.id, user.id)))[0]!.balance;
-    assert.equal(balance, balances.get(user.id)! + refunded, `${user.username}: refunded exactly what was charged`);
+    assert.equal(balance, balances.get(user.id)! + refunded, `${user.username}: the balance moved by the refunds only`);
   }
 
   const report = await app.inject({ method: 'GET', url: `/api/v1/admin/releases/${release.id}`, headers: bearer(admin) });
