@@ -39,12 +39,15 @@ async function pool<T>(items: T[], width: number, work: (item: T, index: number)
 async function setUp(app: App, label: string) {
   const owners: TestUser[] = [];
   for (let i = 0; i < 4; i++) owners.push(await createUser(app, { balance: 10_000_000 }));
-  // Pull the base image once per host through Berth, then give every image its own tag.
+  // Each owner pulls the base image on each host through Berth (their containers run it);
+  // then every other image is a tag of its own.
   const bases = new Map<string, string>();
-  for (const hostId of HOST_IDS) {
-    const res = await app.inject({ method: 'POST', url: '/api/v1/images/pull?wait=true', headers: bearer(owners[0]!.token), payload: { image: SOURCE, host: hostId } });
-    if (res.statusCode !== 201) throw new Error(`pull: ${res.body}`);
-    bases.set(hostId, res.json().id);
+  for (const owner of owners) {
+    for (const hostId of HOST_IDS) {
+      const res = await app.inject({ method: 'POST', url: '/api/v1/images/pull?wait=true', headers: bearer(owner.token), payload: { image: SOURCE, host: hostId } });
+      if (res.statusCode !== 201) throw new Error(`pull: ${res.body}`);
+      bases.set(`${owner.id}/${hostId}`, res.json().id);
+    }
   }
   const imageIds: string[] = [];
   await pool(Array.from({ length: N }), 8, async (_, i) => {
@@ -64,7 +67,7 @@ async function setUp(app: App, label: string) {
       method: 'POST',
       url: '/api/v1/containers?wait=true',
       headers: bearer(owner.token),
-      payload: { imageId: bases.get(hostId)!, containerPort: 80, memoryMb: 16, cmd: ['sleep', '3600'] },
+      payload: { imageId: bases.get(`${owner.id}/${hostId}`)!, containerPort: 80, memoryMb: 16, cmd: ['sh', '-c', 'trap "exit 0" TERM; while :; do sleep 1; done'] },
     });
     if (res.statusCode !== 201) throw new Error(`container ${i}: ${res.body}`);
     containerIds.push(res.json().id);
@@ -109,7 +112,7 @@ async function main() {
   const leftImages = (await testDb().db.select({ id: images.id }).from(images)).filter((i) => rel.imageIds.includes(i.id)).length;
 
   const report = run!.report as { containers: { removed: number; failed: number }; images: { removed: number; failed: number } };
-  console.log(`items: ${N} containers + ${N + 2} private images, across ${HOST_IDS.join(' and ')}`);
+  console.log(`items: ${N} containers + ${rel.imageIds.length} private images, across ${HOST_IDS.join(' and ')}`);
   console.log(`sequential one-by-one removal: ${(sequentialMs / 1000).toFixed(1)} s`);
   console.log(`nightly release (concurrency ${process.env.BERTH_RELEASE_CONCURRENCY ?? 4} per host): ${(releaseMs / 1000).toFixed(1)} s`);
   console.log(`release report: containers ${JSON.stringify(report.containers)}, images ${JSON.stringify(report.images)}; images left: ${leftImages}`);

@@ -10,14 +10,14 @@ import {
   proxyActivities,
   setHandler,
 } from '@temporalio/workflow';
-import type { ControlActivities } from '../activities/control-activities.js';
 import type { HostActivities } from '../activities/host-activities.js';
 import type { DcuTransitionPatch } from '../activities/dcu-db.js';
 import { DCU_CANCELLED_MESSAGE, type DcuState } from '../core/dcu-state.js';
 import { dcuGzipFileName, dcuObjectName } from '../core/dcu-names.js';
-import { FailureType, NON_RETRYABLE } from '../core/failures.js';
+import { FailureType } from '../core/failures.js';
 import { parseImageReference } from '../core/image-ref.js';
-import { DCU_QUERIES, DCU_SIGNALS, hostTaskQueue } from '../core/temporal-names.js';
+import { DCU_QUERIES, DCU_SIGNALS } from '../core/temporal-names.js';
+import { controlDb, onHost } from './activity-options.js';
 
 /** The task as the API created it (row in dcu_tasks, state idle). */
 export interface DcuInput {
@@ -47,18 +47,10 @@ export interface DcuWorkflowStatus {
 export const dcuCancelSignal = defineSignal<[reason?: string]>(DCU_SIGNALS.cancel);
 export const dcuStatusQuery = defineQuery<DcuWorkflowStatus>(DCU_QUERIES.status);
 
-const db = proxyActivities<ControlActivities>({
-  startToCloseTimeout: '30s',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE },
-});
+const db = controlDb();
 
 function hostActivities(hostId: string) {
-  const common = {
-    taskQueue: hostTaskQueue(hostId),
-    // Nothing else polls a host's queue: a dead host must fail the step, not hang it.
-    scheduleToStartTimeout: '2m',
-    retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
-  } as const;
+  const common = onHost(hostId);
   return {
     quick: proxyActivities<HostActivities>({ ...common, startToCloseTimeout: '1m', scheduleToCloseTimeout: '10m' }),
     /** Compensation after a failure or a cancel: short, so a dead host cannot hold the task's end. */

@@ -1,11 +1,10 @@
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
-import type { ControlActivities } from '../activities/control-activities.js';
 import type { HostActivities } from '../activities/host-activities.js';
 import type { ImageView, PullRequest } from '../services/images.js';
 import type { PullSnapshot } from '../core/pull-progress.js';
-import { FailureType, NON_RETRYABLE } from '../core/failures.js';
-import { hostTaskQueue } from '../core/temporal-names.js';
+import { FailureType } from '../core/failures.js';
 import { asWorkflowFailure, failureType } from './failures.js';
+import { controlDb, onHost } from './activity-options.js';
 
 export type PullImageInput = PullRequest;
 
@@ -19,18 +18,10 @@ export interface PullImageResult {
   progress: PullSnapshot | null;
 }
 
-const db = proxyActivities<ControlActivities>({
-  startToCloseTimeout: '30s',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE },
-});
+const db = controlDb();
 
 function hostActivities(hostId: string) {
-  const common = {
-    taskQueue: hostTaskQueue(hostId),
-    // Nothing else polls a host's queue: a dead host must fail the step, not hang it.
-    scheduleToStartTimeout: '2m',
-    retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
-  } as const;
+  const common = onHost(hostId);
   return {
     quick: proxyActivities<HostActivities>({ ...common, startToCloseTimeout: '1m' }),
     pull: proxyActivities<HostActivities>({ ...common, startToCloseTimeout: '30m', heartbeatTimeout: '30s' }),
