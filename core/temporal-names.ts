@@ -28,4 +28,7 @@ export const DCU_SCHEDULES = {
   objectCleanup: 'berth-dcu-object-cleanup',
 } as const;
 
+/** The nightly release of every container and private image. */
+export const RELEASE_SCHEDULE_ID = 'berth-nightly-release';
+
 export const PULL_ID = /^pull-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

@@ -3,8 +3,8 @@ import { desc, eq, count } from 'drizzle-orm';
 import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import type { Database } from '../db/client.js';
 import { releaseRuns } from '../db/schema.js';
-import { RELEASE_SCHEDULE_ID } from '../core/schedule-names.js';
 import { notFound, unavailable } from '../core/errors.js';
+import { RELEASE_SCHEDULE_ID } from '../core/temporal-names.js';
 import type { ReleaseReport } from '../activities/release.js';
 
 export function createReleaseService(deps: { db: Database; temporal: Client }) {

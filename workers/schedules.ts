@@ -11,9 +11,8 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { DcuControlConfig, ReleaseConfig } from '../core/config.js';
-import { RELEASE_SCHEDULE_ID } from '../core/schedule-names.js';
 import type { NightlyReleaseInput } from '../workflows/nightly-release.js';
-import { CONTROL_TASK_QUEUE, DCU_SCHEDULES } from '../core/temporal-names.js';
+import { CONTROL_TASK_QUEUE, DCU_SCHEDULES, RELEASE_SCHEDULE_ID } from '../core/temporal-names.js';
 import type { DcuCleanupInput } from '../workflows/dcu-cleanup.js';
 
 interface ScheduleDefinition {
