@@ -118,11 +118,10 @@ async function main() {
   const report = run!.report as { containers: { removed: number; failed: number }; images: { removed: number; failed: number } };
   console.log(`items: ${N} containers + ${rel.imageIds.length} private images, across ${HOST_IDS.join(' and ')}`);
   console.log(`sequential one-by-one removal: ${(sequentialMs / 1000).toFixed(1)} s`);
-  console.log(`nightly release (concurrency ${process.env.BERTH_RELEASE_CONCURRENCY ?? 4} per host): ${(releaseMs / 1000).toFixed(1)} s`);
+  console.log(`nightly release (concurrency ${process.env.BERTH_RELEASE_CONCURRENCY ?? 8} per host): ${(releaseMs / 1000).toFixed(1)} s`);
   console.log(`release report: containers ${JSON.stringify(report.containers)}, images ${JSON.stringify(report.images)}; images left: ${leftImages}`);
   console.log(`ratio release / sequential: ${(releaseMs / sequentialMs).toFixed(2)} (goal <= 0.5)`);
   for (const close of closers) await close();
-  await testDb().close();
 }
 
 

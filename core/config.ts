@@ -347,7 +347,7 @@ function release(r: Reader): ReleaseConfig {
   return {
     cron: r.matching('BERTH_RELEASE_CRON', CRON, 'a cron expression such as "30 23 * * *"', '30 23 * * *'),
     timezone,
-    concurrency: r.int('BERTH_RELEASE_CONCURRENCY', 4, { min: 1, max: 100 }),
+    concurrency: r.int('BERTH_RELEASE_CONCURRENCY', 8, { min: 1, max: 100 }),
   };
 }
 
