@@ -9,12 +9,12 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import { DCU_GZIP_FILE } from '../core/dcu-names.js';
 import { FailureType } from '../core/failures.js';
 import { dockerMessage, isNotFound } from './docker-errors.js';
+import { createParallelGzip } from './parallel-gzip.js';
 
 /** What a phase activity heartbeats: bytes of its own phase. */
 export interface DcuPhaseProgress {
@@ -49,6 +49,8 @@ export interface GzipSweepResult {
 
 const HEARTBEAT_EVERY_MS = 1000;
 const PARTIAL = /\.partial$/;
+/** gzip's default level: the archive is as small as `gzip -6` would make it, give or take the member boundaries. */
+const GZIP_LEVEL = 6;
 
 /** Throws a non-retryable failure unless `fileName` is one safe archive name: no path traversal. */
 export function checkArchiveName(fileName: string): void {
@@ -84,7 +86,7 @@ export function createDcuHostActivities(deps: { docker: Docker; hostId: string; 
 
   return {
     /**
-     * `docker save` of the reference, streamed through gzip into `<gzipDir>/<fileName>`:
+     * `docker save` of the reference, streamed through a gzip on every core into `<gzipDir>/<fileName>`:
      * no intermediate .tar on disk; tar size, compressed size and sha256 computed on the
      * way; written under a temporary name and renamed at the end, so a partial file is
      * never taken for an archive. Heartbeats bytes read; honours cancellation.
@@ -123,7 +125,7 @@ export function createDcuHostActivities(deps: { docker: Docker; hostId: string; 
           meter((chunk) => {
             sizeBytes += chunk.length;
           }),
-          createGzip(),
+          createParallelGzip({ level: GZIP_LEVEL }),
           meter((chunk) => {
             compressedBytes += chunk.length;
             hash.update(chunk);
