@@ -4,13 +4,13 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { and, eq } from 'drizzle-orm';
+import { and, eq, like } from 'drizzle-orm';
 import WebSocket from 'ws';
 import { containers, hosts, ledgerEntries, users } from '../../db/schema.js';
 import { connectTemporal } from '../../core/temporal.js';
-import { LABEL_ID, dockerName } from '../../core/container-labels.js';
+import { LABEL_ID, LABEL_USER, dockerName } from '../../core/container-labels.js';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
-import { dockerFor } from '../support/stack.js';
+import { dockerFor, processGone, stackPid, stackUp } from '../support/stack.js';
 import type { App } from '../../api/app.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
@@ -103,6 +103,7 @@ test('operations are Temporal updates: idempotent, answered with the new state, 
   assert.equal(stopped.statusCode, 200);
   assert.equal(stopped.json().state, 'stopped');
   assert.equal((await docker.inspect()).State.Running, false);
+  await assert.rejects(fetch(`http://${c.hostIp}:${c.hostPort}/`), 'a stopped container’s port refuses connections');
   assert.equal((await op(app, user, c.id, 'stop')).json().state, 'stopped', 'stopping a stopped container succeeds');
 
   const { stdout } = await promisify(execFile)(TEMPORAL_CLI, [
@@ -113,8 +114,10 @@ test('operations are Temporal updates: idempotent, answered with the new state, 
   assert.equal((await docker.inspect()).State.Running, true);
   assert.equal((await rowOf(c.id)).state, 'running');
 
+  assert.match(await (await fetch(`http://${c.hostIp}:${c.hostPort}/`)).text(), /Berth httpd/, 'started again, it answers');
   const restarted = await op(app, user, c.id, 'restart');
   assert.equal(restarted.json().state, 'running');
+  assert.match(await (await fetch(`http://${c.hostIp}:${c.hostPort}/`)).text(), /Berth httpd/, 'restarted, it answers');
   const described = await temporal.workflow.getHandle(`container-${c.id}`).query('describe');
   assert.equal((described as { status: string }).status, 'running');
   const history = await temporal.workflow.getHandle(`container-${c.id}`).fetchHistory();
@@ -163,20 +166,88 @@ test('admission: bad input and limits are clear 4xx, and nothing is created', as
   await app.inject({ method: 'DELETE', url: `/api/v1/containers/${first.id}`, headers: bearer(user.token) });
 });
 
-test('concurrent creations get distinct host ports (a database constraint, not luck)', async (t) => {
-  const app = await buildTestApp(t, { containers: containersConfig({ maxPerUser: 10 }) });
+test('20 concurrent runs get 20 distinct ports, each published by its own container', async (t) => {
+  const app = await buildTestApp(t, { containers: containersConfig({ maxPerUser: 20 }) });
   const user = await createUser(app, { balance: 100_000 });
   const image = await pullHttpd(app, user, 'host-b');
   const results = await Promise.all(
-    Array.from({ length: 4 }, () => app.inject({ method: 'POST', url: '/api/v1/containers', headers: bearer(user.token), payload: { imageId: image.id } })),
+    Array.from({ length: 20 }, () =>
+      app.inject({ method: 'POST', url: '/api/v1/containers?wait=true', headers: bearer(user.token), payload: { imageId: image.id } })),
   );
-  assert.deepEqual(results.map((r) => r.statusCode), [202, 202, 202, 202]);
+  assert.deepEqual(results.map((r) => r.statusCode), Array(20).fill(201), results.map((r) => r.body).join('\n'));
   const rows = await testDb().db.select().from(containers).where(eq(containers.userId, user.id));
-  assert.equal(new Set(rows.map((r) => r.hostPort)).size, 4);
-  for (const r of results) {
-    const removed = await app.inject({ method: 'DELETE', url: `/api/v1/containers/${r.json().id}`, headers: bearer(user.token) });
+  assert.equal(new Set(rows.map((r) => r.hostPort)).size, 20, 'distinct rows');
+  const published = await Promise.all(rows.map(async (r) => {
+    const info = await dockerFor('host-b').getContainer(dockerName(r.id)).inspect();
+    assert.equal(info.State.Running, true);
+    return Number(info.NetworkSettings.Ports['80/tcp']?.[0]?.HostPort);
+  }));
+  assert.deepEqual(published.sort(), rows.map((r) => r.hostPort).sort(), 'the daemon publishes the allocated ports');
+  await Promise.all(rows.map(async (r) => {
+    const removed = await app.inject({ method: 'DELETE', url: `/api/v1/containers/${r.id}`, headers: bearer(user.token) });
     assert.equal(removed.statusCode, 200, removed.body);
-  }
+  }));
+});
+
+test('an exhausted port range is a 409 saying so; a removal frees its port for the next', async (t) => {
+  // Two ports outside the default range, so no other container holds them.
+  const app = await buildTestApp(t, { containers: containersConfig({ maxPerUser: 5, portRange: { from: 21900, to: 21901 } }) });
+  const user = await createUser(app, { balance: 100_000 });
+  const image = await pullHttpd(app, user, 'host-b');
+  const first = await run(app, user, { imageId: image.id });
+  const second = await run(app, user, { imageId: image.id });
+  assert.deepEqual([first.hostPort, second.hostPort].sort(), [21900, 21901]);
+  const full = await app.inject({ method: 'POST', url: '/api/v1/containers', headers: bearer(user.token), payload: { imageId: image.id } });
+  assert.equal(full.statusCode, 409, full.body);
+  assert.match(full.json().detail, /No free host port on host-b in 21900-21901/);
+  assert.equal((await testDb().db.select().from(containers).where(eq(containers.userId, user.id))).length, 2, 'nothing created');
+
+  assert.equal((await app.inject({ method: 'DELETE', url: `/api/v1/containers/${first.id}`, headers: bearer(user.token) })).statusCode, 200);
+  const third = await run(app, user, { imageId: image.id });
+  assert.equal(third.hostPort, first.hostPort, 'the freed port is allocated again');
+  assert.match(await (await fetch(`http://${third.hostIp}:${third.hostPort}/`)).text(), /Berth httpd/);
+  for (const c of [second, third]) await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) });
+});
+
+test('the host worker killed during create: exactly one container once it is back, charged once', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 10_000 });
+  const image = await pullHttpd(app, user, 'host-b');
+  const docker = dockerFor('host-b');
+  t.after(() => stackUp());
+  // Kill the worker the moment its create activity has made the container in Docker,
+  // before it starts it and reports back.
+  const pid = await stackPid('worker-host-b');
+  const events = (await docker.getEvents({
+    filters: { type: ['container'], event: ['create'], label: [`${LABEL_USER}=${user.id}`] },
+  })) as NodeJS.ReadableStream & { destroy(): void };
+  const created = new Promise<void>((resolve) => events.once('data', () => {
+    process.kill(pid, 'SIGKILL');
+    resolve();
+  }));
+  const res = await app.inject({ method: 'POST', url: '/api/v1/containers', headers: bearer(user.token), payload: { imageId: image.id } });
+  assert.equal(res.statusCode, 202, res.body);
+  const { id } = res.json<{ id: string }>();
+  await created;
+  events.destroy();
+  await processGone(pid);
+  await stackUp();
+
+  await eventually('running', async () => (await rowOf(id)).state === 'running', 150);
+  const inDocker = await docker.listContainers({ all: true, filters: { label: [`${LABEL_ID}=${id}`] } });
+  assert.equal(inDocker.length, 1, 'exactly one container');
+  assert.equal(inDocker[0]!.State, 'running');
+  const history = (await temporal.workflow.getHandle(`container-${id}`).fetchHistory()).events ?? [];
+  const createScheduled = new Set(history.flatMap((e) =>
+    e.activityTaskScheduledEventAttributes?.activityType?.name === 'createAndStartContainer' ? [String(e.eventId)] : []));
+  const attempts = history.flatMap((e) =>
+    e.activityTaskStartedEventAttributes && createScheduled.has(String(e.activityTaskStartedEventAttributes.scheduledEventId))
+      ? [e.activityTaskStartedEventAttributes.attempt ?? 1] : []);
+  assert.ok(Math.max(...attempts) >= 2, `the create activity ran again after the kill (attempts ${attempts})`);
+  const charges = await testDb().db.select().from(ledgerEntries).where(like(ledgerEntries.idempotencyKey, `container-${id}-%`));
+  assert.equal(charges.length, 1, 'the first period charged once');
+  const removed = await app.inject({ method: 'DELETE', url: `/api/v1/containers/${id}`, headers: bearer(user.token) });
+  assert.equal(removed.statusCode, 200, removed.body);
 });
 
 test('metering: each started period is charged once; an unpaid period suspends; top-up and start resume', async (t) => {
@@ -214,8 +285,8 @@ test('metering: each started period is charged once; an unpaid period suspends; 
   await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) });
 });
 
-test('reconciliation: a container that dies or is removed outside Berth shows its real state', async (t) => {
-  const app = await buildTestApp(t);
+test('reconciliation: a container that dies or is removed outside Berth shows its real state, and billing follows', async (t) => {
+  const app = await buildTestApp(t, { containers: containersConfig({ pricePerPeriod: 3, billingPeriodMs: 1500 }) });
   const user = await createUser(app, { balance: 10_000 });
   const image = await pullHttpd(app, user, 'host-b');
   const a = await run(app, user, { imageId: image.id });
@@ -226,6 +297,11 @@ test('reconciliation: a container that dies or is removed outside Berth shows it
     return row.state === 'exited' && row;
   });
   assert.match(exited.stateReason ?? '', /exited with code/);
+  const chargesOfA = async () => (await testDb().db.select().from(ledgerEntries).where(and(
+    eq(ledgerEntries.kind, 'container_charge'), like(ledgerEntries.idempotencyKey, `container-${a.id}-%`)))).length;
+  const chargedAtExit = await chargesOfA();
+  await sleep(4000); // more than two billing periods
+  assert.equal(await chargesOfA(), chargedAtExit, 'an exited container is not charged');
 
   await dockerFor('host-b').getContainer(dockerName(b.id)).remove({ force: true });
   const gone = await eventually('removed', async () => {

@@ -2,20 +2,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { and, desc, eq, gt, inArray } from 'drizzle-orm';
 import { containers, images, ledgerEntries, releaseRuns, users } from '../../db/schema.js';
 import { LABEL_ID } from '../../core/container-labels.js';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
-import { HOST_IDS, dockerFor, stateDir } from '../support/stack.js';
+import { HOST_IDS, dockerFor, killStackProcess, stackUp } from '../support/stack.js';
 import { pushUniqueImage } from '../support/images.js';
 import type { App } from '../../api/app.js';
 
 const exec = promisify(execFile);
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const TEMPORAL_CLI = join(process.env.BERTH_TOOLS_DIR ?? join(homedir(), '.cache', 'berth'), 'bin', 'temporal');
 const cli = (...args: string[]) => exec(TEMPORAL_CLI, [...args, '--address', baseConfig.temporal.address]);
 const trigger = () => cli('schedule', 'trigger', '--schedule-id', 'berth-nightly-release');
@@ -153,17 +150,8 @@ test('nightly release survives the control worker being killed mid-run, with no 
     if (rows.length) break;
     await sleep(100);
   }
-  const pid = Number((await readFile(join(stateDir, 'run', 'worker-control.pid'), 'utf8')).trim());
-  process.kill(pid, 'SIGKILL');
-  for (let i = 0; i < 100; i++) {
-    try {
-      process.kill(pid, 0);
-      await sleep(100);
-    } catch {
-      break; // gone
-    }
-  }
-  await exec('bash', ['scripts/stack.sh', 'up'], { cwd: root });
+  await killStackProcess('worker-control');
+  await stackUp();
 
   const runs = await runsSince(since);
   assert.equal(runs.length, 1);

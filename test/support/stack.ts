@@ -1,6 +1,10 @@
 /** The native stack's Docker daemons and Temporal, as tests reach them directly. */
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { dockerFromEndpoint } from '../../activities/docker-client.js';
 
 export const stateDir = process.env.BERTH_STATE_DIR ?? join(homedir(), '.local', 'state', 'berth');
@@ -8,3 +12,36 @@ export const HOST_IDS = ['host-a', 'host-b'] as const;
 export const dockerSocket = (hostId: string) => join(stateDir, 'docker', hostId, 'docker.sock');
 export const dockerFor = (hostId: string) => dockerFromEndpoint(`unix://${dockerSocket(hostId)}`);
 export const REGISTRY = '127.0.0.1:5000';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The pid of one of the stack's processes (e.g. `worker-host-a`, `minio`), from its pid file. */
+export async function stackPid(name: string): Promise<number> {
+  return Number((await readFile(join(stateDir, 'run', `${name}.pid`), 'utf8')).trim());
+}
+
+/** Waits until the process is gone. */
+export async function processGone(pid: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(pid, 0);
+      await sleep(100);
+    } catch {
+      return;
+    }
+  }
+  throw new Error(`pid ${pid} did not die`);
+}
+
+/** SIGKILLs one of the stack's processes and waits until it is gone. */
+export async function killStackProcess(name: string): Promise<void> {
+  const pid = await stackPid(name);
+  process.kill(pid, 'SIGKILL');
+  await processGone(pid);
+}
+
+/** `scripts/stack.sh up`: starts again whatever is not running. */
+export async function stackUp(): Promise<void> {
+  await promisify(execFile)('bash', ['scripts/stack.sh', 'up'], { cwd: repoRoot });
+}
