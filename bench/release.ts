@@ -18,22 +18,12 @@ import { images, releaseRuns } from '../db/schema.js';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../test/support/app.js';
 import { HOST_IDS, REGISTRY, dockerFor } from '../test/support/stack.js';
 import type { App } from '../api/app.js';
+import { pool, sleep } from './support.js';
 
 const N = Number(process.argv[2] ?? 200);
 const exec = promisify(execFile);
 const TEMPORAL_CLI = join(process.env.BERTH_TOOLS_DIR ?? join(homedir(), '.cache', 'berth'), 'bin', 'temporal');
 const SOURCE = `${REGISTRY}/library/busybox:1.35`;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function pool<T>(items: T[], width: number, work: (item: T, index: number) => Promise<void>) {
-  let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await work(items[i]!, i);
-    }
-  }));
-}
 
 /** N containers and N private images, half on each host, owned by a few users. */
 async function setUp(app: App, label: string) {
