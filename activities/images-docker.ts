@@ -8,6 +8,7 @@ import { FailureType } from '../core/failures.js';
 import { parseImageReference, registryHost } from '../core/image-ref.js';
 import { PullProgress, PullStreamError, type PullMessage, type PullSnapshot } from '../core/pull-progress.js';
 import { dockerMessage, isConflict, isNotFound, pullFailure } from './docker-errors.js';
+import { cancellation } from './cancellation.js';
 
 export interface InspectedImage {
   /** sha256:... */
@@ -18,37 +19,63 @@ export interface InspectedImage {
   repoDigests: string[];
 }
 
+/** One Docker pull, shared by the activities waiting on it. */
+interface SharedPull {
+  result: Promise<PullSnapshot>;
+  latest: PullSnapshot | null;
+  listeners: Set<(snapshot: PullSnapshot) => void>;
+  joined: number;
+  settled: boolean;
+  abort: AbortController;
+}
+
 export function createImageDockerActivities(deps: {
   docker: Docker;
   registryCredentials: Readonly<Record<string, RegistryCredential>>;
 }) {
   const { docker, registryCredentials } = deps;
 
-  return {
-    /**
-     * Pulls a normalized reference, reading the progress stream to its end and
-     * failing on any error message inside it. Heartbeats per-layer progress.
-     */
-    async pullImage(reference: string): Promise<PullSnapshot> {
-      const ctx = Context.current();
-      const ref = parseImageReference(reference);
-      const credential = registryCredentials[registryHost(ref)];
-      const authconfig = credential
-        ? { username: credential.username, password: credential.password, serveraddress: registryHost(ref) }
-        : undefined;
+  /**
+   * Pulls under way on this host, by reference: concurrent pull activities of one
+   * reference share one Docker pull, so a duplicate is not downloaded twice.
+   */
+  const inFlight = new Map<string, SharedPull>();
+
+  async function imagePresent(reference: string): Promise<boolean> {
+    try {
+      await docker.getImage(reference).inspect();
+      return true;
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw error;
+    }
+  }
+
+  function startPull(reference: string): SharedPull {
+    const ref = parseImageReference(reference);
+    const credential = registryCredentials[registryHost(ref)];
+    const authconfig = credential
+      ? { username: credential.username, password: credential.password, serveraddress: registryHost(ref) }
+      : undefined;
+    const shared: SharedPull = { latest: null, listeners: new Set(), joined: 0, settled: false, abort: new AbortController(), result: undefined! };
+    shared.result = (async () => {
       const progress = new PullProgress();
+      const publish = (snapshot: PullSnapshot) => {
+        shared.latest = snapshot;
+        for (const listener of shared.listeners) listener(snapshot);
+      };
       let stream: Readable;
       try {
         stream = (await docker.createImage(authconfig as Docker.AuthConfig, {
           fromImage: ref.repository,
           tag: ref.digest ?? ref.tag ?? 'latest',
-          abortSignal: ctx.cancellationSignal,
+          abortSignal: shared.abort.signal,
         })) as unknown as Readable;
       } catch (error) {
         throw pullFailure(error, reference);
       }
       const abort = () => stream.destroy(new Error('pull cancelled'));
-      ctx.cancellationSignal.addEventListener('abort', abort, { once: true });
+      shared.abort.signal.addEventListener('abort', abort, { once: true });
       try {
         for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
           if (!line.trim()) continue;
@@ -59,17 +86,62 @@ export function createImageDockerActivities(deps: {
             continue; // not a progress message
           }
           progress.apply(message);
-          ctx.heartbeat(progress.snapshot());
+          publish(progress.snapshot());
         }
       } catch (error) {
         if (error instanceof PullStreamError) throw pullFailure(error, reference);
         throw error;
       } finally {
-        ctx.cancellationSignal.removeEventListener('abort', abort);
+        shared.abort.signal.removeEventListener('abort', abort);
       }
       const done = progress.complete();
-      ctx.heartbeat(done);
+      publish(done);
       return done;
+    })().finally(() => {
+      shared.settled = true;
+      inFlight.delete(reference);
+    });
+    shared.result.catch(() => undefined); // each joined activity handles the failure
+    return shared;
+  }
+
+  return {
+    /**
+     * Pulls a normalized reference, reading the progress stream to its end and
+     * failing on any error message inside it. Heartbeats per-layer progress. Joins a
+     * pull of the same reference already under way on this host instead of starting
+     * another, and (skipIfPresent) pulls nothing when the image is on the host; the Docker pull is
+     * aborted when every activity waiting on it is cancelled.
+     */
+    async pullImage(reference: string, options: { skipIfPresent?: boolean } = {}): Promise<PullSnapshot> {
+      const ctx = Context.current();
+      let shared = inFlight.get(reference);
+      if (!shared) {
+        // A concurrent pull may have landed it since the workflow looked: nothing to download.
+        if (options.skipIfPresent && (await imagePresent(reference))) return new PullProgress().complete();
+        shared = inFlight.get(reference) ?? startPull(reference);
+        inFlight.set(reference, shared);
+      }
+      const pull = shared;
+      pull.joined++;
+      const onProgress = (snapshot: PullSnapshot) => ctx.heartbeat(snapshot);
+      pull.listeners.add(onProgress);
+      if (pull.latest) ctx.heartbeat(pull.latest);
+      let onCancel: (() => void) | undefined;
+      try {
+        return await Promise.race([
+          pull.result,
+          new Promise<never>((_, reject) => {
+            onCancel = () => reject(cancellation(ctx));
+            if (ctx.cancellationSignal.aborted) onCancel();
+            else ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
+          }),
+        ]);
+      } finally {
+        if (onCancel) ctx.cancellationSignal.removeEventListener('abort', onCancel);
+        pull.listeners.delete(onProgress);
+        if (--pull.joined === 0 && !pull.settled) pull.abort.abort();
+      }
     },
 
     /** The image as the daemon knows it, or null when it is not on this host. */

@@ -380,9 +380,18 @@ cmd_status() {
   for p in "${APP_PROCS[@]:1}"; do row "$p" "task queue $( [[ $p == worker-control ]] && echo berth-control || echo "berth-host-${p#worker-}")" pid_alive "$RUN/$p.pid"; done
 }
 
+# One up or down at a time: two at once would each start a set of processes and leave
+# one set running without a pid file.
+with_lock() {
+  mkdir -p "$STATE"
+  exec 9>"$STATE/stack.lock"
+  flock 9
+  "$@"
+}
+
 case ${1:-} in
-  up) cmd_up ;;
-  down) cmd_down ;;
+  up) with_lock cmd_up ;;
+  down) with_lock cmd_down ;;
   status) cmd_status ;;
   env) cat "$ENV_FILE" ;;
   *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;

@@ -41,7 +41,7 @@ export async function pullImage(input: PullImageInput): Promise<PullImageResult>
   try {
     let inspected = await host.quick.inspectImage(input.reference);
     if (!inspected) {
-      progress = await host.pull.pullImage(input.reference);
+      progress = await host.pull.pullImage(input.reference, { skipIfPresent: true });
       inspected = await host.quick.inspectImage(input.reference);
       if (!inspected) throw ApplicationFailure.nonRetryable(`${input.reference} is not on ${input.hostId} after its pull`, FailureType.ImageNotFound);
     }

@@ -5,6 +5,7 @@ import { images, ledgerEntries, users } from '../../db/schema.js';
 import { connectTemporal } from '../../core/temporal.js';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb } from '../support/app.js';
 import { inspectOn, pushUniqueImage } from '../support/images.js';
+import { dockerFor, killStackProcess, stackUp } from '../support/stack.js';
 import type { App } from '../../api/app.js';
 
 const MB = 1024 * 1024;
@@ -70,6 +71,7 @@ test('dedup: the owner is not pulled or charged twice; another user pays but Doc
   const alice = await createUser(app, { balance: 1000 });
   const bob = await createUser(app, { balance: 1000 });
   const reference = await pushUniqueImage();
+  const firstFrom = Date.now();
   const first = await pull(app, alice.token, { image: reference, host: 'host-a' });
   assert.equal(first.statusCode, 201);
   const balance = await balanceOf(alice.id);
@@ -83,15 +85,87 @@ test('dedup: the owner is not pulled or charged twice; another user pays but Doc
   assert.equal(await balanceOf(alice.id), balance, 'no second charge');
   assert.deepEqual(await scheduledActivities(again.json().pullId), ['findOwnedImage']);
 
+  const bobFrom = Date.now();
   const byBob = await pull(app, bob.token, { image: reference, host: 'host-a' });
   assert.equal(byBob.statusCode, 201);
   assert.notEqual(byBob.json().id, first.json().id);
   assert.equal(await balanceOf(bob.id), 1000 - byBob.json().charged);
   assert.ok(!(await scheduledActivities(byBob.json().pullId)).includes('pullImage'), 'no Docker pull for bob');
+  // The daemon's own record: one pull of this reference (alice's), none since bob asked.
+  assert.equal((await pullEvents('host-a', reference, firstFrom)).length, 1, 'alice’s pull is in the daemon’s events');
+  assert.equal((await pullEvents('host-a', reference, bobFrom)).length, 0, 'no registry download for bob');
 });
 
-async function waitForPull(app: App, token: string, pullId: string) {
-  for (let i = 0; i < 120; i++) {
+/** The daemon's `pull` events for a reference since a time (ms since the epoch), up to now. */
+async function pullEvents(hostId: string, reference: string, sinceMs: number): Promise<Array<{ Action: string; timeNano: number }>> {
+  const stream = (await dockerFor(hostId).getEvents({
+    since: Math.floor(sinceMs / 1000),
+    until: Math.ceil(Date.now() / 1000) + 1,
+    filters: { type: ['image'], event: ['pull'], image: [reference] },
+  })) as NodeJS.ReadableStream;
+  let text = '';
+  for await (const chunk of stream) text += chunk.toString();
+  return text.split('\n').filter((line) => line.trim()).map((line) => JSON.parse(line))
+    .filter((event: { timeNano: number }) => event.timeNano / 1e6 >= sinceMs);
+}
+
+test('20 concurrent pulls of one image by one user: one record, one charge, one Docker pull', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 1000 });
+  const reference = await pushUniqueImage();
+  const from = Date.now();
+  const results = await Promise.all(Array.from({ length: 20 }, () => pull(app, user.token, { image: reference, host: 'host-a' })));
+  assert.deepEqual(results.map((r) => r.statusCode), Array(20).fill(201), results.map((r) => r.body).join('\n'));
+  assert.equal(new Set(results.map((r) => r.json().id)).size, 1, 'every answer is the same record');
+  const rows = await testDb().db.select().from(images).where(and(eq(images.userId, user.id), eq(images.reference, reference)));
+  assert.equal(rows.length, 1);
+  const charges = (await ledgerOf(user.id)).filter((e) => e.kind === 'image_charge');
+  assert.equal(charges.length, 1, 'charged once');
+  assert.equal(await balanceOf(user.id), 1000 - rows[0]!.charged);
+  assert.equal((await pullEvents('host-a', reference, from)).length, 1, 'one Docker pull');
+});
+
+test('the host worker killed in the middle of a large pull: the workflow completes once a worker is back, charged once', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 10_000 });
+  const reference = await pushUniqueImage('large', 120 * 1024);
+  t.after(async () => {
+    await stackUp();
+    await dockerFor('host-b').getImage(reference).remove({ force: true }).catch(() => undefined);
+  });
+  const started = await pull(app, user.token, { image: reference, host: 'host-b' }, false);
+  assert.equal(started.statusCode, 202, started.body);
+  const { pullId } = started.json();
+  // Kill the worker once the pull activity reports progress: the download is under way.
+  for (let i = 0; ; i++) {
+    const status = (await app.inject({ method: 'GET', url: `/api/v1/images/pulls/${pullId}`, headers: bearer(user.token) })).json();
+    assert.equal(status.state, 'running', JSON.stringify(status));
+    if (status.progress) break;
+    assert.ok(i < 600, 'the pull never reported progress');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await killStackProcess('worker-host-b');
+  await stackUp();
+
+  const status = await waitForPull(app, user.token, pullId, 600);
+  assert.equal(status.state, 'completed', JSON.stringify(status));
+  const history = (await temporal.workflow.getHandle(pullId).fetchHistory()).events ?? [];
+  const pullScheduled = new Set(history.flatMap((e) =>
+    e.activityTaskScheduledEventAttributes?.activityType?.name === 'pullImage' ? [String(e.eventId)] : []));
+  const attempts = history.flatMap((e) =>
+    e.activityTaskStartedEventAttributes && pullScheduled.has(String(e.activityTaskStartedEventAttributes.scheduledEventId))
+      ? [e.activityTaskStartedEventAttributes.attempt ?? 1] : []);
+  assert.ok(Math.max(...attempts) >= 2, `the pull ran again on the restarted worker (attempts ${attempts})`);
+  const rows = await testDb().db.select().from(images).where(eq(images.userId, user.id));
+  assert.equal(rows.length, 1);
+  const daemon = await inspectOn('host-b', reference);
+  assert.equal(rows[0]!.imageId, daemon?.Id);
+  assert.equal((await ledgerOf(user.id)).filter((e) => e.kind === 'image_charge').length, 1, 'charged once');
+  assert.equal(await balanceOf(user.id), 10_000 - rows[0]!.charged);
+});
+
+async function waitForPull(app: App, token: string, pullId: string, polls = 120) {
+  for (let i = 0; i < polls; i++) {
     const res = await app.inject({ method: 'GET', url: `/api/v1/images/pulls/${pullId}`, headers: bearer(token) });
     assert.equal(res.statusCode, 200, res.body);
     if (res.json().state !== 'running') return res.json();
