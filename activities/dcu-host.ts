@@ -9,10 +9,11 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import { DCU_GZIP_FILE } from '../core/dcu-names.js';
 import { FailureType } from '../core/failures.js';
+import { cancellation } from './cancellation.js';
 import { dockerMessage, isNotFound } from './docker-errors.js';
 import { createParallelGzip } from './parallel-gzip.js';
 
@@ -57,12 +58,6 @@ export function checkArchiveName(fileName: string): void {
   if (!DCU_GZIP_FILE.test(fileName) || fileName.includes('..')) {
     throw ApplicationFailure.nonRetryable(`invalid archive name "${fileName.slice(0, 80)}"`, 'InvalidArchiveName');
   }
-}
-
-/** The cancellation error to throw once the activity's cancellationSignal fired. */
-export function cancellation(ctx: Context): Error {
-  const reason: unknown = ctx.cancellationSignal.reason;
-  return reason instanceof CancelledFailure ? reason : new CancelledFailure('cancelled');
 }
 
 /** Counts (and optionally hashes) the bytes passing through. */

@@ -459,10 +459,8 @@ test('cancel with the temporal CLI while compressing: the compress activity remo
   const user = await createUser(app);
   const image = await largeImage();
   const taskId = await startTask(app, user, image, 'host-b');
-  const compressing = await waitFor(app, user.token, taskId, (d) => d.state !== 'idle' && d.state !== 'downloading');
-  assert.notEqual(compressing.state, 'completed', 'still running when cancelled');
-  const queried = await temporal.workflow.getHandle(workflowIds.dcu(taskId)).query<{ state: string }>('status');
-  assert.ok(['compressing', 'uploading'].includes(queried.state), queried.state);
+  const compressing = await waitFor(app, user.token, taskId, (d) => d.state !== 'idle' && d.state !== 'downloading', 6000);
+  assert.equal(compressing.state, 'compressing', 'still compressing when cancelled');
 
   await temporalCli(['workflow', 'signal', '--workflow-id', workflowIds.dcu(taskId), '--name', 'cancel']);
   const data = await waitFor(app, user.token, taskId, ended);
@@ -475,8 +473,8 @@ test('cancel with the temporal CLI while compressing: the compress activity remo
   const events = await historyOf(taskId);
   const scheduled = new Map(events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [[String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name]] : [])));
   const acknowledged = events.flatMap((e) => (e.activityTaskCanceledEventAttributes ? [scheduled.get(String(e.activityTaskCanceledEventAttributes.scheduledEventId))] : []));
-  assert.equal(acknowledged.length, 1, 'the phase activity acknowledged the cancel');
-  assert.ok(['dcuCompress', 'dcuUpload'].includes(acknowledged[0]!), String(acknowledged[0]));
+  const trail = events.map((e) => `${e.eventType}${e.activityTaskScheduledEventAttributes ? `:${e.activityTaskScheduledEventAttributes.activityType?.name}` : ''}`);
+  assert.deepEqual(acknowledged, ['dcuCompress'], `the compress activity acknowledged the cancel: ${trail.join(' ')}`);
 });
 
 test('activities: a cancelled upload aborts its multipart upload; a cancelled compress leaves no partial file', { timeout: 120_000 }, async () => {
