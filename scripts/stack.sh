@@ -57,9 +57,10 @@ pid_alive() {
 }
 
 # start_bg NAME COMMAND...: runs COMMAND detached, pid in $RUN/NAME.pid, output in $LOGS/NAME.log.
+# It does not inherit fd 9, the stack lock (with_lock): else it would hold the lock for its lifetime.
 start_bg() {
   local name=$1; shift
-  nohup setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  nohup setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
   echo $! >"$RUN/$name.pid"
 }
 
@@ -164,7 +165,7 @@ pg_up() { pg_isready -q -h 127.0.0.1 -p $PG_PORT; }
 start_postgres() {
   if ! pg_up; then
     pg_lsclusters -h 2>/dev/null | grep -q '^15 *main' || pg_createcluster 15 main >/dev/null
-    pg_ctlcluster --skip-systemctl-redirect 15 main start || true
+    pg_ctlcluster --skip-systemctl-redirect 15 main start 9>&- || true
     wait_for "PostgreSQL" 60 pg_up
   fi
   local password; password=$(sed -E 's#^postgres://berth:([^@]*)@.*#\1#' <<<"$BERTH_DATABASE_URL")
