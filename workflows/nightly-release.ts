@@ -7,6 +7,10 @@ import { removeImage } from './remove-image.js';
 export interface NightlyReleaseInput {
   /** Removals in flight per host at most. */
   concurrency: number;
+  /** Items listed per batch (default 50). */
+  batchSize?: number;
+  /** History events after which the run continues as new, between batches (default 4000). */
+  historyLimit?: number;
   /** Carried across continue-as-new. */
   carry?: { releaseId: string; phase: 'containers' | 'images'; report: ReleaseReport };
 }
@@ -71,14 +75,14 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
     report.failures.push({ phase, id: item.id, hostId: item.hostId, reason: reasonOf(error) });
   };
   const maybeContinue = async () => {
-    if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > HISTORY_LIMIT) {
+    if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (input.historyLimit ?? HISTORY_LIMIT)) {
       await continueAsNew<typeof nightlyRelease>({ ...input, carry: { releaseId, phase, report } });
     }
   };
 
   if (phase === 'containers') {
     for (;;) {
-      const batch = await db.listReleasableContainers(failed('containers'), BATCH);
+      const batch = await db.listReleasableContainers(failed('containers'), input.batchSize ?? BATCH);
       if (batch.length === 0) break;
       await perHost(batch, input.concurrency, async (item) => {
         try {
@@ -94,7 +98,7 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
   }
 
   for (;;) {
-    const batch = await db.listReleasableImages(failed('images'), BATCH);
+    const batch = await db.listReleasableImages(failed('images'), input.batchSize ?? BATCH);
     if (batch.length === 0) break;
     await perHost(batch, input.concurrency, async (item) => {
       try {

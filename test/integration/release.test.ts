@@ -1,12 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { and, desc, eq, gt, inArray } from 'drizzle-orm';
 import { containers, images, ledgerEntries, releaseRuns, users } from '../../db/schema.js';
 import { LABEL_ID } from '../../core/container-labels.js';
+import { connectTemporal } from '../../core/temporal.js';
+import { CONTROL_TASK_QUEUE } from '../../core/temporal-names.js';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
 import { HOST_IDS, dockerFor, killStackProcess, stackUp } from '../support/stack.js';
 import { pushUniqueImage } from '../support/images.js';
@@ -163,4 +166,42 @@ test('nightly release survives the control worker being killed mid-run, with no 
     assert.equal(refunds.length, 1);
     assert.equal(refunds[0]!.amount, image.charged);
   }
+});
+
+test('a long release continues as new between batches, carrying its report, and refunds once', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 100_000 });
+  const pulled: Array<{ id: string; charged: number; reference: string }> = [];
+  for (let i = 0; i < 5; i++) pulled.push(await pull(app, user, await pushUniqueImage('can'), HOST_IDS[i % 2]!));
+
+  // Batches of two and a tiny history budget: every batch ends the run and a new one goes on.
+  const temporal = await connectTemporal(baseConfig.temporal);
+  t.after(() => temporal.connection.close());
+  const workflowId = `release-can-${randomUUID()}`;
+  const handle = await temporal.workflow.start('nightlyRelease', {
+    taskQueue: CONTROL_TASK_QUEUE,
+    workflowId,
+    args: [{ concurrency: 2, batchSize: 2, historyLimit: 10 }],
+  });
+  const report = (await handle.result()) as { images: { removed: number; failed: number }; refundedTotal: number };
+
+  const first = await temporal.workflow.getHandle(workflowId, handle.firstExecutionRunId).describe();
+  assert.equal(first.status.name, 'CONTINUED_AS_NEW');
+  let runCount = 0;
+  for await (const run of temporal.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
+    assert.ok(['CONTINUED_AS_NEW', 'COMPLETED'].includes(run.status.name), run.status.name);
+    runCount++;
+  }
+  assert.ok(runCount >= 3, `runs in the chain: ${runCount}`);
+
+  assert.ok(report.images.removed >= pulled.length, 'the report carried every batch');
+  const left = await testDb().db.select().from(images).where(inArray(images.id, pulled.map((p) => p.id)));
+  assert.deepEqual(left, [], 'every image released');
+  const refunds = await testDb().db.select().from(ledgerEntries).where(and(eq(ledgerEntries.userId, user.id), eq(ledgerEntries.kind, 'image_refund')));
+  assert.equal(refunds.length, pulled.length, 'one refund per image');
+  assert.ok(refunds.every((e) => e.reason === `nightly release ${workflowId}`), 'the release is the reason, across runs');
+  assert.equal(refunds.reduce((sum, e) => sum + e.amount, 0), pulled.reduce((sum, p) => sum + p.charged, 0));
+  const [row] = await testDb().db.select().from(releaseRuns).where(eq(releaseRuns.id, workflowId));
+  assert.equal(row?.status, 'completed', 'one stored run for the whole chain');
+  assert.equal(row?.refundedTotal, report.refundedTotal);
 });
