@@ -67,6 +67,32 @@ export function createContainerDbActivities(deps: { db: Database; ledger: Ledger
       }
     },
 
+    /** Gives back a charge for a container that never ran, once per key. */
+    async refundContainerCharge(input: {
+      containerId: string;
+      userId: string;
+      amount: number;
+      idempotencyKey: string;
+      reason: string;
+    }): Promise<{ applied: boolean; balanceAfter: number }> {
+      return db.transaction(async (tx) => {
+        const { entry, applied } = await ledger.applyIn(tx, {
+          userId: input.userId,
+          amount: input.amount,
+          kind: 'container_refund',
+          reason: input.reason,
+          idempotencyKey: input.idempotencyKey,
+        });
+        if (applied) {
+          await tx
+            .update(containers)
+            .set({ charged: sql`${containers.charged} - ${input.amount}` })
+            .where(eq(containers.id, input.containerId));
+        }
+        return { applied, balanceAfter: entry.balanceAfter };
+      });
+    },
+
     /** The container is gone: its port and name are free again. */
     async releaseContainer(id: string, state: 'removed' | 'failed', reason: string | null): Promise<void> {
       await db

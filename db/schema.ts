@@ -84,7 +84,7 @@ export const ledgerEntries = pgTable(
     amount: bigint('amount', { mode: 'number' }).notNull(),
     balanceAfter: bigint('balance_after', { mode: 'number' }).notNull(),
     kind: text('kind', {
-      enum: ['credit', 'image_charge', 'image_refund', 'container_charge', 'release_refund'],
+      enum: ['credit', 'image_charge', 'image_refund', 'container_charge', 'container_refund', 'release_refund'],
     }).notNull(),
     reason: text('reason').notNull(),
     idempotencyKey: text('idempotency_key').notNull(),

@@ -12,7 +12,7 @@ import type { HostActivities } from '../activities/host-activities.js';
 import type { ContainerSpec, ObservedContainer } from '../activities/containers-docker.js';
 import { FailureType, NON_RETRYABLE } from '../core/failures.js';
 import { hostTaskQueue } from '../core/temporal-names.js';
-import { failureType } from './failures.js';
+import { failureType, rootMessage } from './failures.js';
 import {
   describeQuery,
   observedSignal,
@@ -155,7 +155,18 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
       else await setStatus('exited', `container exited at start (code ${observed.exitCode})`, { exitCode: observed.exitCode });
     } catch (error) {
       await host.removeContainer(input.id);
-      await release('failed', error instanceof Error ? error.message : String(error));
+      // It never ran: the first period is given back.
+      if (s.charged > 0) {
+        const { applied } = await db.refundContainerCharge({
+          containerId: input.id,
+          userId: input.userId,
+          amount: s.charged,
+          idempotencyKey: `container-${input.id}-create-refund`,
+          reason: `container ${input.spec.image} on ${input.hostId} could not be created`,
+        });
+        if (applied) s.charged = 0;
+      }
+      await release('failed', rootMessage(error));
     }
   }
 

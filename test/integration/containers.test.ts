@@ -11,6 +11,7 @@ import { connectTemporal } from '../../core/temporal.js';
 import { LABEL_ID, LABEL_USER, dockerName } from '../../core/container-labels.js';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
 import { dockerFor, processGone, stackPid, stackUp } from '../support/stack.js';
+import { pushUniqueImage } from '../support/images.js';
 import type { App } from '../../api/app.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
@@ -248,6 +249,32 @@ test('the host worker killed during create: exactly one container once it is bac
   assert.equal(charges.length, 1, 'the first period charged once');
   const removed = await app.inject({ method: 'DELETE', url: `/api/v1/containers/${id}`, headers: bearer(user.token) });
   assert.equal(removed.statusCode, 200, removed.body);
+});
+
+test('a container that cannot be created fails with the reason, and its first period is refunded', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 10_000 });
+  // An image Berth recorded but that is no longer on the host: Docker refuses the create.
+  const reference = await pushUniqueImage('gone');
+  const pulled = await app.inject({ method: 'POST', url: '/api/v1/images/pull?wait=true', headers: bearer(user.token), payload: { image: reference, host: 'host-b' } });
+  assert.equal(pulled.statusCode, 201, pulled.body);
+  await dockerFor('host-b').getImage(reference).remove({ force: true });
+  const before = await balanceOf(user.id);
+
+  const res = await app.inject({ method: 'POST', url: '/api/v1/containers', headers: bearer(user.token), payload: { imageId: pulled.json().id, containerPort: 80 } });
+  assert.equal(res.statusCode, 202, res.body);
+  const { id } = res.json<{ id: string }>();
+  const row = await eventually('failed', async () => {
+    const r = await rowOf(id);
+    return r.state === 'failed' && r;
+  }, 60);
+  assert.match(row.stateReason ?? '', /no such image|not found/i, row.stateReason ?? '');
+  assert.ok(row.removedAt, 'its port is free again');
+  assert.equal(row.charged, 0);
+  assert.equal(await balanceOf(user.id), before, 'charged, then refunded');
+  const entries = await testDb().db.select().from(ledgerEntries).where(like(ledgerEntries.idempotencyKey, `container-${id}-%`));
+  assert.deepEqual(entries.map((e) => e.kind).sort(), ['container_charge', 'container_refund']);
+  assert.deepEqual((await dockerFor('host-b').listContainers({ all: true, filters: { label: [`${LABEL_ID}=${id}`] } })), []);
 });
 
 test('metering: each started period is charged once; an unpaid period suspends; top-up and start resume', async (t) => {
