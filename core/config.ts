@@ -93,7 +93,8 @@ class Reader {
   }
 }
 
-const HOST_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** Host ids: lowercase letters, digits and dashes (host-a). */
+export const HOST_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 
 export interface DatabaseConfig {

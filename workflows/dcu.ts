@@ -183,6 +183,10 @@ export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
   } catch (error) {
     const cancelled = status.cancelRequested || isCancellation(error);
     const reason = cancelled ? { message: DCU_CANCELLED_MESSAGE, type: 'DcuCancelled' } : reasonOf(error);
+    // A host step that used up its retry policy says so (the database steps have their own policy).
+    if (!cancelled && error instanceof ActivityFailure && error.retryState === 'MAXIMUM_ATTEMPTS_REACHED' && error.activityType !== 'dcuTransition') {
+      reason.message = `${status.state} failed after ${onHost(input.hostId).retry.maximumAttempts} attempts: ${reason.message}`;
+    }
     status.errorMessage = reason.message;
     // Runs even when the workflow itself was cancelled (temporal workflow cancel).
     await CancellationScope.nonCancellable(async () => {

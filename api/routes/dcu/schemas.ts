@@ -4,6 +4,7 @@
  * (with the HTTP status in `status` and data null).
  */
 import { Type, type TSchema } from 'typebox';
+import { HOST_ID, USERNAME } from '../../../core/config.js';
 import { DCU_STATES } from '../../../core/dcu-state.js';
 import { Uuid } from '../../schemas.js';
 
@@ -44,11 +45,19 @@ export const dcuErrors = {
 
 export const DcuStateSchema = Type.Union(DCU_STATES.map((s) => Type.Literal(s)));
 
+/** No control characters (a NUL would reach PostgreSQL, which refuses it: a 500 instead of a 400). */
+const PRINTABLE = '^[^\\x00-\\x1F\\x7F]*$';
+
 export const StartBody = Type.Object(
   {
-    username: Type.String({ minLength: 1, maxLength: 64, description: "The caller's username (an admin may name another user)" }),
-    docker_image_name: Type.String({ minLength: 1, maxLength: 1024, description: 'busybox, 127.0.0.1:5000/library/busybox:1.35, repo@sha256:...' }),
-    host: Type.Optional(Type.String({ minLength: 1, maxLength: 63, description: 'The Docker host to run on; default: the least loaded host that is up' })),
+    username: Type.String({ maxLength: 64, pattern: USERNAME.source, description: "The caller's username (an admin may name another user)" }),
+    docker_image_name: Type.String({
+      minLength: 1,
+      maxLength: 1024,
+      pattern: PRINTABLE,
+      description: 'busybox, 127.0.0.1:5000/library/busybox:1.35, repo@sha256:...',
+    }),
+    host: Type.Optional(Type.String({ maxLength: 63, pattern: HOST_ID.source, description: 'The Docker host to run on; default: the least loaded host that is up' })),
   },
   { additionalProperties: false },
 );
@@ -86,8 +95,8 @@ export const TaskParams = Type.Object({ task_id: Uuid });
 const DIGITS = '^[0-9]{0,9}$';
 /** Empty values mean "no filter", as the original's callers send them (`?state=&page=`). */
 export const QueryParams = Type.Object({
-  docker_image_name: Type.Optional(Type.String({ maxLength: 1024, description: 'Substring of the image name' })),
-  username: Type.Optional(Type.String({ maxLength: 64 })),
+  docker_image_name: Type.Optional(Type.String({ maxLength: 1024, pattern: PRINTABLE, description: 'Substring of the image name' })),
+  username: Type.Optional(Type.String({ maxLength: 64, pattern: PRINTABLE })),
   state: Type.Optional(Type.Union([DcuStateSchema, Type.Literal('')])),
   page: Type.Optional(Type.String({ pattern: DIGITS, description: 'From 1 (default 1)' })),
   page_size: Type.Optional(Type.String({ pattern: DIGITS, description: 'Default 10, capped at 100' })),
