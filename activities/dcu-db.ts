@@ -4,10 +4,10 @@
  * workflows read and mark.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import { and, asc, desc, eq, inArray, isNotNull, lt, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, isNotNull, lt, ne, or, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
 import { dcuTasks, hosts } from '../db/schema.js';
-import { canTransition, isTerminal, type DcuState } from '../core/dcu-state.js';
+import { DCU_CANCELLED_MESSAGE, canTransition, isTerminal, type DcuState } from '../core/dcu-state.js';
 
 export const ILLEGAL_DCU_TRANSITION = 'IllegalDcuTransition';
 
@@ -68,6 +68,31 @@ export function createDcuDbActivities(deps: { db: Database }) {
           .where(eq(dcuTasks.id, input.taskId));
         return { from, to: input.to, changed: true };
       });
+    },
+
+    /**
+     * The archive of the newest task of this user that failed uploading the same object on
+     * this host (compressed, so its sha256 is recorded; not cancelled); the file may be gone.
+     */
+    async dcuKeptArchive(input: { taskId: string; userId: string; hostId: string; minioObjectName: string }) {
+      const [row] = await db
+        .select({ keptFileName: dcuTasks.gzipFileName, sha256: dcuTasks.sha256, sizeBytes: dcuTasks.sizeBytes })
+        .from(dcuTasks)
+        .where(
+          and(
+            eq(dcuTasks.userId, input.userId),
+            eq(dcuTasks.hostId, input.hostId),
+            eq(dcuTasks.minioObjectName, input.minioObjectName),
+            eq(dcuTasks.state, 'failed'),
+            ne(dcuTasks.errorMessage, DCU_CANCELLED_MESSAGE),
+            isNotNull(dcuTasks.sha256),
+            ne(dcuTasks.id, input.taskId),
+          ),
+        )
+        .orderBy(desc(dcuTasks.endTime))
+        .limit(1);
+      const { keptFileName, sha256, sizeBytes } = row ?? {};
+      return keptFileName && sha256 && sizeBytes != null ? { keptFileName, sha256, sizeBytes } : null;
     },
 
     /** Registered hosts, the most recently alive first (the order the cleanup tries them). */

@@ -7,6 +7,7 @@ import { createDockerActivities } from './docker.js';
 import { createImageDockerActivities } from './images-docker.js';
 import { createContainerDockerActivities } from './containers-docker.js';
 import { createDcuHostActivities } from './dcu-host.js';
+import { createDcuArchiveActivities } from './dcu-archive.js';
 import { createStorageActivities } from './storage.js';
 
 export function createHostActivities(deps: {
@@ -21,6 +22,7 @@ export function createHostActivities(deps: {
     ...createImageDockerActivities(deps),
     ...createContainerDockerActivities(deps),
     ...createDcuHostActivities({ docker: deps.docker, hostId: deps.hostId, gzipDir: deps.dcu.gzipDir }),
+    ...createDcuArchiveActivities({ gzipDir: deps.dcu.gzipDir }),
     ...createStorageActivities({ minio: deps.minio, bucket: deps.dcu.bucket, partSizeBytes: deps.dcu.partSizeBytes, gzipDir: deps.dcu.gzipDir }),
   };
 }

@@ -62,6 +62,9 @@ await runWorker({
       dcu: config.dcu,
     }),
     shutdownGraceTime: config.shutdownGraceMs,
+    // Heartbeats carry progress (pulls, DCU phases) and bring cancellations back: send them
+    // every second, not at 80% of each activity's heartbeat timeout.
+    maxHeartbeatThrottleInterval: '1s',
   },
   onShutdown: async () => {
     clearInterval(heartbeat);

@@ -7,6 +7,7 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
 } from '@temporalio/workflow';
@@ -48,6 +49,12 @@ export const dcuCancelSignal = defineSignal<[reason?: string]>(DCU_SIGNALS.cance
 export const dcuStatusQuery = defineQuery<DcuWorkflowStatus>(DCU_QUERIES.status);
 
 const db = controlDb();
+
+/** patched() ids: workflows started before these changes replay as they ran. */
+const KEEP_ARCHIVE_ON_UPLOAD_FAILURE = 'dcu-keep-archive-on-upload-failure';
+const REUSE_KEPT_ARCHIVE = 'dcu-reuse-kept-archive';
+/** The steps on berth-control (controlDb's retry policy, not the host's). */
+const DB_STEPS = new Set(['dcuTransition', 'dcuKeptArchive']);
 
 function hostActivities(hostId: string) {
   const common = onHost(hostId);
@@ -152,10 +159,16 @@ export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
     const ref = parseImageReference(input.reference);
     const objectName = dcuObjectName(input.username, ref, inspected.imageId);
     const fileName = dcuGzipFileName(input.taskId, objectName);
+    // An earlier task of this user whose upload of the same object failed kept its archive on
+    // this host: take it over (its sha256 checked) instead of compressing again.
+    const kept = patched(REUSE_KEPT_ARCHIVE)
+      ? await db.dcuKeptArchive({ taskId: input.taskId, userId: input.userId, hostId: input.hostId, minioObjectName: objectName })
+      : null;
     status.minioObjectName = objectName;
     status.gzipFileName = fileName;
     await transition('compressing', { gzipFileName: fileName, minioObjectName: objectName, bytesDone: 0, bytesTotal: inspected.sizeBytes });
-    const archive = await phase(() => host.phase.dcuCompress({ taskId: input.taskId, reference: input.reference, fileName }));
+    const adopted = kept ? await phase(() => host.phase.dcuAdoptArchive({ ...kept, fileName })) : null;
+    const archive = adopted ?? (await phase(() => host.phase.dcuCompress({ taskId: input.taskId, reference: input.reference, fileName })));
     status.sizeBytes = archive.sizeBytes;
     status.compressedBytes = archive.compressedBytes;
     status.sha256 = archive.sha256;
@@ -184,13 +197,15 @@ export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
     const cancelled = status.cancelRequested || isCancellation(error);
     const reason = cancelled ? { message: DCU_CANCELLED_MESSAGE, type: 'DcuCancelled' } : reasonOf(error);
     // A host step that used up its retry policy says so (the database steps have their own policy).
-    if (!cancelled && error instanceof ActivityFailure && error.retryState === 'MAXIMUM_ATTEMPTS_REACHED' && error.activityType !== 'dcuTransition') {
+    if (!cancelled && error instanceof ActivityFailure && error.retryState === 'MAXIMUM_ATTEMPTS_REACHED' && !DB_STEPS.has(error.activityType)) {
       reason.message = `${status.state} failed after ${onHost(input.hostId).retry.maximumAttempts} attempts: ${reason.message}`;
     }
     status.errorMessage = reason.message;
+    // A failed upload (not a cancel) keeps the archive: a new start of the image by the same user uploads it.
+    const keepArchive = !cancelled && status.state === 'uploading' && patched(KEEP_ARCHIVE_ON_UPLOAD_FAILURE);
     // Runs even when the workflow itself was cancelled (temporal workflow cancel).
     await CancellationScope.nonCancellable(async () => {
-      if (status.gzipFileName) await host.discard.dcuRemoveLocalFiles(status.gzipFileName).catch(() => undefined);
+      if (status.gzipFileName && !keepArchive) await host.discard.dcuRemoveLocalFiles(status.gzipFileName).catch(() => undefined);
       if (status.minioObjectName) await host.discard.dcuRemoveObject(status.minioObjectName).catch(() => undefined);
       await transition('failed', { errorMessage: reason.message.slice(0, 4000) });
     });

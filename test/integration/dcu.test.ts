@@ -211,9 +211,10 @@ test('start → completed: status fields, the archive on disk and in MinIO, the 
   });
   assert.deepEqual(
     scheduled.map((s) => s.type),
-    ['dcuTransition', 'pullImage', 'inspectImage', 'dcuTransition', 'dcuCompress', 'dcuTransition', 'dcuUpload', 'dcuTransition'],
+    ['dcuTransition', 'pullImage', 'inspectImage', 'dcuKeptArchive', 'dcuTransition', 'dcuCompress', 'dcuTransition', 'dcuUpload', 'dcuTransition'],
   );
-  for (const s of scheduled) assert.equal(s.queue, s.type === 'dcuTransition' ? 'berth-control' : 'berth-host-host-a', String(s.type));
+  const onControl = new Set(['dcuTransition', 'dcuKeptArchive']);
+  for (const s of scheduled) assert.equal(s.queue, onControl.has(String(s.type)) ? 'berth-control' : 'berth-host-host-a', String(s.type));
   const handle = temporal.workflow.getHandle(workflowIds.dcu(taskId));
   assert.equal((await handle.describe()).status.name, 'COMPLETED');
   const queried = await handle.query<{ state: string; sha256: string }>('status');
