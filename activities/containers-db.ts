@@ -18,8 +18,39 @@ export interface ContainerStatePatch {
   startedAt?: number;
 }
 
+/** Money moved for one container: the ledger entry and the container's running total, keyed once. */
+export interface ContainerMoney {
+  containerId: string;
+  userId: string;
+  /** Minor units, positive: charged, or given back. */
+  amount: number;
+  idempotencyKey: string;
+  reason: string;
+}
+
 export function createContainerDbActivities(deps: { db: Database; ledger: Ledger }) {
   const { db, ledger } = deps;
+
+  function moveContainerMoney(input: ContainerMoney, kind: 'container_charge' | 'container_refund') {
+    const signed = kind === 'container_charge' ? -input.amount : input.amount;
+    return db.transaction(async (tx) => {
+      const { entry, applied } = await ledger.applyIn(tx, {
+        userId: input.userId,
+        amount: signed,
+        kind,
+        reason: input.reason,
+        idempotencyKey: input.idempotencyKey,
+      });
+      if (applied) {
+        await tx
+          .update(containers)
+          .set({ charged: sql`${containers.charged} - ${signed}` })
+          .where(eq(containers.id, input.containerId));
+      }
+      return { applied, balanceAfter: entry.balanceAfter };
+    });
+  }
+
   return {
     async recordContainerState(id: string, patch: ContainerStatePatch): Promise<void> {
       await db
@@ -35,30 +66,9 @@ export function createContainerDbActivities(deps: { db: Database; ledger: Ledger
     },
 
     /** Charges one billing period, once per key; the container's running total follows. */
-    async chargeContainerPeriod(input: {
-      containerId: string;
-      userId: string;
-      amount: number;
-      idempotencyKey: string;
-      reason: string;
-    }): Promise<{ applied: boolean; balanceAfter: number }> {
+    async chargeContainerPeriod(input: ContainerMoney): Promise<{ applied: boolean; balanceAfter: number }> {
       try {
-        return await db.transaction(async (tx) => {
-          const { entry, applied } = await ledger.applyIn(tx, {
-            userId: input.userId,
-            amount: -input.amount,
-            kind: 'container_charge',
-            reason: input.reason,
-            idempotencyKey: input.idempotencyKey,
-          });
-          if (applied) {
-            await tx
-              .update(containers)
-              .set({ charged: sql`${containers.charged} + ${input.amount}` })
-              .where(eq(containers.id, input.containerId));
-          }
-          return { applied, balanceAfter: entry.balanceAfter };
-        });
+        return await moveContainerMoney(input, 'container_charge');
       } catch (error) {
         if (error instanceof AppError && error.type === 'insufficient-funds') {
           throw ApplicationFailure.nonRetryable(`insufficient balance for the next billing period: ${error.detail}`, FailureType.InsufficientFunds);
@@ -68,29 +78,8 @@ export function createContainerDbActivities(deps: { db: Database; ledger: Ledger
     },
 
     /** Gives back a charge for a container that never ran, once per key. */
-    async refundContainerCharge(input: {
-      containerId: string;
-      userId: string;
-      amount: number;
-      idempotencyKey: string;
-      reason: string;
-    }): Promise<{ applied: boolean; balanceAfter: number }> {
-      return db.transaction(async (tx) => {
-        const { entry, applied } = await ledger.applyIn(tx, {
-          userId: input.userId,
-          amount: input.amount,
-          kind: 'container_refund',
-          reason: input.reason,
-          idempotencyKey: input.idempotencyKey,
-        });
-        if (applied) {
-          await tx
-            .update(containers)
-            .set({ charged: sql`${containers.charged} - ${input.amount}` })
-            .where(eq(containers.id, input.containerId));
-        }
-        return { applied, balanceAfter: entry.balanceAfter };
-      });
+    async refundContainerCharge(input: ContainerMoney): Promise<{ applied: boolean; balanceAfter: number }> {
+      return moveContainerMoney(input, 'container_refund');
     },
 
     /** The container is gone: its port and name are free again. */

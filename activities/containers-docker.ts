@@ -50,6 +50,19 @@ export function createContainerDockerActivities(deps: { docker: Docker }) {
     }
   }
 
+  /** Force-removes a container by name or Docker id; an absent one counts as removed. */
+  async function removeNamed(nameOrId: string): Promise<'removed' | 'absent'> {
+    try {
+      await docker.getContainer(nameOrId).remove({ force: true, v: true });
+      return 'removed';
+    } catch (error) {
+      if (isNotFound(error)) return 'absent';
+      // 409 "removal already in progress" is as good as removed once it completes.
+      if (isConflict(error) && /already in progress/.test(dockerMessage(error))) return 'removed';
+      throw error;
+    }
+  }
+
   return {
     /** Creates (once) and starts the container; returns what Docker then says of it. */
     async createAndStartContainer(spec: ContainerSpec): Promise<ObservedContainer> {
@@ -132,15 +145,18 @@ export function createContainerDockerActivities(deps: { docker: Docker }) {
     },
 
     async removeContainer(id: string): Promise<'removed' | 'absent'> {
-      try {
-        await docker.getContainer(dockerName(id)).remove({ force: true, v: true });
-        return 'removed';
-      } catch (error) {
-        if (isNotFound(error)) return 'absent';
-        // 409 "removal already in progress" is as good as removed once it completes.
-        if (isConflict(error) && /already in progress/.test(dockerMessage(error))) return 'removed';
-        throw error;
-      }
+      return removeNamed(dockerName(id));
+    },
+
+    /** Every container on this host that carries Berth's label, in any state: its Berth id and Docker id. */
+    async listBerthContainers(): Promise<Array<{ id: string; dockerId: string }>> {
+      const found = await docker.listContainers({ all: true, filters: { label: [LABEL_ID] } });
+      return found.map((c) => ({ id: c.Labels?.[LABEL_ID] ?? '', dockerId: c.Id }));
+    },
+
+    /** Removes a container by its Docker id (whatever its name); an absent one counts as removed. */
+    async removeDockerContainer(dockerId: string): Promise<'removed' | 'absent'> {
+      return removeNamed(dockerId);
     },
 
     async inspectContainer(id: string): Promise<ObservedContainer | null> {

@@ -4,9 +4,11 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { and, asc, eq, isNull, notInArray, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull, notInArray, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
-import { containers, images, releaseRuns } from '../db/schema.js';
+import { containers, hosts, images, releaseRuns } from '../db/schema.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 import { workflowIds } from '../core/temporal-names.js';
 import { removeUpdate } from '../workflows/container-api.js';
 
@@ -35,12 +37,29 @@ export function createReleaseActivities(deps: { db: Database; temporal: Client }
   return {
     /** Live containers, on every host and in every state, but the ones that already failed this run. */
     async listReleasableContainers(skip: string[], limit: number): Promise<ReleaseItem[]> {
+      skip = skip.filter((id) => UUID.test(id)); // a failure may name a host, not a container
       return db
         .select({ id: containers.id, hostId: containers.hostId })
         .from(containers)
         .where(and(isNull(containers.removedAt), skip.length ? notInArray(containers.id, skip) : undefined))
         .orderBy(asc(containers.createdAt), asc(containers.id))
         .limit(limit);
+    },
+
+    /** Every registered host: the release looks on each for containers Berth no longer tracks. */
+    async listHostIds(): Promise<string[]> {
+      return (await db.select({ id: hosts.id }).from(hosts).orderBy(asc(hosts.id))).map((r) => r.id);
+    },
+
+    /** Of these Berth container ids, the ones with a live record (the others are orphans in Docker). */
+    async liveContainerIds(ids: string[]): Promise<string[]> {
+      const wellFormed = ids.filter((id) => UUID.test(id));
+      if (wellFormed.length === 0) return [];
+      const rows = await db
+        .select({ id: containers.id })
+        .from(containers)
+        .where(and(inArray(containers.id, wellFormed), isNull(containers.removedAt)));
+      return rows.map((r) => r.id);
     },
 
     /** Private images; public ones are never released. */

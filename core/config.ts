@@ -169,6 +169,8 @@ export interface ContainersConfig {
   /** Minor units per billing period of a running container. */
   pricePerPeriod: number;
   billingPeriodMs: number;
+  /** History events after which a container's workflow continues as new. */
+  historyLimit: number;
 }
 
 export interface ControlWorkerConfig {
@@ -291,6 +293,7 @@ function containers(r: Reader): ContainersConfig {
     maxPerUser: r.int('BERTH_MAX_CONTAINERS_PER_USER', 10, { min: 1 }),
     pricePerPeriod: r.int('BERTH_PRICE_PER_CONTAINER_HOUR', 10, { min: 0 }),
     billingPeriodMs: r.duration('BERTH_BILLING_PERIOD', '1h', { minMs: 1000 }),
+    historyLimit: r.int('BERTH_CONTAINER_HISTORY_LIMIT', 2000, { min: 20 }),
   };
 }
 

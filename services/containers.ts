@@ -182,6 +182,7 @@ export function createContainerService(deps: {
             },
             pricePerPeriod: config.pricePerPeriod,
             billingPeriodMs: config.billingPeriodMs,
+            historyLimit: config.historyLimit,
           },
         ],
         memo: { userId: user.id },

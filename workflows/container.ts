@@ -43,8 +43,12 @@ export interface ContainerInput {
   spec: ContainerSpec;
   pricePerPeriod: number;
   billingPeriodMs: number;
+  /** History events after which the workflow continues as new (default 2000). */
+  historyLimit?: number;
   /** Carried across continue-as-new. */
   state?: ContainerState;
+  /** Carried across continue-as-new: Docker reported something the previous run had not looked at yet. */
+  lookAgain?: boolean;
 }
 
 const HISTORY_LIMIT = 2000;
@@ -76,7 +80,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     segmentStartedAt: 0,
     periodsCharged: 0,
   };
-  let lookAgain = false;
+  let lookAgain = input.lookAgain ?? false;
 
   // Operations run one at a time, in the order they arrive.
   let chain: Promise<unknown> = Promise.resolve();
@@ -232,6 +236,8 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     }
   }
 
+  // A function, so that TypeScript does not narrow the status across awaits.
+  const ended = () => s.status === 'removed' || s.status === 'failed';
   const notRemoved = () => {
     if (s.status === 'removed' || s.status === 'failed') throw new Error(`container ${input.id} is ${s.status}`);
   };
@@ -249,6 +255,17 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
   setHandler(observedSignal, () => {
     lookAgain = true;
   });
+
+  /** Continues as new, carrying the state, once the history is long and nothing is in flight. */
+  async function continueAsNewIfLong() {
+    const info = workflowInfo();
+    if (!info.continueAsNewSuggested && info.historyLength <= (input.historyLimit ?? HISTORY_LIMIT)) return;
+    await condition(allHandlersFinished);
+    // A removed container ends in this run.
+    if (ended()) return;
+    // A Docker event this run has not looked at yet is looked at by the next.
+    await continueAsNew<typeof container>({ ...input, state: s, lookAgain });
+  }
 
   if (!input.state) await exclusive(create);
 
@@ -274,11 +291,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
       const segment = s.segment;
       await condition(() => s.status !== status || s.segment !== segment || lookAgain);
     }
-    const info = workflowInfo();
-    if (info.continueAsNewSuggested || info.historyLength > HISTORY_LIMIT) {
-      await condition(allHandlersFinished);
-      await continueAsNew<typeof container>({ ...input, state: s });
-    }
+    await continueAsNewIfLong();
   }
   await condition(allHandlersFinished);
   return view();

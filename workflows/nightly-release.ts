@@ -1,7 +1,9 @@
 import { ParentClosePolicy, continueAsNew, executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control-activities.js';
 import type { ReleaseFailure, ReleaseItem, ReleaseReport } from '../activities/release.js';
+import type { HostActivities } from '../activities/host-activities.js';
 import { CONTROL_TASK_QUEUE, workflowIds } from '../core/temporal-names.js';
+import { onHost } from './activity-options.js';
 import { removeImage } from './remove-image.js';
 
 export interface NightlyReleaseInput {
@@ -39,8 +41,8 @@ const reasonOf = (error: unknown): string => {
 };
 
 /** Runs `work` on every item, at most `concurrency` at once per host, hosts side by side. */
-async function perHost(items: ReleaseItem[], concurrency: number, work: (item: ReleaseItem) => Promise<void>) {
-  const byHost = new Map<string, ReleaseItem[]>();
+async function perHost<T extends ReleaseItem>(items: T[], concurrency: number, work: (item: T) => Promise<void>) {
+  const byHost = new Map<string, T[]>();
   for (const item of items) byHost.set(item.hostId, [...(byHost.get(item.hostId) ?? []), item]);
   await Promise.all(
     [...byHost.values()].map(async (queue) => {
@@ -80,6 +82,33 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
     }
   };
 
+  /**
+   * Containers that carry Berth's label but have no live record (their record was
+   * removed while Docker kept them): removed directly on their host, so that none is left.
+   */
+  const removeOrphans = async () => {
+    await Promise.all((await db.listHostIds()).map(async (hostId) => {
+      const host = proxyActivities<HostActivities>({ ...onHost(hostId), scheduleToStartTimeout: '30s', startToCloseTimeout: '1m' });
+      let found: Array<{ id: string; dockerId: string }>;
+      try {
+        found = await host.listBerthContainers();
+      } catch (error) {
+        fail('containers', { id: `host ${hostId}`, hostId }, error);
+        return;
+      }
+      const live = new Set(await db.liveContainerIds(found.map((c) => c.id)));
+      const orphans = found.filter((c) => !live.has(c.id)).map((c) => ({ id: c.id || c.dockerId, hostId, dockerId: c.dockerId }));
+      await perHost(orphans, input.concurrency, async (item) => {
+        try {
+          await host.removeDockerContainer(item.dockerId);
+          report.containers.removed += 1;
+        } catch (error) {
+          fail('containers', item, error);
+        }
+      });
+    }));
+  };
+
   if (phase === 'containers') {
     for (;;) {
       const batch = await db.listReleasableContainers(failed('containers'), input.batchSize ?? BATCH);
@@ -94,6 +123,7 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
       });
       await maybeContinue();
     }
+    await removeOrphans();
     phase = 'images';
   }
 

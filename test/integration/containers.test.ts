@@ -12,6 +12,7 @@ import { LABEL_ID, LABEL_USER, dockerName } from '../../core/container-labels.js
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
 import { dockerFor, processGone, stackPid, stackUp } from '../support/stack.js';
 import { pushUniqueImage } from '../support/images.js';
+import { activityAttempts } from '../support/history.js';
 import type { App } from '../../api/app.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
@@ -238,12 +239,7 @@ test('the host worker killed during create: exactly one container once it is bac
   const inDocker = await docker.listContainers({ all: true, filters: { label: [`${LABEL_ID}=${id}`] } });
   assert.equal(inDocker.length, 1, 'exactly one container');
   assert.equal(inDocker[0]!.State, 'running');
-  const history = (await temporal.workflow.getHandle(`container-${id}`).fetchHistory()).events ?? [];
-  const createScheduled = new Set(history.flatMap((e) =>
-    e.activityTaskScheduledEventAttributes?.activityType?.name === 'createAndStartContainer' ? [String(e.eventId)] : []));
-  const attempts = history.flatMap((e) =>
-    e.activityTaskStartedEventAttributes && createScheduled.has(String(e.activityTaskStartedEventAttributes.scheduledEventId))
-      ? [e.activityTaskStartedEventAttributes.attempt ?? 1] : []);
+  const attempts = await activityAttempts(temporal, `container-${id}`, 'createAndStartContainer');
   assert.ok(Math.max(...attempts) >= 2, `the create activity ran again after the kill (attempts ${attempts})`);
   const charges = await testDb().db.select().from(ledgerEntries).where(like(ledgerEntries.idempotencyKey, `container-${id}-%`));
   assert.equal(charges.length, 1, 'the first period charged once');
@@ -400,4 +396,107 @@ test('live stats over WebSocket; the Docker stream behind it ends when the clien
   const status = await new Promise<number>((resolve) => denied.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
   assert.equal(status, 401);
   await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) });
+});
+
+test('past its history limit the container workflow continues as new, carrying its state: it still answers, bills once per start and removes', async (t) => {
+  const historyLimit = 20;
+  const app = await buildTestApp(t, { containers: containersConfig({ historyLimit }) });
+  // The default billing period is 1h: every start charges a new period.
+  const user = await createUser(app, { balance: 100_000 });
+  const price = baseConfig.containers.pricePerPeriod;
+  const image = await pullHttpd(app, user);
+  // A shell that leaves on SIGTERM: a stop takes no stop timeout.
+  const c = await run(app, user, { imageId: image.id, cmd: ['sh', '-c', 'trap "exit 0" TERM; httpd -f -p 80 -h /www & wait'] });
+  const workflowId = `container-${c.id}`;
+  // Should an assertion fail, the container is removed all the same.
+  t.after(() => temporal.workflow.getHandle(workflowId).executeUpdate('remove').catch(() => undefined));
+  const docker = dockerFor('host-a').getContainer(dockerName(c.id));
+  const runsOf = async () => {
+    const runs: Array<{ runId: string; status: string; startTime: Date }> = [];
+    for await (const r of temporal.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
+      runs.push({ runId: r.runId, status: r.status.name, startTime: r.startTime });
+    }
+    return runs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
+  };
+  // Each stop or start adds 25 to 30 events (update, activities, Docker's event): four pairs
+  // take the history several times past the limit.
+  let starts = 1;
+  for (let i = 0; i < 4; i++) {
+    const stopped = await op(app, user, c.id, 'stop');
+    assert.equal(stopped.statusCode, 200, stopped.body);
+    assert.equal(stopped.json().state, 'stopped');
+    const started = await op(app, user, c.id, 'start');
+    assert.equal(started.statusCode, 200, started.body);
+    assert.equal(started.json().state, 'running');
+    starts++;
+  }
+
+  // Visibility lags a little: wait until it lists the chain, every run continued as new but the last.
+  const runs = await eventually('the chain of runs to be listed', async () => {
+    const listed = await runsOf();
+    return listed.length >= 2 && listed.at(-1)!.status === 'RUNNING'
+      && listed.slice(0, -1).every((r) => r.status === 'CONTINUED_AS_NEW') && listed;
+  });
+  const firstRun = runs[0]!;
+  const first = await temporal.workflow.getHandle(workflowId, firstRun.runId).describe();
+  assert.equal(first.status.name, 'CONTINUED_AS_NEW');
+  assert.ok(first.historyLength > historyLimit, `the first run ended past the limit (${first.historyLength} events)`);
+  for (const r of runs.slice(0, -1)) {
+    const { historyLength } = await temporal.workflow.getHandle(workflowId, r.runId).describe();
+    t.diagnostic(`run ${r.runId}: ${historyLength} events`);
+    // The limit is checked between operations: a run ends within one operation (about 30 events) of it.
+    assert.ok(historyLength > historyLimit && historyLength < historyLimit + 60, `each run ends soon after the limit (${historyLength} events)`);
+  }
+  assert.ok(runs.length >= 3, `the carried limit holds in continued runs too (${runs.length} runs)`);
+  const handle = temporal.workflow.getHandle(workflowId);
+  const latest = await handle.describe();
+  assert.equal(latest.runId, runs.at(-1)!.runId);
+  assert.equal(latest.status.name, 'RUNNING');
+
+  // The new run was given the same input, with the limit, and the state it carries.
+  const started = (await temporal.workflow.getHandle(workflowId, latest.runId).fetchHistory()).events![0]!.workflowExecutionStartedEventAttributes!;
+  const [carried] = started.input!.payloads!.map((p) => temporal.options.loadedDataConverter.payloadConverter.fromPayload(p)) as Array<{
+    id: string; historyLimit: number; pricePerPeriod: number; state: { status: string; charged: number; segment: number } }>;
+  assert.equal(carried!.id, c.id);
+  assert.equal(carried!.historyLimit, historyLimit, 'the limit is carried');
+  assert.equal(carried!.pricePerPeriod, price);
+  assert.ok(carried!.state && carried!.state.charged > 0 && carried!.state.segment > 1, `the state is carried: ${JSON.stringify(carried!.state)}`);
+  assert.ok(started.continuedExecutionRunId && started.continuedExecutionRunId !== latest.runId, 'continued from the run before');
+
+  // It still answers, with the state carried over.
+  let view = (await handle.query('describe')) as { status: string; charged: number; periodsCharged: number; dockerId: string };
+  assert.equal(view.status, 'running');
+  assert.equal(view.charged, starts * price, 'charged carried: one period per start');
+  assert.equal(view.periodsCharged, 1);
+  assert.equal(view.dockerId, (await docker.inspect()).Id);
+
+  const stopped = await op(app, user, c.id, 'stop');
+  assert.equal(stopped.statusCode, 200, stopped.body);
+  assert.equal(stopped.json().state, 'stopped');
+  assert.equal((await docker.inspect()).State.Running, false);
+  assert.equal((await rowOf(c.id)).state, 'stopped');
+  const restarted = await op(app, user, c.id, 'start');
+  assert.equal(restarted.statusCode, 200, restarted.body);
+  assert.equal(restarted.json().state, 'running');
+  starts++;
+  assert.equal((await docker.inspect()).State.Running, true);
+  assert.match(await (await fetch(`http://${c.hostIp}:${c.hostPort}/`)).text(), /Berth httpd/);
+  view = (await handle.query('describe')) as typeof view;
+  assert.equal(view.charged, starts * price);
+
+  // Billing: the record, the workflow and the ledger agree; every period charged once.
+  const entries = await testDb().db.select().from(ledgerEntries).where(like(ledgerEntries.idempotencyKey, `container-${c.id}-%`));
+  assert.equal(entries.length, starts, entries.map((e) => e.idempotencyKey).join(', '));
+  assert.ok(entries.every((e) => e.kind === 'container_charge' && e.amount === -price));
+  assert.equal(new Set(entries.map((e) => e.idempotencyKey)).size, starts, 'one key per run segment');
+  const row = await rowOf(c.id);
+  assert.equal(row.charged, -entries.reduce((sum, e) => sum + e.amount, 0));
+  assert.equal(row.charged, view.charged);
+
+  const removed = await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) });
+  assert.equal(removed.statusCode, 200, removed.body);
+  assert.equal(removed.json().state, 'removed');
+  await assert.rejects(docker.inspect(), /no such container/i);
+  assert.ok((await rowOf(c.id)).removedAt);
+  assert.equal((await handle.describe()).status.name, 'COMPLETED');
 });

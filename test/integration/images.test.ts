@@ -6,6 +6,7 @@ import { connectTemporal } from '../../core/temporal.js';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb } from '../support/app.js';
 import { inspectOn, pushUniqueImage } from '../support/images.js';
 import { dockerFor, killStackProcess, stackUp } from '../support/stack.js';
+import { activityAttempts } from '../support/history.js';
 import type { App } from '../../api/app.js';
 
 const MB = 1024 * 1024;
@@ -149,12 +150,7 @@ test('the host worker killed in the middle of a large pull: the workflow complet
 
   const status = await waitForPull(app, user.token, pullId, 600);
   assert.equal(status.state, 'completed', JSON.stringify(status));
-  const history = (await temporal.workflow.getHandle(pullId).fetchHistory()).events ?? [];
-  const pullScheduled = new Set(history.flatMap((e) =>
-    e.activityTaskScheduledEventAttributes?.activityType?.name === 'pullImage' ? [String(e.eventId)] : []));
-  const attempts = history.flatMap((e) =>
-    e.activityTaskStartedEventAttributes && pullScheduled.has(String(e.activityTaskStartedEventAttributes.scheduledEventId))
-      ? [e.activityTaskStartedEventAttributes.attempt ?? 1] : []);
+  const attempts = await activityAttempts(temporal, pullId, 'pullImage');
   assert.ok(Math.max(...attempts) >= 2, `the pull ran again on the restarted worker (attempts ${attempts})`);
   const rows = await testDb().db.select().from(images).where(eq(images.userId, user.id));
   assert.equal(rows.length, 1);

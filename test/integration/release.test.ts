@@ -7,7 +7,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { and, desc, eq, gt, inArray } from 'drizzle-orm';
 import { containers, images, ledgerEntries, releaseRuns, users } from '../../db/schema.js';
-import { LABEL_ID } from '../../core/container-labels.js';
+import { LABEL_ID, LABEL_USER } from '../../core/container-labels.js';
 import { connectTemporal } from '../../core/temporal.js';
 import { CONTROL_TASK_QUEUE } from '../../core/temporal-names.js';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
@@ -76,6 +76,16 @@ test('nightly release: every container, then every private image, refunded once;
   await outside.start();
   t.after(() => outside.remove({ force: true }).catch(() => undefined));
 
+  // A Berth-labelled container whose record is gone (Docker kept it): the release removes it too.
+  const orphanId = randomUUID();
+  const orphan = await dockerFor('host-a').createContainer({
+    Image: '127.0.0.1:5000/library/httpd:latest',
+    Cmd: ['sleep', '600'],
+    Labels: { [LABEL_ID]: orphanId, [LABEL_USER]: alice.id },
+  });
+  await orphan.start();
+  t.after(() => orphan.remove({ force: true }).catch(() => undefined));
+
   const balances = new Map<string, number>();
   for (const u of [alice, bob, carol]) balances.set(u.id, (await testDb().db.select().from(users).where(eq(users.id, u.id)))[0]!.balance);
 
@@ -88,6 +98,7 @@ test('nightly release: every container, then every private image, refunded once;
   assert.equal(release.status, 'completed');
 
   for (const hostId of HOST_IDS) assert.deepEqual(await berthContainersIn(hostId), [], `no Berth container left on ${hostId}`);
+  await assert.rejects(orphan.inspect(), /no such container/i, 'the orphan is gone');
   const ours = [running.id, stopped.id, suspended.id];
   const rows = await testDb().db.select().from(containers).where(inArray(containers.id, ours));
   assert.ok(rows.every((r) => r.state === 'removed' && r.removedAt), 'removed through their workflows');
@@ -110,7 +121,7 @@ test('nightly release: every container, then every private image, refunded once;
   const report = await app.inject({ method: 'GET', url: `/api/v1/admin/releases/${release.id}`, headers: bearer(admin) });
   assert.equal(report.statusCode, 200);
   const body = report.json();
-  assert.ok(body.containers.removed >= 3);
+  assert.ok(body.containers.removed >= 4, "three through their workflows and the orphan");
   assert.equal(body.containers.failed, 0);
   assert.ok(body.images.removed >= 4);
   assert.ok(body.refundedTotal >= a1.charged + b1.charged + b2.charged + c1.charged);

@@ -16,6 +16,8 @@ test('defaults serve the native stack', () => {
   assert.equal(config.temporal.address, '127.0.0.1:7233');
   assert.equal(config.temporal.namespace, 'default');
   assert.equal(config.tokenTtlMs, 24 * 3_600_000);
+  assert.equal(config.containers.historyLimit, 2000);
+  assert.equal(loadApiConfig({ ...minimal, BERTH_CONTAINER_HISTORY_LIMIT: '25' }).containers.historyLimit, 25);
   assert.ok(Object.isFrozen(config) && Object.isFrozen(config.rateLimit), 'the config is frozen');
 });
 
@@ -41,6 +43,8 @@ test('malformed values are refused with the variable named', () => {
     [{ BERTH_ADMIN_PASSWORD: 'short' }, /BERTH_ADMIN_PASSWORD: must be at least 12/],
     [{ BERTH_ADMIN_USERNAME: 'Admin!' }, /BERTH_ADMIN_USERNAME/],
     [{ BERTH_HOST_STALE_AFTER: '1s', BERTH_HOST_HEARTBEAT_INTERVAL: '5s' }, /BERTH_HOST_STALE_AFTER: must be longer/],
+    [{ BERTH_CONTAINER_HISTORY_LIMIT: '10' }, /BERTH_CONTAINER_HISTORY_LIMIT: must be an integer between 20/],
+    [{ BERTH_CONTAINER_HISTORY_LIMIT: 'lots' }, /BERTH_CONTAINER_HISTORY_LIMIT: must be an integer/],
   ];
   for (const [env, message] of cases) {
     assert.throws(() => loadApiConfig({ ...minimal, ...env }), message, JSON.stringify(env));
