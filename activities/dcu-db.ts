@@ -95,7 +95,7 @@ export function createDcuDbActivities(deps: { db: Database }) {
       return keptFileName && sha256 && sizeBytes != null ? { keptFileName, sha256, sizeBytes } : null;
     },
 
-    /** Registered hosts, the most recently alive first (the order the cleanup tries them). */
+    /** Registered hosts, the most recently alive first (the order the DCU cleanup tries them; the release looks on each for orphans). */
     async dcuListHosts(): Promise<string[]> {
       const rows = await db.select({ id: hosts.id }).from(hosts).orderBy(desc(hosts.lastHeartbeatAt), asc(hosts.id));
       return rows.map((r) => r.id);

@@ -6,11 +6,11 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { and, asc, eq, inArray, isNull, notInArray, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
-import { containers, hosts, images, releaseRuns } from '../db/schema.js';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { containers, images, releaseRuns } from '../db/schema.js';
 import { workflowIds } from '../core/temporal-names.js';
 import { removeUpdate } from '../workflows/container-api.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface ReleaseItem {
   id: string;
@@ -44,11 +44,6 @@ export function createReleaseActivities(deps: { db: Database; temporal: Client }
         .where(and(isNull(containers.removedAt), skip.length ? notInArray(containers.id, skip) : undefined))
         .orderBy(asc(containers.createdAt), asc(containers.id))
         .limit(limit);
-    },
-
-    /** Every registered host: the release looks on each for containers Berth no longer tracks. */
-    async listHostIds(): Promise<string[]> {
-      return (await db.select({ id: hosts.id }).from(hosts).orderBy(asc(hosts.id))).map((r) => r.id);
     },
 
     /** Of these Berth container ids, the ones with a live record (the others are orphans in Docker). */

@@ -239,7 +239,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
   // A function, so that TypeScript does not narrow the status across awaits.
   const ended = () => s.status === 'removed' || s.status === 'failed';
   const notRemoved = () => {
-    if (s.status === 'removed' || s.status === 'failed') throw new Error(`container ${input.id} is ${s.status}`);
+    if (ended()) throw new Error(`container ${input.id} is ${s.status}`);
   };
   // An operation that arrives while the container is being created waits for the creation
   // (an update can be handled before the workflow body has queued the creation).
@@ -269,7 +269,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
 
   if (!input.state) await exclusive(create);
 
-  while (s.status !== 'removed' && s.status !== 'failed') {
+  while (!ended()) {
     if (lookAgain) {
       lookAgain = false;
       await exclusive(reconcile);

@@ -87,7 +87,7 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
    * removed while Docker kept them): removed directly on their host, so that none is left.
    */
   const removeOrphans = async () => {
-    await Promise.all((await db.listHostIds()).map(async (hostId) => {
+    await Promise.all((await db.dcuListHosts()).map(async (hostId) => {
       const host = proxyActivities<HostActivities>({ ...onHost(hostId), scheduleToStartTimeout: '30s', startToCloseTimeout: '1m' });
       let found: Array<{ id: string; dockerId: string }>;
       try {
