@@ -12,7 +12,7 @@ import { LABEL_ID, LABEL_USER, dockerName } from '../../core/container-labels.js
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
 import { dockerFor, processGone, stackPid, stackUp } from '../support/stack.js';
 import { pushUniqueImage } from '../support/images.js';
-import { activityAttempts } from '../support/history.js';
+import { activityAttempts, closedStatus } from '../support/history.js';
 import type { App } from '../../api/app.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
@@ -85,8 +85,7 @@ test('run: the container runs on the image’s host with its port, limits and la
   await assert.rejects(dockerFor('host-b').getContainer(dockerName(c.id)).inspect(), /no such container/i);
   const row = await rowOf(c.id);
   assert.ok(row.removedAt, 'port freed: the row is no longer live');
-  const handle = temporal.workflow.getHandle(`container-${c.id}`);
-  assert.equal((await handle.describe()).status.name, 'COMPLETED');
+  assert.equal(await closedStatus(temporal, `container-${c.id}`), 'COMPLETED');
 
   // The port is free again: a new container on that host can take it.
   const again = await run(app, user, { imageId: image.id, name: 'web' });
@@ -333,7 +332,7 @@ test('reconciliation: a container that dies or is removed outside Berth shows it
   });
   assert.ok(gone.removedAt);
   assert.match(gone.stateReason ?? '', /outside Berth/);
-  assert.equal((await temporal.workflow.getHandle(`container-${b.id}`).describe()).status.name, 'COMPLETED');
+  assert.equal(await closedStatus(temporal, `container-${b.id}`), 'COMPLETED');
   await app.inject({ method: 'DELETE', url: `/api/v1/containers/${a.id}`, headers: bearer(user.token) });
 });
 
@@ -498,5 +497,5 @@ test('past its history limit the container workflow continues as new, carrying i
   assert.equal(removed.json().state, 'removed');
   await assert.rejects(docker.inspect(), /no such container/i);
   assert.ok((await rowOf(c.id)).removedAt);
-  assert.equal((await handle.describe()).status.name, 'COMPLETED');
+  assert.equal(await closedStatus(temporal, handle.workflowId), 'COMPLETED');
 });

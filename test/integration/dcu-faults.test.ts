@@ -29,6 +29,7 @@ import { SHA256_METADATA } from '../../activities/storage.js';
 import type { DcuInput } from '../../workflows/dcu.js';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
 import { pushUniqueImage } from '../support/images.js';
+import { closedStatus } from '../support/history.js';
 import { REGISTRY, dockerFor, dockerSocket, killStackProcess, processGone, stackPid, stackUp } from '../support/stack.js';
 import type { App } from '../../api/app.js';
 
@@ -400,7 +401,7 @@ test('a host whose gzip dir cannot be written: the task ends failed once the com
     assert.ok(!runs.some((r) => r.type === 'dcuUpload'), 'no upload without an archive');
     assert.ok(runs.some((r) => r.type === 'dcuRemoveLocalFiles' && r.outcome === 'completed'), 'the compensation ran');
     assert.deepEqual(await readdir(dir), [], 'no archive, no partial file');
-    assert.equal((await temporal.workflow.getHandle(workflowIds.dcu(taskId)).describe()).status.name, 'FAILED');
+    assert.equal(await closedStatus(temporal, workflowIds.dcu(taskId)), 'FAILED');
     t.diagnostic(`failed ${((compress[0]!.endedAt! - compress[0]!.scheduledAt) / 1000).toFixed(1)} s after the compress phase began`);
   } finally {
     worker.shutdown();

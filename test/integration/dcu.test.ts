@@ -29,6 +29,7 @@ import { createDcuHostActivities, type DcuArchive } from '../../activities/dcu-h
 import { createDcuDbActivities } from '../../activities/dcu-db.js';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
 import { inspectOn, pushUniqueImage } from '../support/images.js';
+import { closedStatus } from '../support/history.js';
 import { REGISTRY, dockerFor } from '../support/stack.js';
 import type { App } from '../../api/app.js';
 
@@ -216,7 +217,7 @@ test('start → completed: status fields, the archive on disk and in MinIO, the 
   const onControl = new Set(['dcuTransition', 'dcuKeptArchive']);
   for (const s of scheduled) assert.equal(s.queue, onControl.has(String(s.type)) ? 'berth-control' : 'berth-host-host-a', String(s.type));
   const handle = temporal.workflow.getHandle(workflowIds.dcu(taskId));
-  assert.equal((await handle.describe()).status.name, 'COMPLETED');
+  assert.equal(await closedStatus(temporal, handle.workflowId), 'COMPLETED');
   const queried = await handle.query<{ state: string; sha256: string }>('status');
   assert.equal(queried.state, 'completed');
   assert.equal(queried.sha256, data.sha256);
@@ -288,8 +289,7 @@ test('an unknown image fails with the registry’s reason and progress -1', { ti
   const row = await rowOf(taskId);
   assert.equal(row?.state, 'failed');
   assert.equal(row?.errorMessage, data.error_message);
-  const handle = temporal.workflow.getHandle(workflowIds.dcu(taskId));
-  assert.equal((await handle.describe()).status.name, 'FAILED');
+  assert.equal(await closedStatus(temporal, workflowIds.dcu(taskId)), 'FAILED');
   const events = await historyOf(taskId);
   const pulls = events.filter((e) => e.activityTaskStartedEventAttributes && e.activityTaskStartedEventAttributes.attempt === 1);
   assert.ok(pulls.length > 0);
@@ -451,7 +451,7 @@ test('cancel through the API: the running phase stops, nothing partial stays, th
   const scheduled = new Map(events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [[String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name]] : [])));
   const cancelRequested = events.flatMap((e) => (e.activityTaskCancelRequestedEventAttributes ? [scheduled.get(String(e.activityTaskCancelRequestedEventAttributes.scheduledEventId))] : []));
   assert.deepEqual(cancelRequested, [runningPhase], 'the running phase activity was cancelled');
-  assert.equal((await temporal.workflow.getHandle(workflowIds.dcu(taskId)).describe()).status.name, 'FAILED');
+  assert.equal(await closedStatus(temporal, workflowIds.dcu(taskId)), 'FAILED');
   assertErrorEnvelope(await dcuApi(app, user.token, 'POST', `/api/dcu/cancel/${taskId}`), 409);
 });
 

@@ -10,3 +10,17 @@ export async function activityAttempts(client: Client, workflowId: string, activ
     e.activityTaskStartedEventAttributes && scheduled.has(String(e.activityTaskStartedEventAttributes.scheduledEventId))
       ? [e.activityTaskStartedEventAttributes.attempt ?? 1] : []);
 }
+
+/**
+ * The status a workflow closes with, waiting for it to close: a row written by a workflow's last
+ * activity is visible a moment before the run itself completes.
+ */
+export async function closedStatus(client: Client, workflowId: string, seconds = 30): Promise<string> {
+  const handle = client.workflow.getHandle(workflowId);
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const status = (await handle.describe()).status.name;
+    if (status !== 'RUNNING' || Date.now() > deadline) return status;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
