@@ -3,19 +3,15 @@
  * `docker save` streamed through gzip into the archive directory, removal of a task's
  * local files, and the retention sweep of that directory.
  */
-import { createHash } from 'node:crypto';
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import { DCU_GZIP_FILE } from '../core/dcu-names.js';
 import { FailureType } from '../core/failures.js';
 import { cancellation } from './cancellation.js';
 import { dockerMessage, isNotFound } from './docker-errors.js';
-import { createParallelGzip } from './parallel-gzip.js';
+import { dockerConnection, saveGzip, type SaveGzipResult } from './save-gzip.js';
 
 /** What a phase activity heartbeats: bytes of its own phase. */
 export interface DcuPhaseProgress {
@@ -60,16 +56,6 @@ export function checkArchiveName(fileName: string): void {
   }
 }
 
-/** Counts (and optionally hashes) the bytes passing through. */
-function meter(onChunk: (chunk: Buffer) => void): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      onChunk(chunk);
-      callback(null, chunk);
-    },
-  });
-}
-
 export function createDcuHostActivities(deps: { docker: Docker; hostId: string; gzipDir: string }) {
   const { docker, hostId, gzipDir } = deps;
 
@@ -106,40 +92,26 @@ export function createDcuHostActivities(deps: { docker: Docker; hostId: string; 
       const target = join(gzipDir, input.fileName);
       const partial = `${target}.${ctx.info.attempt}.partial`;
       let sizeBytes = 0;
-      let compressedBytes = 0;
-      const hash = createHash('sha256');
       const progress = (): DcuPhaseProgress => ({ phase: 'compressing', bytesDone: sizeBytes, bytesTotal: Math.max(bytesTotal, sizeBytes) });
       ctx.heartbeat(progress());
       const beat = setInterval(() => ctx.heartbeat(progress()), HEARTBEAT_EVERY_MS);
-      let out: WriteStream | undefined;
+      let archive: SaveGzipResult;
       try {
-        const tar = (await image.get()) as unknown as Readable;
-        out = createWriteStream(partial, { flags: 'w', mode: 0o640 });
-        await pipeline(
-          tar,
-          meter((chunk) => {
-            sizeBytes += chunk.length;
-          }),
-          createParallelGzip({ level: GZIP_LEVEL }),
-          meter((chunk) => {
-            compressedBytes += chunk.length;
-            hash.update(chunk);
-          }),
-          out,
-          { signal: ctx.cancellationSignal },
+        archive = await saveGzip(
+          { docker: dockerConnection(docker), reference: input.reference, path: partial, level: GZIP_LEVEL, progressEveryMs: HEARTBEAT_EVERY_MS / 2 },
+          { signal: ctx.cancellationSignal, onProgress: (p) => (sizeBytes = p.sizeBytes) },
         );
         await rename(partial, target);
       } catch (error) {
-        // The file may still be opening when the pipeline is torn down: wait, then remove it.
-        if (out && !out.closed) await new Promise<void>((resolve) => out!.once('close', () => resolve()));
         await rm(partial, { force: true });
         if (ctx.cancellationSignal.aborted) throw cancellation(ctx);
         throw ApplicationFailure.retryable(`docker save | gzip of ${input.reference} failed: ${dockerMessage(error)}`, 'CompressFailed');
       } finally {
         clearInterval(beat);
       }
+      sizeBytes = archive.sizeBytes;
       ctx.heartbeat({ phase: 'compressing', bytesDone: sizeBytes, bytesTotal: sizeBytes } satisfies DcuPhaseProgress);
-      return { fileName: input.fileName, sizeBytes, compressedBytes, sha256: hash.digest('hex') };
+      return { fileName: input.fileName, ...archive };
     },
 
     /** Removes a task's archive and any partial file of it; absent files count as removed. */

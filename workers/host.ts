@@ -16,6 +16,7 @@ import { liveContainersOnHost } from '../services/containers.js';
 import { runWorker } from './run-worker.js';
 import { startStreamServer } from './host-streams.js';
 import { watchContainerEvents } from './host-events.js';
+import { prewarmSaveGzip } from '../activities/save-gzip.js';
 
 const config = loadOrExit(loadHostWorkerConfig);
 const logger = createLogger(`worker-${config.hostId}`, config.log);
@@ -44,6 +45,9 @@ const events = watchContainerEvents({
   logger,
   liveContainerIds: async () => (await liveContainersOnHost(database.db, config.hostId)).map((c) => c.id),
 });
+
+// The DCU compress phase runs in a thread of its own: have one booted before the first task.
+prewarmSaveGzip();
 
 const heartbeat = setInterval(() => {
   hostService.heartbeat(config.hostId).catch((error: unknown) => logger.warn({ err: error }, 'host heartbeat failed'));

@@ -24,3 +24,20 @@ export async function closedStatus(client: Client, workflowId: string, seconds =
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
+
+/** Each activity of a workflow run, in order: its type and the milliseconds from scheduled to closed. */
+export async function activityDurations(client: Client, workflowId: string): Promise<Array<{ activityType: string; ms: number }>> {
+  const events = (await client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
+  const at = (e: (typeof events)[number]) => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
+  const scheduled = new Map<string, { activityType: string; ms: number }>();
+  const durations: Array<{ activityType: string; ms: number }> = [];
+  for (const e of events) {
+    const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
+    if (name) scheduled.set(String(e.eventId), { activityType: name, ms: at(e) });
+    const closed =
+      e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes ?? e.activityTaskTimedOutEventAttributes ?? e.activityTaskCanceledEventAttributes;
+    const start = closed && scheduled.get(String(closed.scheduledEventId));
+    if (start) durations.push({ activityType: start.activityType, ms: at(e) - start.ms });
+  }
+  return durations;
+}

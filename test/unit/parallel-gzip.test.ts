@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gunzipSync } from 'node:zlib';
-import { createParallelGzip, type ParallelGzipOptions } from '../../activities/parallel-gzip.js';
+import { createParallelGzip, looksIncompressible, type ParallelGzipOptions } from '../../activities/parallel-gzip.js';
 
 async function compress(input: Buffer, options: ParallelGzipOptions, chunkBytes = 7_777): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -68,4 +68,25 @@ test('parallel gzip: a failing upstream fails the pipeline', async () => {
     pipeline(failing, createParallelGzip({ blockBytes: 1024 }), new Writable({ write(_c, _e, cb) { cb(); } })),
     /daemon went away/,
   );
+});
+
+test('incompressible blocks are stored, compressible ones compressed, and both read back whole', async () => {
+  const random = randomBytes(1 << 20);
+  const text = Buffer.from('line: the quick brown fox jumps over the lazy dog\n'.repeat(25_000)).subarray(0, 1 << 20);
+  assert.equal(looksIncompressible(random), true);
+  assert.equal(looksIncompressible(text), false);
+  // Text where one sample falls: the block is compressed.
+  const mixed = Buffer.from(random);
+  text.copy(mixed, (1 << 20) / 2, 0, 16 * 1024);
+  assert.equal(looksIncompressible(mixed), false);
+  assert.equal(looksIncompressible(randomBytes(16 * 1024)), false, 'too small to sample: compressed');
+
+  const input = Buffer.concat([random, text, random]);
+  const gz = await compress(input, { blockBytes: 1 << 20, concurrency: 2 }, 64 * 1024);
+  assert.deepEqual(gunzipSync(gz), input);
+  assert.deepEqual(execFileSync('gzip', ['-dc'], { input: gz, maxBuffer: 2 * input.length }), input);
+  // A stored 1 MiB member is 173 bytes over its input; deflate at level 6 makes it 343 over.
+  const textAlone = (await compress(text, { blockBytes: 1 << 20 })).length;
+  assert.ok(textAlone < text.length / 10, `text compresses: ${textAlone}`);
+  assert.ok(gz.length <= textAlone + 2 * (random.length + 250), `random blocks stored: ${gz.length}`);
 });
