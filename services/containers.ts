@@ -77,6 +77,22 @@ export function createContainerService(deps: {
     return toContainerView(row);
   }
 
+  /** Runs an operation through the container's workflow update and answers with the new state. */
+  async function operate(user: PublicUser, id: string, operation: ContainerOperation): Promise<ContainerView> {
+    const current = await getVisible(user, id);
+    if (current.removedAt) {
+      if (operation === 'remove') throw notFound('Container');
+      throw conflict(`The container is ${current.state}.`);
+    }
+    const handle = temporal.workflow.getHandle(workflowIds.container(id));
+    try {
+      return await handle.executeUpdate(CONTAINER_OPERATIONS[operation]);
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError) throw problemForWorkflowFailure(error);
+      throw error;
+    }
+  }
+
   /** Admission and port allocation, in one transaction serialised per user. */
   async function admit(user: PublicUser, input: CreateContainerInput) {
     const memoryMb = input.memoryMb ?? config.defaultMemoryMb;
@@ -210,22 +226,25 @@ export function createContainerService(deps: {
       return { items: rows.map(toContainerView), total: totals?.n ?? 0 };
     },
 
-    /** Runs an operation through the container's workflow update and answers with the new state. */
-    async operate(user: PublicUser, id: string, operation: ContainerOperation): Promise<ContainerView> {
-      const current = await getVisible(user, id);
-      if (current.removedAt) {
-        if (operation === 'remove') throw notFound('Container');
-        throw conflict(`The container is ${current.state}.`);
-      }
-      const handle = temporal.workflow.getHandle(workflowIds.container(id));
-      try {
-        return await handle.executeUpdate(CONTAINER_OPERATIONS[operation]);
-      } catch (error) {
-        if (error instanceof WorkflowUpdateFailedError) throw problemForWorkflowFailure(error);
-        throw error;
-      }
-    },
+    operate,
 
+    /**
+     * Waits for a new container to have run (the start update queues behind its creation) and
+     * answers it; a container that could not be run is a problem with the workflow's reason.
+     */
+    async waitRunning(user: PublicUser, id: string) {
+      try {
+        await operate(user, id, 'start');
+      } catch (error) {
+        // A creation that failed first ended the workflow: its reason is told below.
+        if ((await getVisible(user, id)).state !== 'failed') throw error;
+      }
+      const view = await getVisible(user, id);
+      if (view.state !== 'failed') return view;
+      const reason = view.stateReason ?? 'the container could not be run';
+      if (reason.startsWith('insufficient balance')) throw new AppError(409, 'insufficient-funds', 'Insufficient Funds', reason);
+      throw new AppError(502, 'container-failed', 'Container Failed', reason);
+    },
   };
 }
 

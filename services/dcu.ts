@@ -146,7 +146,8 @@ export function createDcuService(deps: {
         if (!row) throw badRequest(`Unknown username "${body.username}".`);
         owner = row;
       }
-      const imageName = body.docker_image_name.trim();
+      // Not trimmed: a name with surrounding spaces is refused, as the images API refuses it.
+      const imageName = body.docker_image_name;
       let ref;
       try {
         ref = parseImageReference(imageName);

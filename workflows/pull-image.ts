@@ -1,4 +1,4 @@
-import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, patched, proxyActivities } from '@temporalio/workflow';
 import type { HostActivities } from '../activities/host-activities.js';
 import type { ImageView, PullRequest } from '../services/images.js';
 import type { PullSnapshot } from '../core/pull-progress.js';
@@ -19,6 +19,9 @@ export interface PullImageResult {
 }
 
 const db = controlDb();
+
+/** patched() id: a pull that finds no money removes only an image it pulled itself, and keeps the funds reason. */
+const REMOVE_ONLY_WHAT_IT_PULLED = 'pull-remove-only-what-it-pulled';
 
 function hostActivities(hostId: string) {
   const common = onHost(hostId);
@@ -49,9 +52,16 @@ export async function pullImage(input: PullImageInput): Promise<PullImageResult>
       const { image, deduped } = await db.chargeAndRecordImage({ ...input, image: inspected });
       return { image, deduped, pulled: progress !== null, progress };
     } catch (error) {
-      if (failureType(error) === FailureType.InsufficientFunds && (await db.countImageRecords(input.hostId, input.reference)) === 0) {
-        // Nobody's record uses it: the image must not stay on the host unpaid.
-        await host.quick.removeImageReference(input.reference);
+      if (failureType(error) !== FailureType.InsufficientFunds) throw error;
+      if (!patched(REMOVE_ONLY_WHAT_IT_PULLED)) {
+        if ((await db.countImageRecords(input.hostId, input.reference)) === 0) await host.quick.removeImageReference(input.reference);
+        throw error;
+      }
+      // The host stays as it was: an image this pull brought, and that nobody's record uses,
+      // leaves it; one that was there before (a DCU task's, say) stays. A removal that fails
+      // (a container outside Berth uses the image) does not hide the reason: no money.
+      if (progress !== null && (await db.countImageRecords(input.hostId, input.reference)) === 0) {
+        await host.quick.removeImageReference(input.reference).catch(() => undefined);
       }
       throw error;
     }

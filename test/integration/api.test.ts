@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bearer, buildTestApp, createUser } from '../support/app.js';
+import { baseConfig, bearer, buildTestApp, createUser } from '../support/app.js';
+import { buildApp } from '../../api/app.js';
+import { connectDatabase } from '../../db/client.js';
+import { connectTemporal } from '../../core/temporal.js';
 
 test('healthz and readyz answer without a token; readyz checks the database and Temporal', async (t) => {
   const app = await buildTestApp(t);
@@ -9,6 +12,26 @@ test('healthz and readyz answer without a token; readyz checks the database and 
   const ready = await app.inject({ method: 'GET', url: '/readyz' });
   assert.equal(ready.statusCode, 200);
   assert.deepEqual(ready.json(), { status: 'ready', checks: { database: { status: 'ok' }, temporal: { status: 'ok' } } });
+});
+
+test('readyz is a 503 naming the part that is down; healthz still answers', async (t) => {
+  // A real PostgreSQL client pointed at a port where nothing listens.
+  const database = connectDatabase('postgres://berth:berth@127.0.0.1:1/berth', { max: 1 });
+  const temporal = await connectTemporal(baseConfig.temporal);
+  const app = await buildApp({ config: baseConfig, db: database.db, temporal });
+  t.after(async () => {
+    await app.close();
+    await temporal.connection.close();
+    await database.close();
+  });
+  const ready = await app.inject({ method: 'GET', url: '/readyz' });
+  assert.equal(ready.statusCode, 503, ready.body);
+  const body = ready.json();
+  assert.equal(body.status, 'not ready');
+  assert.equal(body.checks.database.status, 'down');
+  assert.match(body.checks.database.error, /ECONNREFUSED|connect/i);
+  assert.deepEqual(body.checks.temporal, { status: 'ok' });
+  assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
 });
 
 test('every response carries a request id, echoing the caller’s', async (t) => {

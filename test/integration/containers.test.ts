@@ -75,9 +75,33 @@ test('run: the container runs on the image’s host with its port, limits and la
   assert.equal((await rowOf(c.id)).state, 'running');
   assert.equal(c.charged, baseConfig.containers.pricePerPeriod, 'the first period is charged');
 
+  // Someone else's container is a 404 on every route, and nothing happens to it.
   const other = await createUser(app);
-  assert.equal((await app.inject({ method: 'GET', url: `/api/v1/containers/${c.id}`, headers: bearer(other.token) })).statusCode, 404);
-  assert.equal((await op(app, other, c.id, 'stop')).statusCode, 404);
+  for (const [method, url] of [
+    ['GET', `/api/v1/containers/${c.id}`],
+    ['POST', `/api/v1/containers/${c.id}/start`],
+    ['POST', `/api/v1/containers/${c.id}/stop`],
+    ['POST', `/api/v1/containers/${c.id}/restart`],
+    ['DELETE', `/api/v1/containers/${c.id}`],
+    ['GET', `/api/v1/containers/${c.id}/logs`],
+    ['GET', `/api/v1/containers/${c.id}/logs/download`],
+  ] as const) {
+    const res = await app.inject({ method, url, headers: bearer(other.token) });
+    assert.equal(res.statusCode, 404, `${method} ${url}: ${res.body}`);
+  }
+  const listed = await app.inject({ method: 'GET', url: '/api/v1/containers', headers: bearer(other.token) });
+  assert.deepEqual(listed.json().items, [], 'not in their list either');
+  assert.equal((await dockerFor('host-b').getContainer(dockerName(c.id)).inspect()).State.Running, true, 'still running');
+  assert.equal((await rowOf(c.id)).state, 'running');
+
+  // The image cannot be removed while a container uses it: 409, nothing refunded or removed.
+  const balance = await balanceOf(user.id);
+  const inUse = await app.inject({ method: 'DELETE', url: `/api/v1/images/${image.id}`, headers: bearer(user.token) });
+  assert.equal(inUse.statusCode, 409, inUse.body);
+  assert.match(inUse.json().detail, /container/i);
+  assert.equal((await app.inject({ method: 'GET', url: `/api/v1/images/${image.id}`, headers: bearer(user.token) })).statusCode, 200, 'still recorded');
+  assert.equal(await balanceOf(user.id), balance, 'nothing refunded');
+  await dockerFor('host-b').getImage('127.0.0.1:5000/library/httpd:latest').inspect();
 
   const removed = await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) });
   assert.equal(removed.statusCode, 200, removed.body);
@@ -125,9 +149,59 @@ test('operations are Temporal updates: idempotent, answered with the new state, 
   const updates = (history.events ?? []).flatMap((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ?? []);
   assert.ok(['stop', 'start', 'restart'].every((u) => updates.includes(u)), `updates in history: ${updates}`);
 
+  // Ops stop it from the CLI, the same update the API sends.
+  const cliStop = await promisify(execFile)(TEMPORAL_CLI, [
+    'workflow', 'update', 'execute', '--address', baseConfig.temporal.address,
+    '--workflow-id', `container-${c.id}`, '--name', 'stop', '--output', 'json',
+  ]);
+  assert.match(cliStop.stdout, /"status":\s*"stopped"/);
+  assert.equal((await docker.inspect()).State.Running, false, 'stopped in Docker by the CLI');
+  assert.equal((await rowOf(c.id)).state, 'stopped');
+  await assert.rejects(fetch(`http://${c.hostIp}:${c.hostPort}/`), 'stopped from the CLI, its port refuses connections');
+
   assert.equal((await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) })).statusCode, 200);
   assert.equal((await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) })).statusCode, 404);
   assert.equal((await op(app, user, c.id, 'start')).statusCode, 409);
+});
+
+test('listing: your own containers; admins see all, filtered by user, host and state', async (t) => {
+  const app = await buildTestApp(t);
+  const alice = await createUser(app, { balance: 10_000 });
+  const bob = await createUser(app, { balance: 10_000 });
+  const aliceA = await run(app, alice, { imageId: (await pullHttpd(app, alice, 'host-a')).id });
+  const aliceB = await run(app, alice, { imageId: (await pullHttpd(app, alice, 'host-b')).id });
+  const bobB = await run(app, bob, { imageId: (await pullHttpd(app, bob, 'host-b')).id });
+  t.after(async () => {
+    for (const [user, c] of [[alice, aliceA], [alice, aliceB], [bob, bobB]] as const) {
+      await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) });
+    }
+  });
+  assert.equal((await op(app, alice, aliceB.id, 'stop')).json().state, 'stopped');
+
+  const list = async (token: string, query = '') => {
+    const res = await app.inject({ method: 'GET', url: `/api/v1/containers${query}`, headers: bearer(token) });
+    assert.equal(res.statusCode, 200, res.body);
+    return res.json<{ items: Array<{ id: string; userId: string; host: string; state: string }>; total: number }>();
+  };
+  const ids = (page: { items: Array<{ id: string }> }) => page.items.map((c) => c.id).sort();
+
+  const own = await list(alice.token);
+  assert.deepEqual(ids(own), [aliceA.id, aliceB.id].sort(), 'only her own');
+  assert.equal(own.total, 2);
+  assert.deepEqual(ids(await list(bob.token)), [bobB.id]);
+  assert.deepEqual(ids(await list(bob.token, `?userId=${alice.id}`)), [bobB.id], 'a user cannot filter into someone else’s');
+  assert.deepEqual(ids(await list(alice.token, '?state=stopped')), [aliceB.id]);
+
+  const admin = await adminToken(app);
+  const all = ids(await list(admin, '?pageSize=100'));
+  assert.ok([aliceA.id, aliceB.id, bobB.id].every((id) => all.includes(id)), 'an admin sees everyone’s');
+  assert.deepEqual(ids(await list(admin, `?userId=${alice.id}`)), [aliceA.id, aliceB.id].sort());
+  assert.deepEqual(ids(await list(admin, `?userId=${alice.id}&host=host-b`)), [aliceB.id]);
+  assert.deepEqual(ids(await list(admin, `?userId=${alice.id}&state=running`)), [aliceA.id]);
+  const paged = await list(admin, `?userId=${alice.id}&pageSize=1`);
+  assert.equal(paged.items.length, 1);
+  assert.equal(paged.total, 2);
+  assert.equal((await app.inject({ method: 'GET', url: '/api/v1/containers?state=sleeping', headers: bearer(admin) })).statusCode, 400);
 });
 
 test('admission: bad input and limits are clear 4xx, and nothing is created', async (t) => {
@@ -270,6 +344,14 @@ test('a container that cannot be created fails with the reason, and its first pe
   const entries = await testDb().db.select().from(ledgerEntries).where(like(ledgerEntries.idempotencyKey, `container-${id}-%`));
   assert.deepEqual(entries.map((e) => e.kind).sort(), ['container_charge', 'container_refund']);
   assert.deepEqual((await dockerFor('host-b').listContainers({ all: true, filters: { label: [`${LABEL_ID}=${id}`] } })), []);
+
+  // ?wait=true tells the same failure as a problem, not a 201 with a failed container.
+  const waited = await app.inject({ method: 'POST', url: '/api/v1/containers?wait=true', headers: bearer(user.token), payload: { imageId: pulled.json().id, containerPort: 80 } });
+  assert.equal(waited.statusCode, 502, waited.body);
+  assert.match(waited.headers['content-type'] as string, /application\/problem\+json/);
+  assert.equal(waited.json().type.endsWith('container-failed'), true, waited.body);
+  assert.match(waited.json().detail, /no such image|not found/i);
+  assert.equal(await balanceOf(user.id), before, 'the second try was refunded too');
 });
 
 test('metering: each started period is charged once; an unpaid period suspends; top-up and start resume', async (t) => {
@@ -394,6 +476,14 @@ test('live stats over WebSocket; the Docker stream behind it ends when the clien
   const denied = new WebSocket(`${address.replace('http', 'ws')}/api/v1/containers/${c.id}/stats`);
   const status = await new Promise<number>((resolve) => denied.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
   assert.equal(status, 401);
+  const other = await createUser(app);
+  const foreign = new WebSocket(`${address.replace('http', 'ws')}/api/v1/containers/${c.id}/stats`, { headers: bearer(other.token) });
+  const foreignMessages: string[] = [];
+  foreign.on('message', (data) => foreignMessages.push(String(data)));
+  const closeCode = await new Promise<number>((resolve) => foreign.on('close', (code) => resolve(code)));
+  assert.equal(closeCode, 4404, "someone else's container: closed as a 404");
+  assert.deepEqual(foreignMessages.map((m) => JSON.parse(m)), [{ error: 'Container was not found.' }], 'no sample, only the error');
+  assert.equal((await openStreams()).stats, before, 'no stream was opened for them');
   await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) });
 });
 

@@ -274,6 +274,8 @@ test('crafted username, docker_image_name, host (../, spaces, control characters
     'busybox:../x',
     'busybox@sha256:../../x',
     'busy box',
+    ' busybox',
+    'busybox ',
     `${REGISTRY}/library/busybox:1.35 extra`,
     'busybox\n',
     '\tbusybox',
@@ -418,20 +420,23 @@ test('MinIO stopped for the upload: the upload retries, the task fails with a cl
   const app = await buildTestApp(t);
   const user = await createUser(app);
   const image = await bigImage();
-  const taskId = await startTask(app, user, image, 'host-a');
-  taskIds.push(taskId);
 
-  // MinIO goes down while the image is compressed (compress does not use it), so every
-  // attempt of the upload phase meets it down. Back up in the finally: the outage lasts the
-  // upload's retries (about 30 s) and the compensation's (about 6 s).
-  await waitRunning(taskId, 'dcuCompress');
+  // MinIO goes down before the task starts: the download and compress phases do not use it,
+  // so the task gets as far as the upload, and every attempt of the upload phase meets MinIO
+  // down. (Killing it once compression began raced with a compression that finished first.)
+  // Back up in the finally: the outage lasts the task's download and compress, then the
+  // upload's retries (about 30 s).
   const minioPid = await stackPid('minio');
+  let taskId = '';
   let first: TaskData | undefined;
   let restartedMeanwhile = false;
   try {
     await killStackProcess('minio');
     assert.equal(await minioUp(), false, 'MinIO is down');
-    assert.equal((await rowOf(taskId))?.state, 'compressing', 'MinIO went down before the upload phase began');
+    taskId = await startTask(app, user, image, 'host-a');
+    taskIds.push(taskId);
+    await waitRunning(taskId, 'dcuUpload');
+    assert.equal((await rowOf(taskId))?.state, 'uploading', 'the task reached the upload with MinIO down');
     first = await waitEnded(app, user.token, taskId);
     // The stack is shared: someone else's `stack.sh up` may have started MinIO again meanwhile.
     restartedMeanwhile = (await stackPid('minio').catch(() => minioPid)) !== minioPid && (await minioUp());

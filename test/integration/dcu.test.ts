@@ -559,6 +559,15 @@ test('cleanup schedules exist with the configured crons, and run when triggered 
     assert.equal(description.action.workflowType, type);
     assert.deepEqual(description.action.args, [{ retentionDays: days }]);
   }
+  // The crons the stack configures (the defaults): archives daily at midnight UTC, objects on Sundays.
+  assert.deepEqual([control.gzipCleanupCron, control.objectCleanupCron], ['0 0 * * *', '0 0 * * 0']);
+  const nextRuns = async (id: string) => (await temporal.schedule.getHandle(id).describe()).info.nextActionTimes;
+  const gzipNext = await nextRuns(DCU_SCHEDULES.gzipCleanup);
+  const objectNext = await nextRuns(DCU_SCHEDULES.objectCleanup);
+  for (const at of [...gzipNext, ...objectNext]) assert.deepEqual([at.getUTCHours(), at.getUTCMinutes()], [0, 0], at.toISOString());
+  assert.equal(gzipNext[1]!.getTime() - gzipNext[0]!.getTime(), 24 * 3600_000, 'archives: every day');
+  assert.ok(objectNext.every((at) => at.getUTCDay() === 0), 'objects: on Sundays');
+  assert.equal(objectNext[1]!.getTime() - objectNext[0]!.getTime(), 7 * 24 * 3600_000, 'objects: every week');
 
   // A task of its own, and the shared one as the control that must survive.
   const user = await createUser(app);

@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { and, eq } from 'drizzle-orm';
-import { images, ledgerEntries, users } from '../../db/schema.js';
+import { randomUUID } from 'node:crypto';
+import { and, count, eq, isNull } from 'drizzle-orm';
+import { containers, hosts, images, ledgerEntries, users } from '../../db/schema.js';
 import { connectTemporal } from '../../core/temporal.js';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb } from '../support/app.js';
 import { inspectOn, pushUniqueImage } from '../support/images.js';
-import { dockerFor, killStackProcess, stackUp } from '../support/stack.js';
+import { REGISTRY, dockerFor, killStackProcess, stackUp } from '../support/stack.js';
 import { activityAttempts } from '../support/history.js';
 import type { App } from '../../api/app.js';
 
@@ -212,8 +213,30 @@ test('bad references are a 400 saying why, and start nothing; bad hosts are a 42
   const unknownHost = await pull(app, user.token, { image: 'busybox', host: 'host-z' }, false);
   assert.equal(unknownHost.statusCode, 422);
   assert.match(unknownHost.json().detail, /host-z.*not known/);
+
   const started = await temporal.workflow.list({ query: `WorkflowType = 'pullImage'` });
   for await (const wf of started) assert.notEqual(wf.memo?.userId, user.id, 'no pull workflow started for these');
+
+  // A registered host whose worker stopped heartbeating is down: named, a 422; never picked,
+  // though it has no containers at all.
+  const downHost = `down-${randomUUID().slice(0, 8)}`;
+  await testDb().db.insert(hosts).values({ id: downHost, dockerEndpoint: 'unix:///nonexistent.sock', engineId: 'down', engineVersion: '0', lastHeartbeatAt: new Date(Date.now() - 3_600_000) });
+  try {
+    const named = await pull(app, user.token, { image: 'busybox', host: downHost }, false);
+    assert.equal(named.statusCode, 422, named.body);
+    assert.match(named.json().detail, new RegExp(`${downHost}.*down`));
+
+    // No host named: the up host with the fewest live containers (ties by id).
+    const load = async (id: string) => (await testDb().db.select({ n: count() }).from(containers).where(and(eq(containers.hostId, id), isNull(containers.removedAt))))[0]!.n;
+    const [a, b] = [await load('host-a'), await load('host-b')];
+    const expected = b < a ? 'host-b' : 'host-a';
+    const picked = await pull(app, user.token, { image: `${REGISTRY}/library/busybox:1.35` }, false);
+    assert.equal(picked.statusCode, 202, picked.body);
+    assert.equal(picked.json().host, expected, `host-a has ${a} live containers, host-b ${b}`);
+    assert.equal((await waitForPull(app, user.token, picked.json().pullId)).state, 'completed');
+  } finally {
+    await testDb().db.delete(hosts).where(eq(hosts.id, downHost));
+  }
 });
 
 test('references are normalized by the grammar', async (t) => {
@@ -260,7 +283,22 @@ test('progress: the pull reports state and streams Server-Sent Events to a done 
   const last = parsed.at(-1)!;
   assert.equal(last.event, 'done');
   assert.equal(last.data.image.reference, reference);
-  assert.ok(parsed.slice(0, -1).every((e) => e.event === 'progress'));
+  const progress = parsed.slice(0, -1);
+  assert.ok(progress.length >= 1, 'progress was delivered before the end');
+  assert.ok(progress.every((e) => e.event === 'progress'));
+  const percents = progress.map((e) => e.data.percent as number);
+  assert.deepEqual(percents, [...percents].sort((x, y) => x - y), `percent never goes back: ${percents}`);
+  assert.equal(percents.at(-1), 100);
+  assert.ok(progress.at(-1)!.data.bytesTotal > 0, 'bytes per layer add up to a total');
+
+  // A pull that fails ends its stream with one error event carrying the registry's reason.
+  const failing = await pull(app, user.token, { image: `${REGISTRY}/library/busybox:no-such-tag`, host: 'host-a' }, false);
+  assert.equal(failing.statusCode, 202, failing.body);
+  const failedBody = await (await fetch(`${address}/api/v1/images/pulls/${failing.json().pullId}/events`, { headers: bearer(user.token) })).text();
+  const failedEvents = failedBody.trim().split('\n\n').map((block) => ({ event: /^event: (.*)$/m.exec(block)?.[1], data: JSON.parse(/^data: (.*)$/m.exec(block)![1]!) }));
+  assert.equal(failedEvents.at(-1)!.event, 'error', failedBody);
+  assert.match(JSON.stringify(failedEvents.at(-1)!.data), /not found|manifest unknown/i);
+  assert.ok(failedEvents.slice(0, -1).every((e) => e.event === 'progress'));
 
   const status = await waitForPull(app, user.token, pullId);
   assert.equal(status.state, 'completed');

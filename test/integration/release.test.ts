@@ -9,7 +9,9 @@ import { and, desc, eq, gt, inArray } from 'drizzle-orm';
 import { containers, images, ledgerEntries, releaseRuns, users } from '../../db/schema.js';
 import { LABEL_ID, LABEL_USER } from '../../core/container-labels.js';
 import { connectTemporal } from '../../core/temporal.js';
-import { CONTROL_TASK_QUEUE } from '../../core/temporal-names.js';
+import { CONTROL_TASK_QUEUE, RELEASE_SCHEDULE_ID } from '../../core/temporal-names.js';
+import { loadControlWorkerConfig } from '../../core/config.js';
+import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
 import { HOST_IDS, dockerFor, killStackProcess, stackUp } from '../support/stack.js';
 import { pushUniqueImage } from '../support/images.js';
@@ -107,6 +109,8 @@ test('nightly release: every container, then every private image, refunded once;
   assert.deepEqual(left.map((i) => i.id).sort(), [c2.id, publicImage.id].sort(), 'only the public image and the one in use remain');
   assert.ok(await dockerFor('host-b').getImage(publicImage.reference).inspect(), 'the public image is still on its host');
   await assert.rejects(dockerFor('host-b').getImage(b1.reference).inspect(), /no such image/i);
+  await assert.rejects(dockerFor('host-a').getImage(c1.reference).inspect(), /no such image/i, 'gone from host-a too, once its suspended container was removed');
+  assert.ok(await dockerFor('host-b').getImage(c2.reference).inspect(), 'the image a container outside Berth uses stays');
 
   for (const [user, imgs] of [[alice, [a1]], [bob, [b1, b2]], [carol, [c1]]] as const) {
     const refunds = await testDb().db.select().from(ledgerEntries).where(and(eq(ledgerEntries.userId, user.id), eq(ledgerEntries.kind, 'image_refund')));
@@ -215,4 +219,33 @@ test('a long release continues as new between batches, carrying its report, and 
   const [row] = await testDb().db.select().from(releaseRuns).where(eq(releaseRuns.id, workflowId));
   assert.equal(row?.status, 'completed', 'one stored run for the whole chain');
   assert.equal(row?.refundedTotal, report.refundedTotal);
+});
+
+test('the schedule: the configured cron in its timezone, overlap skip, a short catch-up window; a pause from the CLI holds', async (t) => {
+  const { release } = loadControlWorkerConfig(process.env);
+  assert.deepEqual([release.cron, release.timezone], ['30 23 * * *', 'UTC'], 'the stack runs the defaults');
+  const temporal = await connectTemporal(baseConfig.temporal);
+  t.after(() => temporal.connection.close());
+  const handle = temporal.schedule.getHandle(RELEASE_SCHEDULE_ID);
+  const schedule = await handle.describe();
+  assert.equal(schedule.action.type, 'startWorkflow');
+  assert.equal(schedule.action.type === 'startWorkflow' && schedule.action.workflowType, 'nightlyRelease');
+  assert.equal(schedule.spec.timezone, 'UTC');
+  assert.equal(schedule.policies.overlap, ScheduleOverlapPolicy.SKIP);
+  assert.equal(schedule.policies.catchupWindow, 10 * 60_000);
+  const next = schedule.info.nextActionTimes;
+  assert.ok(next.length >= 2);
+  for (const at of next) assert.deepEqual([at.getUTCHours(), at.getUTCMinutes(), at.getUTCSeconds()], [23, 30, 0], at.toISOString());
+  assert.equal(next[1]!.getTime() - next[0]!.getTime(), 24 * 3600_000, 'once a day');
+
+  // Paused by an operator with the real CLI, then resumed.
+  await cli('schedule', 'toggle', '--schedule-id', RELEASE_SCHEDULE_ID, '--pause', '--reason', 'berth test');
+  try {
+    const paused = await handle.describe();
+    assert.equal(paused.state.paused, true);
+    assert.equal(paused.state.note, 'berth test');
+  } finally {
+    await cli('schedule', 'toggle', '--schedule-id', RELEASE_SCHEDULE_ID, '--unpause', '--reason', 'berth test done');
+  }
+  assert.equal((await handle.describe()).state.paused, false);
 });

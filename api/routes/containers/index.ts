@@ -13,7 +13,7 @@ const containerRoutes: FastifyPluginAsyncTypebox<{ containers: ContainerService 
       schema: {
         tags: ['containers'],
         summary: "Run a container from one of your images (or a public one) on the image's host",
-        description: '202 with the id; `?wait=true` answers 201 with the container once it runs.',
+        description: '202 with the id; `?wait=true` answers 201 with the container once it runs, or the reason it could not run as a problem (409 insufficient funds, 502 Docker refused).',
         body: CreateBody,
         querystring: WaitQuery,
         response: { 201: Container, 202: Created, ...errors },
@@ -23,8 +23,8 @@ const containerRoutes: FastifyPluginAsyncTypebox<{ containers: ContainerService 
       const user = caller(request);
       const created = await containers.create(user, request.body);
       if (!request.query.wait) return reply.code(202).header('location', `/api/v1/containers/${created.id}`).send(created);
-      await containers.operate(user, created.id, 'start'); // queued behind the creation: answers once it has run
-      return reply.code(201).header('location', `/api/v1/containers/${created.id}`).send(await containers.getVisible(user, created.id));
+      const running = await containers.waitRunning(user, created.id);
+      return reply.code(201).header('location', `/api/v1/containers/${created.id}`).send(running);
     },
   );
 
