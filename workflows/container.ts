@@ -12,7 +12,8 @@ import type { HostActivities } from '../activities/host-activities.js';
 import type { ContainerSpec, ObservedContainer } from '../activities/containers-docker.js';
 import { FailureType, NON_RETRYABLE } from '../core/failures.js';
 import { hostTaskQueue } from '../core/temporal-names.js';
-import { failureType, rootMessage } from './failures.js';
+import { failureType } from './failures.js';
+import { rootMessage } from '../core/errors.js';
 import {
   describeQuery,
   observedSignal,

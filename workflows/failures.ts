@@ -17,10 +17,3 @@ export function asWorkflowFailure(error: unknown): unknown {
   }
   return error;
 }
-
-/** The message at the root of a failure: an activity's own reason rather than "Activity task failed". */
-export function rootMessage(error: unknown): string {
-  let e: unknown = error;
-  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
-  return e instanceof Error ? e.message : String(error);
-}

@@ -171,11 +171,8 @@ test('listing: your own containers; admins see all, filtered by user, host and s
   const aliceA = await run(app, alice, { imageId: (await pullHttpd(app, alice, 'host-a')).id });
   const aliceB = await run(app, alice, { imageId: (await pullHttpd(app, alice, 'host-b')).id });
   const bobB = await run(app, bob, { imageId: (await pullHttpd(app, bob, 'host-b')).id });
-  t.after(async () => {
-    for (const [user, c] of [[alice, aliceA], [alice, aliceB], [bob, bobB]] as const) {
-      await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) });
-    }
-  });
+  // The app is closed by the time after() hooks run: remove through the workflows.
+  t.after(() => Promise.all([aliceA, aliceB, bobB].map((c) => temporal.workflow.getHandle(`container-${c.id}`).executeUpdate('remove').catch(() => undefined))));
   assert.equal((await op(app, alice, aliceB.id, 'stop')).json().state, 'stopped');
 
   const list = async (token: string, query = '') => {
@@ -441,6 +438,58 @@ test('logs: framing removed, stdout and stderr told apart, tail, download', asyn
   const other = await createUser(app);
   assert.equal((await app.inject({ method: 'GET', url: `/api/v1/containers/${c.id}/logs`, headers: bearer(other.token) })).statusCode, 404);
   await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) });
+});
+
+test('logs ?follow=true: lines arrive as they are written, until the client leaves or the container stops', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 10_000 });
+  const image = await pullHttpd(app, user);
+  // Leaves on SIGTERM, so a stop is quick.
+  const c = await run(app, user, { imageId: image.id, cmd: ['sh', '-c', 'trap "exit 0" TERM; i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.2; done'] });
+  t.after(() => temporal.workflow.getHandle(`container-${c.id}`).executeUpdate('remove').catch(() => undefined));
+  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  const [host] = await testDb().db.select().from(hosts).where(eq(hosts.id, 'host-a'));
+  const openLogs = async () =>
+    ((await (await fetch(`${host!.streamUrl}/streams`, { headers: { authorization: `Bearer ${baseConfig.internalToken}` } })).json()) as { logs: number }).logs;
+  const before = await openLogs();
+
+  /** Reads the followed stream until `until` says enough (or it ends); answers the lines and whether it ended. */
+  async function follow(signal: AbortSignal, until: (lines: string[]) => boolean) {
+    const res = await fetch(`${address}/api/v1/containers/${c.id}/logs?follow=true&tail=0`, { headers: bearer(user.token), signal });
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return { lines: text.split('\n').filter(Boolean), ended: true };
+      text += decoder.decode(value, { stream: true });
+      const lines = text.split('\n').filter(Boolean);
+      if (until(lines)) return { lines, ended: false, reader };
+    }
+  }
+
+  // Follow: new lines keep coming (tail=0: none of the old ones).
+  const leaving = new AbortController();
+  const first = await follow(leaving.signal, (lines) => lines.length >= 3);
+  assert.ok(first.lines.every((l) => /^\[stdout\] tick-\d+$/.test(l)), first.lines.join('|'));
+  const numbers = first.lines.map((l) => Number(l.split('-')[1]));
+  assert.ok(numbers[2]! > numbers[0]!, 'lines written after the request arrive');
+  assert.equal(await openLogs(), before + 1, 'one Docker logs stream open on the host');
+  leaving.abort();
+  await eventually('the logs stream to close after the client left', async () => (await openLogs()) === before, 10);
+
+  // Follow until the container stops: the stream ends by itself.
+  const staying = new AbortController();
+  const watched = follow(staying.signal, () => false);
+  await eventually('the follower to be attached', async () => (await openLogs()) === before + 1, 10);
+  assert.equal((await op(app, user, c.id, 'stop')).json().state, 'stopped');
+  const ended = await Promise.race([watched, sleep(15_000).then(() => null)]);
+  staying.abort();
+  assert.ok(ended, 'the followed stream ended when the container stopped');
+  assert.equal(ended.ended, true);
+  assert.ok(ended.lines.length >= 1);
+  await eventually('no logs stream left on the host', async () => (await openLogs()) === before, 10);
 });
 
 test('live stats over WebSocket; the Docker stream behind it ends when the client leaves', async (t) => {

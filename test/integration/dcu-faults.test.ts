@@ -435,8 +435,7 @@ test('MinIO stopped for the upload: the upload retries, the task fails with a cl
     assert.equal(await minioUp(), false, 'MinIO is down');
     taskId = await startTask(app, user, image, 'host-a');
     taskIds.push(taskId);
-    await waitRunning(taskId, 'dcuUpload');
-    assert.equal((await rowOf(taskId))?.state, 'uploading', 'the task reached the upload with MinIO down');
+    // Its end: the assertions below show how far it got (compressed once, the upload retried to its limit).
     first = await waitEnded(app, user.token, taskId);
     // The stack is shared: someone else's `stack.sh up` may have started MinIO again meanwhile.
     restartedMeanwhile = (await stackPid('minio').catch(() => minioPid)) !== minioPid && (await minioUp());

@@ -249,7 +249,7 @@ test('references are normalized by the grammar', async (t) => {
   assert.equal((await waitForPull(app, user.token, res.json().pullId)).state, 'completed');
 });
 
-test('not enough balance: fails non-retryably, balance untouched, image removed from the host', async (t) => {
+test('not enough balance: fails non-retryably, balance untouched, the image it pulled removed from the host, one that was there kept', async (t) => {
   const app = await buildTestApp(t);
   const user = await createUser(app);
   const reference = await pushUniqueImage();
@@ -261,6 +261,20 @@ test('not enough balance: fails non-retryably, balance untouched, image removed 
   assert.equal((await ledgerOf(user.id)).length, 0);
   assert.equal((await testDb().db.select().from(images).where(eq(images.userId, user.id))).length, 0);
   assert.equal(await inspectOn('host-a', reference), null, 'nobody’s record uses it: removed from the host');
+
+  // An image that was on the host before (pulled outside Berth, or by a DCU task) stays there.
+  const present = await pushUniqueImage();
+  const daemon = dockerFor('host-a');
+  const stream = await daemon.pull(present);
+  await new Promise<void>((resolve, reject) => daemon.modem.followProgress(stream, (error: Error | null) => (error ? reject(error) : resolve())));
+  const before = await inspectOn('host-a', present);
+  assert.ok(before);
+  const refused = await pull(app, user.token, { image: present, host: 'host-a' });
+  assert.equal(refused.statusCode, 409, refused.body);
+  assert.match(refused.json().detail, /insufficient balance/);
+  assert.equal((await inspectOn('host-a', present))?.Id, before.Id, 'the host is as it was');
+  assert.equal((await ledgerOf(user.id)).length, 0);
+  await dockerFor('host-a').getImage(present).remove();
 });
 
 test('progress: the pull reports state and streams Server-Sent Events to a done event', async (t) => {

@@ -4,6 +4,7 @@ import { Type } from 'typebox';
 import { sql } from 'drizzle-orm';
 import type { Client } from '@temporalio/client';
 import type { Database } from '../../../db/client.js';
+import { rootMessage } from '../../../core/errors.js';
 
 const Check = Type.Object({ status: Type.Union([Type.Literal('ok'), Type.Literal('down')]), error: Type.Optional(Type.String()) });
 const Ready = Type.Object({ status: Type.String(), checks: Type.Object({ database: Check, temporal: Check }) });
@@ -19,7 +20,7 @@ async function check(probe: () => Promise<unknown>, timeoutMs = 2000) {
     ]);
     return { status: 'ok' as const };
   } catch (error) {
-    return { status: 'down' as const, error: error instanceof Error ? error.message : String(error) };
+    return { status: 'down' as const, error: rootMessage(error) };
   } finally {
     clearTimeout(timer);
   }
