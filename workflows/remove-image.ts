@@ -1,9 +1,7 @@
 import { proxyActivities } from '@temporalio/workflow';
-import type { ControlActivities } from '../activities/control-activities.js';
 import type { HostActivities } from '../activities/host-activities.js';
-import { NON_RETRYABLE } from '../core/failures.js';
-import { hostTaskQueue } from '../core/temporal-names.js';
 import { asWorkflowFailure } from './failures.js';
+import { controlDb, onHost } from './activity-options.js';
 
 export interface RemoveImageInput {
   imageId: string;
@@ -19,10 +17,7 @@ export interface RemoveImageResult {
   host: 'removed' | 'absent' | 'kept';
 }
 
-const db = proxyActivities<ControlActivities>({
-  startToCloseTimeout: '30s',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE },
-});
+const db = controlDb();
 
 /**
  * Removes an image record: off the host first when no other record references it
@@ -30,12 +25,7 @@ const db = proxyActivities<ControlActivities>({
  * the refund and the record's deletion in one transaction, once.
  */
 export async function removeImage(input: RemoveImageInput): Promise<RemoveImageResult> {
-  const host = proxyActivities<HostActivities>({
-    taskQueue: hostTaskQueue(input.hostId),
-    scheduleToStartTimeout: '2m',
-    startToCloseTimeout: '2m',
-    retry: { initialInterval: '2s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
-  });
+  const host = proxyActivities<HostActivities>({ ...onHost(input.hostId), startToCloseTimeout: '2m' });
   try {
     const others = await db.countImageRecords(input.hostId, input.reference, input.imageId);
     const onHost = others > 0 ? 'kept' : await host.removeImageReference(input.reference);
