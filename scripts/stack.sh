@@ -262,11 +262,15 @@ EOF
 # ---------------------------------------------------------------- Temporal and MinIO
 temporal_up() { "$TEMPORAL_BIN" operator cluster health --address 127.0.0.1:7233 >/dev/null 2>&1; }
 
+# Eager activity execution: an activity a workflow schedules on its own task queue (the
+# database steps on berth-control) comes back in the workflow task's completion, one
+# round trip through matching fewer.
 start_temporal() {
   temporal_up && return 0
   mkdir -p "$STATE/temporal"
   start_bg temporal "$TEMPORAL_BIN" server start-dev --db-filename "$STATE/temporal/temporal.db" \
-    --ip 127.0.0.1 --port 7233 --ui-ip 127.0.0.1 --ui-port 8233 --log-level warn
+    --ip 127.0.0.1 --port 7233 --ui-ip 127.0.0.1 --ui-port 8233 --log-level warn \
+    --dynamic-config-value system.enableActivityEagerExecution=true
   wait_for "Temporal dev server" 90 temporal_up
 }
 
