@@ -71,8 +71,15 @@ export async function buildApp(deps: AppDeps) {
   });
 
   app.addSchema(Problem);
+  // Once close() began (SIGTERM), a response ends its connection: a keep-alive connection
+  // would otherwise hold the server open until its idle timeout.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    if (closing) reply.header('connection', 'close');
   });
   // Per-user limits on every mutating route: this hook runs before the rate-limit plugin's.
   app.addHook('onRoute', (route) => {

@@ -26,6 +26,9 @@ async function shutdown(signal: string) {
   if (closing) return;
   closing = true;
   logger.info({ signal }, 'shutting down');
+  // Requests in flight get the grace time; then the connections left (followed logs, event
+  // streams, stats sockets) are closed so that the process can end.
+  setTimeout(() => app.server.closeAllConnections(), config.shutdownGraceMs).unref();
   await app.close(); // stops accepting, lets in-flight requests finish
   await temporal.connection.close();
   await database.close();

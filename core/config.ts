@@ -157,6 +157,8 @@ export interface ApiConfig {
   containers: ContainersConfig;
   /** Shared with host workers: authenticates the API to their log and stats endpoints. */
   internalToken: string;
+  /** On SIGTERM, how long requests in flight get before their connections are closed. */
+  shutdownGraceMs: number;
 }
 
 export interface ContainersConfig {
@@ -398,6 +400,7 @@ export function loadApiConfig(env: Env): Readonly<ApiConfig> {
     },
     containers: containers(r),
     internalToken: internalToken(r),
+    shutdownGraceMs: shutdownGrace(r),
   });
 }
 
