@@ -233,14 +233,13 @@ export function createContainerService(deps: {
      * answers it; a container that could not be run is a problem with the workflow's reason.
      */
     async waitRunning(user: PublicUser, id: string) {
-      try {
-        await operate(user, id, 'start');
-      } catch (error) {
-        // A creation that failed first ended the workflow: its reason is told below.
-        if ((await getVisible(user, id)).state !== 'failed') throw error;
-      }
+      // A creation that failed first ended the workflow, so the update may fail: the reason is told below.
+      const refused = await operate(user, id, 'start').then(() => null, (error: unknown) => ({ error }));
       const view = await getVisible(user, id);
-      if (view.state !== 'failed') return view;
+      if (view.state !== 'failed') {
+        if (refused) throw refused.error;
+        return view;
+      }
       const reason = view.stateReason ?? 'the container could not be run';
       if (reason.startsWith('insufficient balance')) throw new AppError(409, 'insufficient-funds', 'Insufficient Funds', reason);
       throw new AppError(502, 'container-failed', 'Container Failed', reason);
