@@ -14,7 +14,8 @@ import type { container as containerWorkflow } from '../workflows/container.js';
 import { CONTAINER_OPERATIONS, type ContainerOperation, type ContainerView } from '../workflows/container-api.js';
 import type { HostService } from './hosts.js';
 import type { PublicUser } from './users.js';
-import { problemForWorkflowFailure } from './workflow-failures.js';
+import { problemForFailureType, problemForWorkflowFailure } from './workflow-failures.js';
+import { FailureType } from '../core/failures.js';
 
 export type ContainerRow = typeof containers.$inferSelect;
 
@@ -241,8 +242,8 @@ export function createContainerService(deps: {
         return view;
       }
       const reason = view.stateReason ?? 'the container could not be run';
-      if (reason.startsWith('insufficient balance')) throw new AppError(409, 'insufficient-funds', 'Insufficient Funds', reason);
-      throw new AppError(502, 'container-failed', 'Container Failed', reason);
+      const unpaid = reason.startsWith('insufficient balance') ? problemForFailureType(FailureType.InsufficientFunds, reason) : undefined;
+      throw unpaid ?? new AppError(502, 'container-failed', 'Container Failed', reason);
     },
   };
 }

@@ -22,8 +22,13 @@ export function rootFailure(error: unknown): { type?: string; message: string } 
   return { message: error instanceof Error ? error.message : String(error) };
 }
 
+/** The problem for a failure of a known type (the STATUS table), else undefined. */
+export function problemForFailureType(type: string | undefined, message: string): AppError | undefined {
+  const known = type ? STATUS[type] : undefined;
+  return known ? new AppError(known[0], known[1], known[2], message) : undefined;
+}
+
 export function problemForWorkflowFailure(error: unknown): AppError {
   const { type, message } = rootFailure(error);
-  const [status, problemType, title] = (type && STATUS[type]) || [502, 'workflow-failed', 'Workflow Failed'];
-  return new AppError(status, problemType, title, message);
+  return problemForFailureType(type, message) ?? new AppError(502, 'workflow-failed', 'Workflow Failed', message);
 }

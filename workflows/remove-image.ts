@@ -28,9 +28,9 @@ export async function removeImage(input: RemoveImageInput): Promise<RemoveImageR
   const host = proxyActivities<HostActivities>({ ...onHost(input.hostId), startToCloseTimeout: '2m' });
   try {
     const others = await db.countImageRecords(input.hostId, input.reference, input.imageId);
-    const onHost = others > 0 ? 'kept' : await host.removeImageReference(input.reference);
+    const onTheHost = others > 0 ? 'kept' : await host.removeImageReference(input.reference);
     const { refunded } = await db.refundAndDeleteImage(input.imageId, input.reason);
-    return { refunded, host: onHost };
+    return { refunded, host: onTheHost };
   } catch (error) {
     throw asWorkflowFailure(error);
   }
