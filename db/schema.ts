@@ -84,7 +84,7 @@ export const ledgerEntries = pgTable(
     amount: bigint('amount', { mode: 'number' }).notNull(),
     balanceAfter: bigint('balance_after', { mode: 'number' }).notNull(),
     kind: text('kind', {
-      enum: ['credit', 'image_charge', 'image_refund', 'container_charge', 'container_refund', 'release_refund'],
+      enum: ['credit', 'image_charge', 'image_refund', 'container_charge', 'container_refund', 'release_refund', 'dcu_charge'],
     }).notNull(),
     reason: text('reason').notNull(),
     idempotencyKey: text('idempotency_key').notNull(),
@@ -156,6 +156,8 @@ export const containers = pgTable(
     env: jsonb('env').$type<string[]>().notNull().default([]),
     cmd: jsonb('cmd').$type<string[] | null>(),
     exitCode: integer('exit_code'),
+    /** Minor units per billing period, fixed when the container was created; null for containers created before prices by resources. */
+    pricePerPeriod: bigint('price_per_period', { mode: 'number' }),
     createdAt: createdAt(),
     startedAt: timestamp('started_at', { withTimezone: true }),
     removedAt: timestamp('removed_at', { withTimezone: true }),
@@ -192,6 +194,10 @@ export const dcuTasks = pgTable(
     sizeBytes: bigint('size_bytes', { mode: 'number' }),
     compressedBytes: bigint('compressed_bytes', { mode: 'number' }),
     sha256: text('sha256'),
+    /** Docker's image id (sha256:...) of what was packaged: a later task of the same image reuses the archive. */
+    imageId: text('image_id'),
+    /** Minor units charged for the task (when its upload completed). */
+    charged: bigint('charged', { mode: 'number' }).notNull().default(0),
     artifactsExpired: boolean('artifacts_expired').notNull().default(false),
     startTime: timestamp('start_time', { withTimezone: true }),
     endTime: timestamp('end_time', { withTimezone: true }),
@@ -200,11 +206,30 @@ export const dcuTasks = pgTable(
   },
   (t) => [
     index('dcu_tasks_user_created_idx').on(t.userId, t.createdAt),
+    index('dcu_tasks_image_id_completed_idx').on(t.imageId).where(sql`${t.state} = 'completed'`),
+    check('dcu_tasks_charged_non_negative', sql`${t.charged} >= 0`),
     check(
       'dcu_tasks_state_valid',
       sql`${t.state} in ('idle', 'downloading', 'compressing', 'uploading', 'completed', 'failed')`,
     ),
   ],
+);
+
+/**
+ * Pulls in flight per user, for the per-user concurrent pull limit: a row is taken when a
+ * pull starts and released when its end is seen (by the API, or lazily when the limit is reached).
+ */
+export const pullSlots = pgTable(
+  'pull_slots',
+  {
+    pullId: text('pull_id').primaryKey(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: createdAt(),
+    releasedAt: timestamp('released_at', { withTimezone: true }),
+  },
+  (t) => [index('pull_slots_user_open_idx').on(t.userId).where(sql`${t.releasedAt} is null`)],
 );
 
 /** Nightly release runs and their reports. */
