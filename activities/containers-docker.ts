@@ -6,7 +6,8 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import { LABEL_ID, LABEL_USER, dockerName } from '../core/container-labels.js';
-import { dockerMessage, isConflict, isNotFound } from './docker-errors.js';
+import { dockerMessage, isConflict, isNotFound, publicDockerMessage } from './docker-errors.js';
+import type { UserNetworks } from './networks.js';
 
 export interface ContainerSpec {
   id: string;
@@ -19,7 +20,12 @@ export interface ContainerSpec {
   cpuMillis: number;
   env: string[];
   cmd: string[] | null;
+  /** Processes the container may run at once; absent in specs written before it existed. */
+  pidsLimit?: number;
 }
+
+/** The PIDs limit of a container whose spec names none (a fork bomb stops there). */
+export const DEFAULT_PIDS_LIMIT = 256;
 
 export interface ObservedContainer {
   dockerId: string;
@@ -31,8 +37,8 @@ export interface ObservedContainer {
 
 const STOP_TIMEOUT_S = 10;
 
-export function createContainerDockerActivities(deps: { docker: Docker }) {
-  const { docker } = deps;
+export function createContainerDockerActivities(deps: { docker: Docker; networks: UserNetworks }) {
+  const { docker, networks } = deps;
 
   async function inspect(ref: string): Promise<ObservedContainer | null> {
     try {
@@ -50,6 +56,40 @@ export function createContainerDockerActivities(deps: { docker: Docker }) {
     }
   }
 
+  async function createContainer(spec: ContainerSpec, name: string, network: string): Promise<void> {
+    const port = `${spec.containerPort}/tcp`;
+    try {
+      await docker.createContainer({
+        name,
+        Image: spec.image,
+        ...(spec.cmd ? { Cmd: spec.cmd } : {}),
+        Env: spec.env,
+        Labels: { [LABEL_ID]: spec.id, [LABEL_USER]: spec.userId },
+        ExposedPorts: { [port]: {} },
+        HostConfig: {
+          NetworkMode: network,
+          PortBindings: { [port]: [{ HostIp: spec.hostIp, HostPort: String(spec.hostPort) }] },
+          Memory: spec.memoryMb * 1024 * 1024,
+          MemorySwap: spec.memoryMb * 1024 * 1024,
+          NanoCpus: spec.cpuMillis * 1_000_000,
+          PidsLimit: spec.pidsLimit ?? DEFAULT_PIDS_LIMIT,
+          // No setuid escalation inside, and no raw sockets (ARP and ICMP spoofing on the bridge).
+          SecurityOpt: ['no-new-privileges'],
+          CapDrop: ['NET_RAW'],
+          RestartPolicy: { Name: 'no' },
+        },
+      });
+    } catch (error) {
+      if (isConflict(error)) return; // an earlier attempt created it
+      const message = `cannot create the container: ${publicDockerMessage(error)}`;
+      // The network was removed outside this worker's lock (another process): the next attempt makes it again.
+      if (/network .* not found/i.test(dockerMessage(error))) throw ApplicationFailure.retryable(message, 'DockerError');
+      const status = (error as { statusCode?: number }).statusCode;
+      if (status === 400 || status === 404) throw ApplicationFailure.nonRetryable(message, 'ContainerInvalid');
+      throw ApplicationFailure.retryable(message, 'DockerError');
+    }
+  }
+
   /** Force-removes a container by name or Docker id; an absent one counts as removed. */
   async function removeNamed(nameOrId: string): Promise<'removed' | 'absent'> {
     try {
@@ -64,46 +104,34 @@ export function createContainerDockerActivities(deps: { docker: Docker }) {
   }
 
   return {
-    /** Creates (once) and starts the container; returns what Docker then says of it. */
+    /**
+     * Creates (once) and starts the container, on its user's own network (made on first use);
+     * returns what Docker then says of it.
+     */
     async createAndStartContainer(spec: ContainerSpec): Promise<ObservedContainer> {
       const name = dockerName(spec.id);
       let existing = await inspect(name);
       if (!existing) {
-        const port = `${spec.containerPort}/tcp`;
-        try {
-          await docker.createContainer({
-            name,
-            Image: spec.image,
-            ...(spec.cmd ? { Cmd: spec.cmd } : {}),
-            Env: spec.env,
-            Labels: { [LABEL_ID]: spec.id, [LABEL_USER]: spec.userId },
-            ExposedPorts: { [port]: {} },
-            HostConfig: {
-              PortBindings: { [port]: [{ HostIp: spec.hostIp, HostPort: String(spec.hostPort) }] },
-              Memory: spec.memoryMb * 1024 * 1024,
-              MemorySwap: spec.memoryMb * 1024 * 1024,
-              NanoCpus: spec.cpuMillis * 1_000_000,
-              RestartPolicy: { Name: 'no' },
-            },
-          });
-        } catch (error) {
-          if (!isConflict(error)) {
-            const status = (error as { statusCode?: number }).statusCode;
-            if (status === 400 || status === 404) {
-              throw ApplicationFailure.nonRetryable(`cannot create the container: ${dockerMessage(error)}`, 'ContainerInvalid');
-            }
-            throw error;
-          }
-          // 409: an earlier attempt created it.
-        }
+        // Under the user's lock: the network cannot be removed between its check and the creation.
+        await networks.withUserLock(spec.userId, async () => {
+          const network = await networks.ensure(spec.userId);
+          await createContainer(spec, name, network);
+        });
         existing = await inspect(name);
+        if (!existing) throw ApplicationFailure.retryable(`container ${name} vanished right after its creation`, 'DockerError');
       }
-      if (!existing!.running) {
+      if (!existing.running) {
         try {
           await docker.getContainer(name).start();
         } catch (error) {
-          // 304: already started.
-          if ((error as { statusCode?: number }).statusCode !== 304) throw error;
+          const status = (error as { statusCode?: number }).statusCode;
+          if (status !== 304) {
+            // 304: already started. Otherwise runc's reason, without the host's paths.
+            const message = `cannot start the container: ${publicDockerMessage(error)}`;
+            // A 400, or limits the kernel refuses (cgroup), would fail the same way on every attempt.
+            if (status === 400 || /cgroup/i.test(dockerMessage(error))) throw ApplicationFailure.nonRetryable(message, 'ContainerInvalid');
+            throw ApplicationFailure.retryable(message, 'DockerError');
+          }
         }
       }
       return (await inspect(name))!;

@@ -12,7 +12,7 @@ export function createControlActivities(deps: { db: Database; pricePerMb: number
   return {
     ...createImageDbActivities({ db: deps.db, ledger, pricePerMb: deps.pricePerMb }),
     ...createContainerDbActivities({ db: deps.db, ledger }),
-    ...createDcuDbActivities({ db: deps.db }),
+    ...createDcuDbActivities({ db: deps.db, ledger }),
     ...createReleaseActivities({ db: deps.db, temporal: deps.temporal }),
   };
 }

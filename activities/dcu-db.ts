@@ -1,13 +1,17 @@
 /**
  * DCU activities on the control worker: the persisted state machine (one transition
- * per call, refused when core/dcu-state says it is illegal) and what the cleanup
- * workflows read and mark.
+ * per call, refused when core/dcu-state says it is illegal), the archives a task may
+ * reuse, the charge, and what the cleanup workflows read and mark.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import { and, asc, desc, eq, inArray, isNotNull, lt, ne, or, sql } from 'drizzle-orm';
-import type { Database } from '../db/client.js';
+import { and, asc, desc, eq, inArray, isNotNull, like, lt, ne, or, sql } from 'drizzle-orm';
+import type { Database, Transaction } from '../db/client.js';
 import { dcuTasks, hosts } from '../db/schema.js';
+import { AppError } from '../core/errors.js';
+import { FailureType } from '../core/failures.js';
 import { DCU_CANCELLED_MESSAGE, canTransition, isTerminal, type DcuState } from '../core/dcu-state.js';
+import { dcuCharge, mb } from '../core/dcu-pricing.js';
+import { createLedger, type Ledger } from '../services/ledger.js';
 
 export const ILLEGAL_DCU_TRANSITION = 'IllegalDcuTransition';
 
@@ -22,7 +26,32 @@ export interface DcuTransitionPatch {
   sizeBytes?: number;
   compressedBytes?: number;
   sha256?: string;
+  /** Docker's id of the packaged image, once the inspect gave it. */
+  imageId?: string;
 }
+
+/** A completed task's object that a task of the same image (and reference) may copy. */
+export interface DcuReusable {
+  taskId: string;
+  objectName: string;
+  sha256: string;
+  sizeBytes: number;
+  compressedBytes: number;
+}
+
+export interface DcuChargeInput {
+  taskId: string;
+  userId: string;
+  reference: string;
+  /** Minor units per started GB, as the task was started with. */
+  pricePerGb: number;
+  /** What the `completed` transition records, made in the charge's transaction. */
+  complete: DcuTransitionPatch;
+}
+
+/** Candidates a reuse tries, at most. */
+const REUSE_CANDIDATES = 5;
+const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 export interface DcuTransitionInput {
   taskId: string;
@@ -37,8 +66,32 @@ export interface DcuTransitionResult {
   changed: boolean;
 }
 
-export function createDcuDbActivities(deps: { db: Database }) {
+/** The transition itself, inside the caller's transaction (see dcuTransition). */
+async function transitionIn(tx: Transaction, input: DcuTransitionInput): Promise<DcuTransitionResult> {
+  const [row] = await tx.select().from(dcuTasks).where(eq(dcuTasks.id, input.taskId)).for('update');
+  if (!row) throw ApplicationFailure.nonRetryable(`DCU task ${input.taskId} does not exist`, 'DcuTaskNotFound');
+  const from = row.state as DcuState;
+  if (from === input.to) return { from, to: input.to, changed: false };
+  if (!canTransition(from, input.to)) {
+    throw ApplicationFailure.nonRetryable(`DCU task ${input.taskId}: illegal transition ${from} → ${input.to}`, ILLEGAL_DCU_TRANSITION);
+  }
+  const patch = input.patch ?? {};
+  await tx
+    .update(dcuTasks)
+    .set({
+      ...patch,
+      state: input.to,
+      updatedAt: sql`now()`,
+      ...(row.startTime === null && input.to !== 'failed' ? { startTime: sql`now()` } : {}),
+      ...(isTerminal(input.to) ? { endTime: sql`now()` } : {}),
+    })
+    .where(eq(dcuTasks.id, input.taskId));
+  return { from, to: input.to, changed: true };
+}
+
+export function createDcuDbActivities(deps: { db: Database; ledger?: Ledger }) {
   const { db } = deps;
+  const ledger = deps.ledger ?? createLedger(db);
 
   return {
     /**
@@ -47,27 +100,7 @@ export function createDcuDbActivities(deps: { db: Database }) {
      * working state, end_time on a terminal one. Already in `to`: a no-op, so a retry is safe.
      */
     async dcuTransition(input: DcuTransitionInput): Promise<DcuTransitionResult> {
-      return db.transaction(async (tx) => {
-        const [row] = await tx.select().from(dcuTasks).where(eq(dcuTasks.id, input.taskId)).for('update');
-        if (!row) throw ApplicationFailure.nonRetryable(`DCU task ${input.taskId} does not exist`, 'DcuTaskNotFound');
-        const from = row.state as DcuState;
-        if (from === input.to) return { from, to: input.to, changed: false };
-        if (!canTransition(from, input.to)) {
-          throw ApplicationFailure.nonRetryable(`DCU task ${input.taskId}: illegal transition ${from} → ${input.to}`, ILLEGAL_DCU_TRANSITION);
-        }
-        const patch = input.patch ?? {};
-        await tx
-          .update(dcuTasks)
-          .set({
-            ...patch,
-            state: input.to,
-            updatedAt: sql`now()`,
-            ...(row.startTime === null && input.to !== 'failed' ? { startTime: sql`now()` } : {}),
-            ...(isTerminal(input.to) ? { endTime: sql`now()` } : {}),
-          })
-          .where(eq(dcuTasks.id, input.taskId));
-        return { from, to: input.to, changed: true };
-      });
+      return db.transaction((tx) => transitionIn(tx, input));
     },
 
     /**
@@ -93,6 +126,80 @@ export function createDcuDbActivities(deps: { db: Database }) {
         .limit(1);
       const { keptFileName, sha256, sizeBytes } = row ?? {};
       return keptFileName && sha256 && sizeBytes != null ? { keptFileName, sha256, sizeBytes } : null;
+    },
+
+    /**
+     * Objects of completed, unexpired tasks (any user's) of the same image id whose object has
+     * this task's file name (same repository and tag, so the same tar): the user's own object of
+     * that name first, then the newest. The host's copy checks each against MinIO.
+     */
+    async dcuReusableObjects(input: { taskId: string; imageId: string; objectName: string }): Promise<DcuReusable[]> {
+      const file = input.objectName.slice(input.objectName.indexOf('/') + 1);
+      const rows = await db
+        .select({
+          taskId: dcuTasks.id,
+          objectName: dcuTasks.minioObjectName,
+          sha256: dcuTasks.sha256,
+          sizeBytes: dcuTasks.sizeBytes,
+          compressedBytes: dcuTasks.compressedBytes,
+        })
+        .from(dcuTasks)
+        .where(
+          and(
+            eq(dcuTasks.state, 'completed'),
+            eq(dcuTasks.imageId, input.imageId),
+            eq(dcuTasks.artifactsExpired, false),
+            ne(dcuTasks.id, input.taskId),
+            isNotNull(dcuTasks.sha256),
+            isNotNull(dcuTasks.sizeBytes),
+            isNotNull(dcuTasks.compressedBytes),
+            or(eq(dcuTasks.minioObjectName, input.objectName), like(dcuTasks.minioObjectName, `%/${likeLiteral(file)}`)),
+          ),
+        )
+        .orderBy(sql`(${dcuTasks.minioObjectName} = ${input.objectName}) desc`, desc(dcuTasks.endTime))
+        .limit(REUSE_CANDIDATES);
+      return rows.flatMap((r) =>
+        r.objectName && r.sha256 && r.sizeBytes != null && r.compressedBytes != null
+          ? [{ taskId: r.taskId, objectName: r.objectName, sha256: r.sha256, sizeBytes: r.sizeBytes, compressedBytes: r.compressedBytes }]
+          : [],
+      );
+    },
+
+    /**
+     * Charges a task whose object is in MinIO and completes it, in one transaction (charged if
+     * and only if completed): every started GB of its tar at the price it was started with, once
+     * (ledger key dcu-charge-<taskId>), recorded in dcu_tasks.charged. A balance that cannot pay
+     * is a non-retryable InsufficientFunds and changes nothing. A retry is a no-op.
+     */
+    async dcuChargeAndComplete(input: DcuChargeInput): Promise<{ amount: number; applied: boolean }> {
+      return db.transaction(async (tx) => {
+        const [row] = await tx.select({ sizeBytes: dcuTasks.sizeBytes }).from(dcuTasks).where(eq(dcuTasks.id, input.taskId));
+        if (!row) throw ApplicationFailure.nonRetryable(`DCU task ${input.taskId} does not exist`, 'DcuTaskNotFound');
+        if (row.sizeBytes === null) throw ApplicationFailure.nonRetryable(`DCU task ${input.taskId} has no tar size to charge`, 'DcuNotPackaged');
+        const amount = dcuCharge(row.sizeBytes, input.pricePerGb);
+        // The task row first (as every transition), then the user's (the ledger's lock).
+        await transitionIn(tx, { taskId: input.taskId, to: 'completed', patch: input.complete });
+        if (amount === 0) return { amount: 0, applied: false };
+        try {
+          const { applied } = await ledger.applyIn(tx, {
+            userId: input.userId,
+            amount: -amount,
+            kind: 'dcu_charge',
+            reason: `DCU of ${input.reference} (${mb(row.sizeBytes)} MB of tar)`.slice(0, 500),
+            idempotencyKey: `dcu-charge-${input.taskId}`,
+          });
+          await tx.update(dcuTasks).set({ charged: amount, updatedAt: sql`now()` }).where(eq(dcuTasks.id, input.taskId));
+          return { amount, applied };
+        } catch (error) {
+          if (error instanceof AppError && error.type === 'insufficient-funds') {
+            throw ApplicationFailure.nonRetryable(
+              `insufficient balance: packaging ${input.reference} (${mb(row.sizeBytes)} MB of tar) costs ${amount}; ${error.detail}`,
+              FailureType.InsufficientFunds,
+            );
+          }
+          throw error;
+        }
+      });
     },
 
     /** Registered hosts, the most recently alive first (the order the DCU cleanup tries them; the release looks on each for orphans). */

@@ -3,11 +3,12 @@
  * `docker save` streamed through gzip into the archive directory, removal of a task's
  * local files, and the retention sweep of that directory.
  */
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import { DCU_GZIP_FILE } from '../core/dcu-names.js';
+import { diskRefusal } from '../core/dcu-pricing.js';
 import { FailureType } from '../core/failures.js';
 import { cancellation } from './cancellation.js';
 import { dockerMessage, isNotFound } from './docker-errors.js';
@@ -56,8 +57,18 @@ export function checkArchiveName(fileName: string): void {
   }
 }
 
-export function createDcuHostActivities(deps: { docker: Docker; hostId: string; gzipDir: string }) {
+/** The failure type of a host that refuses DCU work for want of disk (non-retryable). */
+export const DCU_DISK_FULL = 'DcuDiskFull';
+
+/** Bytes an unprivileged writer may still use on the filesystem holding `dir`. */
+export async function freeBytes(dir: string): Promise<number> {
+  const info = await statfs(dir);
+  return Number(info.bavail) * Number(info.bsize);
+}
+
+export function createDcuHostActivities(deps: { docker: Docker; hostId: string; gzipDir: string; minFreeMb?: number }) {
   const { docker, hostId, gzipDir } = deps;
+  const minFreeMb = deps.minFreeMb ?? 0;
 
   /** Partial files of one archive, from any attempt. */
   async function partialsOf(fileName: string): Promise<string[]> {
@@ -70,12 +81,15 @@ export function createDcuHostActivities(deps: { docker: Docker; hostId: string; 
      * `docker save` of the reference, streamed through a gzip on every core into `<gzipDir>/<fileName>`:
      * no intermediate .tar on disk; tar size, compressed size and sha256 computed on the
      * way; written under a temporary name and renamed at the end, so a partial file is
-     * never taken for an archive. Heartbeats bytes read; honours cancellation.
+     * never taken for an archive. Heartbeats bytes read; honours cancellation. A host whose
+     * archive disk has less free than BERTH_DCU_MIN_FREE_MB refuses (non-retryable DcuDiskFull).
      */
     async dcuCompress(input: DcuCompressInput): Promise<DcuArchive> {
       const ctx = Context.current();
       checkArchiveName(input.fileName);
       await mkdir(gzipDir, { recursive: true, mode: 0o750 });
+      const refusal = diskRefusal(hostId, await freeBytes(gzipDir), minFreeMb);
+      if (refusal) throw ApplicationFailure.nonRetryable(refusal, DCU_DISK_FULL);
       for (const stale of await partialsOf(input.fileName)) await rm(join(gzipDir, stale), { force: true });
 
       const image = docker.getImage(input.reference);

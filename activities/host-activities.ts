@@ -9,19 +9,23 @@ import { createContainerDockerActivities } from './containers-docker.js';
 import { createDcuHostActivities } from './dcu-host.js';
 import { createDcuArchiveActivities } from './dcu-archive.js';
 import { createStorageActivities } from './storage.js';
+import { createUserNetworks } from './networks.js';
 
 export function createHostActivities(deps: {
   docker: Docker;
   hostId: string;
   registryCredentials: Readonly<Record<string, RegistryCredential>>;
+  pullStallTimeoutMs: number;
   minio: MinioClient;
   dcu: DcuHostConfig;
 }) {
+  const networks = createUserNetworks({ docker: deps.docker, hostId: deps.hostId });
   return {
     ...createDockerActivities(deps),
     ...createImageDockerActivities(deps),
-    ...createContainerDockerActivities(deps),
-    ...createDcuHostActivities({ docker: deps.docker, hostId: deps.hostId, gzipDir: deps.dcu.gzipDir }),
+    ...createContainerDockerActivities({ docker: deps.docker, networks }),
+    ...networks.activities,
+    ...createDcuHostActivities({ docker: deps.docker, hostId: deps.hostId, gzipDir: deps.dcu.gzipDir, minFreeMb: deps.dcu.minFreeMb }),
     ...createDcuArchiveActivities({ gzipDir: deps.dcu.gzipDir }),
     ...createStorageActivities({ minio: deps.minio, bucket: deps.dcu.bucket, partSizeBytes: deps.dcu.partSizeBytes, gzipDir: deps.dcu.gzipDir }),
   };

@@ -1,13 +1,13 @@
 /** Image activities on a host worker: pull (streamed to its end), inspect, remove. */
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { RegistryCredential } from '../core/config.js';
 import { FailureType } from '../core/failures.js';
 import { parseImageReference, registryHost } from '../core/image-ref.js';
 import { PullProgress, PullStreamError, type PullMessage, type PullSnapshot } from '../core/pull-progress.js';
-import { dockerMessage, isConflict, isNotFound, pullFailure } from './docker-errors.js';
+import { dockerMessage, isConflict, isNotFound, pullFailure as classifyPullFailure } from './docker-errors.js';
 import { cancellation } from './cancellation.js';
 
 export interface InspectedImage {
@@ -32,8 +32,16 @@ interface SharedPull {
 export function createImageDockerActivities(deps: {
   docker: Docker;
   registryCredentials: Readonly<Record<string, RegistryCredential>>;
+  /** A pull that hears nothing from Docker for this long is abandoned (a registry that never answers). */
+  pullStallTimeoutMs: number;
 }) {
-  const { docker, registryCredentials } = deps;
+  const { docker, registryCredentials, pullStallTimeoutMs } = deps;
+
+  /** The failure in Berth's words for the user; Docker's own text for the host worker's log. */
+  function pullFailure(error: unknown, reference: string): Error {
+    log.warn('pull failed', { reference, dockerMessage: dockerMessage(error).slice(0, 2000) });
+    return classifyPullFailure(error, reference);
+  }
 
   /**
    * Pulls under way on this host, by reference: concurrent pull activities of one
@@ -64,6 +72,24 @@ export function createImageDockerActivities(deps: {
         shared.latest = snapshot;
         for (const listener of shared.listeners) listener(snapshot);
       };
+      // A registry that accepts the connection and never answers would hold the daemon's pull
+      // (and this activity) for its own long timeouts, attempt after attempt: silence for
+      // pullStallTimeoutMs ends the pull instead, for good (retrying cannot make it answer).
+      let stalled = false;
+      let stallTimer: NodeJS.Timeout | undefined;
+      const armStallTimer = () => {
+        clearTimeout(stallTimer);
+        stallTimer = setTimeout(() => {
+          stalled = true;
+          shared.abort.abort();
+        }, pullStallTimeoutMs);
+      };
+      const stallFailure = () =>
+        ApplicationFailure.nonRetryable(
+          `pull of ${reference} failed: ${registryHost(ref)} sent nothing for ${Math.round(pullStallTimeoutMs / 1000)} s`,
+          FailureType.RegistryError,
+        );
+      armStallTimer();
       let stream: Readable;
       try {
         stream = (await docker.createImage(authconfig as Docker.AuthConfig, {
@@ -72,12 +98,15 @@ export function createImageDockerActivities(deps: {
           abortSignal: shared.abort.signal,
         })) as unknown as Readable;
       } catch (error) {
+        clearTimeout(stallTimer);
+        if (stalled) throw stallFailure();
         throw pullFailure(error, reference);
       }
-      const abort = () => stream.destroy(new Error('pull cancelled'));
+      const abort = () => stream.destroy(new Error(stalled ? 'pull stalled' : 'pull cancelled'));
       shared.abort.signal.addEventListener('abort', abort, { once: true });
       try {
         for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
+          armStallTimer();
           if (!line.trim()) continue;
           let message: PullMessage;
           try {
@@ -89,11 +118,14 @@ export function createImageDockerActivities(deps: {
           publish(progress.snapshot());
         }
       } catch (error) {
+        if (stalled) throw stallFailure();
         if (error instanceof PullStreamError) throw pullFailure(error, reference);
         throw error;
       } finally {
+        clearTimeout(stallTimer);
         shared.abort.signal.removeEventListener('abort', abort);
       }
+      if (stalled) throw stallFailure();
       const done = progress.complete();
       publish(done);
       return done;

@@ -1,15 +1,17 @@
 /**
- * MinIO activities on a host worker: the DCU archive's multipart upload, the removal
- * of a task's object (and of any unfinished upload of it), and the retention sweep of
- * the bucket. Built from a real `minio` Client.
+ * MinIO activities on a host worker: the DCU archive's multipart upload, the server-side
+ * copy of an archive another task made already, the removal of a task's object (and of
+ * any unfinished upload of it), and the retention sweep of the bucket. Built from a real
+ * `minio` Client.
  */
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { BucketItem, Client } from 'minio';
+import { CopyDestinationOptions, CopySourceOptions, type BucketItem, type BucketItemStat, type Client } from 'minio';
 import { cancellation } from './cancellation.js';
 import { checkArchiveName, type DcuPhaseProgress } from './dcu-host.js';
+import type { DcuReusable } from './dcu-db.js';
 
 export interface DcuUploadInput {
   taskId: string;
@@ -31,6 +33,28 @@ export interface DcuUploaded {
 
 /** Metadata key (x-amz-meta-sha256) holding the archive's sha256. */
 export const SHA256_METADATA = 'sha256';
+/** Metadata key (x-amz-meta-image) holding the reference that was saved (the tar's RepoTags). */
+export const IMAGE_METADATA = 'image';
+
+export interface DcuCopyInput {
+  taskId: string;
+  /** This task's object. */
+  objectName: string;
+  username: string;
+  /** The normalized reference: a candidate must have been saved from the same one. */
+  reference: string;
+  /** From dcuReusableObjects, in order of preference. */
+  candidates: DcuReusable[];
+}
+
+export interface DcuCopied {
+  sourceObjectName: string;
+  sizeBytes: number;
+  compressedBytes: number;
+  sha256: string;
+  /** False when nothing had to be copied (the object is the candidate itself, or a retry found the copy done). */
+  copied: boolean;
+}
 
 const HEARTBEAT_EVERY_MS = 1000;
 /** Parts uploading at once: MinIO hashes each part on its own, so a few at once use more than one core. */
@@ -70,6 +94,15 @@ export function createStorageActivities(deps: { minio: Client; bucket: string; p
       if (aborted > 100) break; // never loop forever on a server that keeps answering
     }
     return aborted;
+  }
+
+  async function statOrNull(objectName: string): Promise<BucketItemStat | null> {
+    try {
+      return await minio.statObject(bucket, objectName);
+    } catch (error) {
+      if (isNoSuchKey(error)) return null;
+      throw error;
+    }
   }
 
   async function objectSha256(objectName: string): Promise<string | null> {
@@ -166,6 +199,74 @@ export function createStorageActivities(deps: { minio: Client; bucket: string; p
       } finally {
         clearInterval(beat);
         await file.close();
+      }
+    },
+
+    /**
+     * Makes this task's object from the first candidate that is still in MinIO with the sha256,
+     * size and image its task recorded, by a server-side copy (the bytes never leave MinIO; the
+     * copy is conditional on the ETag that was checked). The metadata is this task's, with the
+     * same sha256. Null when no candidate holds: the task compresses the image itself.
+     */
+    async dcuCopyObject(input: DcuCopyInput): Promise<DcuCopied | null> {
+      const ctx = Context.current();
+      checkObjectName(input.objectName);
+      if (!(await minio.bucketExists(bucket))) return null;
+      const beat = setInterval(() => ctx.heartbeat({ phase: 'compressing', bytesDone: 0, bytesTotal: 0 } satisfies DcuPhaseProgress), HEARTBEAT_EVERY_MS);
+      try {
+        for (const candidate of input.candidates) {
+          if (!OBJECT_NAME.test(candidate.objectName) || candidate.objectName.includes('..')) continue;
+          const source = await statOrNull(candidate.objectName);
+          if (
+            !source ||
+            String(source.metaData?.[SHA256_METADATA] ?? '') !== candidate.sha256 ||
+            String(source.metaData?.[IMAGE_METADATA] ?? '') !== input.reference ||
+            source.size !== candidate.compressedBytes
+          ) {
+            continue;
+          }
+          const result = {
+            sourceObjectName: candidate.objectName,
+            sizeBytes: candidate.sizeBytes,
+            compressedBytes: candidate.compressedBytes,
+            sha256: candidate.sha256,
+          };
+          if (candidate.objectName === input.objectName) return { ...result, copied: false };
+          // A retry after the copy finds it done.
+          const existing = await statOrNull(input.objectName);
+          if (existing && String(existing.metaData?.[SHA256_METADATA] ?? '') === candidate.sha256 && existing.size === candidate.compressedBytes) {
+            return { ...result, copied: false };
+          }
+          if (ctx.cancellationSignal.aborted) throw cancellation(ctx);
+          try {
+            await minio.copyObject(
+              new CopySourceOptions({ Bucket: bucket, Object: candidate.objectName, MatchETag: source.etag }),
+              new CopyDestinationOptions({
+                Bucket: bucket,
+                Object: input.objectName,
+                MetadataDirective: 'REPLACE',
+                UserMetadata: {
+                  [SHA256_METADATA]: candidate.sha256,
+                  'task-id': input.taskId,
+                  username: input.username,
+                  [IMAGE_METADATA]: input.reference,
+                  'copied-from': candidate.objectName,
+                },
+                Headers: { 'Content-Type': 'application/gzip' },
+              }),
+            );
+          } catch (error) {
+            // Removed or replaced since the stat: try the next one.
+            const code = (error as { code?: string }).code ?? '';
+            if (isNoSuchKey(error) || code === 'PreconditionFailed') continue;
+            throw error;
+          }
+          if (ctx.cancellationSignal.aborted) throw cancellation(ctx);
+          return { ...result, copied: true };
+        }
+        return null;
+      } finally {
+        clearInterval(beat);
       }
     },
 

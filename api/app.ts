@@ -2,7 +2,6 @@
  * Builds the Fastify app from its dependencies; api/server.ts only listens.
  * External plugins first, then Berth's plugins, then one plugin per resource.
  */
-import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -12,16 +11,18 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Client } from '@temporalio/client';
 import type { ApiConfig } from '../core/config.js';
 import { AppError } from '../core/errors.js';
-import type { Database } from '../db/client.js';
+import { serializeError, type Database } from '../db/client.js';
 import { createLedger } from '../services/ledger.js';
 import { createUserService } from '../services/users.js';
 import { createHostService } from '../services/hosts.js';
 import { createImageService } from '../services/images.js';
 import { createPullService } from '../services/pulls.js';
+import { createRegistryPolicy } from '../services/registry-policy.js';
 import { createContainerService } from '../services/containers.js';
 import { createDcuService } from '../services/dcu.js';
 import { minioClient } from '../core/minio.js';
 import problems from './plugins/problems.js';
+import input, { formatSchemaErrors, requestId, validatorFactory } from './plugins/input.js';
 import auth from './plugins/auth.js';
 import metrics from './plugins/metrics.js';
 import { Problem } from './schemas.js';
@@ -37,7 +38,7 @@ import releaseRoutes from './routes/releases/index.js';
 import { createReleaseService } from '../services/releases.js';
 
 export interface AppDeps {
-  config: Pick<ApiConfig, 'tokenTtlMs' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'internalToken' | 'dcu'>;
+  config: Pick<ApiConfig, 'tokenTtlMs' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'registries' | 'pulls' | 'internalToken' | 'dcu' | 'streams'>;
   db: Database;
   temporal: Client;
   /** A pino logger; tests leave it out and get no logs. */
@@ -49,25 +50,40 @@ const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 export async function buildApp(deps: AppDeps) {
   const { config, db, temporal } = deps;
   const app = Fastify({
-    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
-    ajv: { customOptions: { removeAdditional: true, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    // Database errors are logged without their parameters (see serializeError).
+    ...(deps.logger ? { loggerInstance: deps.logger.child({}, { serializers: { err: serializeError } }) } : { logger: false }),
+    // A client's X-Request-Id is used only when short and plain (requestId reads the header itself).
+    requestIdHeader: false,
+    genReqId: requestId,
+    // Bodies are not coerced and closed to unknown fields; query strings, params and headers
+    // are coerced; no string anywhere holds control characters (api/plugins/input.ts).
+    schemaController: { compilersFactory: { buildValidator: validatorFactory() } },
+    schemaErrorFormatter: formatSchemaErrors,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const ledger = createLedger(db);
   const users = createUserService({ db, ledger, tokenTtlMs: config.tokenTtlMs });
   const hosts = createHostService({ db, staleAfterMs: config.hosts.staleAfterMs });
   const images = createImageService(db);
-  const pulls = createPullService({ temporal, hosts, waitTimeoutMs: config.waitTimeoutMs });
+  const registries = createRegistryPolicy(config.registries);
+  const pulls = createPullService({
+    db,
+    temporal,
+    hosts,
+    registries,
+    waitTimeoutMs: config.waitTimeoutMs,
+    maxConcurrentPerUser: config.pulls.maxConcurrentPerUser,
+  });
   const containers = createContainerService({ db, temporal, hosts, config: config.containers });
   const dcu = createDcuService({
     db,
     temporal,
     hosts,
+    registries,
     minio: config.dcu.minio ? minioClient(config.dcu.minio) : null,
     bucket: config.dcu.bucket,
     downloadUrlTtlSeconds: config.dcu.downloadUrlTtlSeconds,
+    limits: { maxInFlight: config.dcu.maxInFlight, quotaMb: config.dcu.quotaMb, pricePerGb: config.dcu.pricePerGb },
   });
 
   app.addSchema(Problem);
@@ -90,6 +106,7 @@ export async function buildApp(deps: AppDeps) {
   });
 
   await app.register(problems);
+  await app.register(input); // its onRequest hook runs before authentication's
   await app.register(swagger, {
     openapi: {
       info: { title: 'Berth API', version: '0.1.0', description: 'Self-hosted control plane for Docker hosts' },
@@ -121,7 +138,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(containerRoutes, { prefix: '/api/v1/containers', containers });
   await app.register(releaseRoutes, { prefix: '/api/v1/admin/releases', releases: createReleaseService({ db, temporal }) });
   await app.register(dcuRoutes, { prefix: '/api/dcu', dcu });
-  await app.register(containerStreamRoutes, { prefix: '/api/v1/containers', containers, hosts, internalToken: config.internalToken });
+  await app.register(containerStreamRoutes, { prefix: '/api/v1/containers', containers, hosts, internalToken: config.internalToken, limits: config.streams });
 
   return app;
 }

@@ -62,6 +62,23 @@ class Reader {
     return value;
   }
 
+  /** A decimal such as 0.05 or 2 (at most three decimals). */
+  decimal(name: string, fallback: number, { min = 0, max = Number.MAX_SAFE_INTEGER } = {}): number {
+    const text = this.raw(name);
+    if (text === undefined) return fallback;
+    if (!/^\d+(\.\d{1,3})?$/.test(text)) throw new ConfigError(name, `must be a number with at most three decimals, got "${text}"`);
+    const value = Number(text);
+    if (value < min || value > max) throw new ConfigError(name, `must be between ${min} and ${max}, got "${text}"`);
+    return value;
+  }
+
+  /** A comma-separated list; empty entries are dropped. */
+  list(name: string, fallback: string[]): string[] {
+    const text = this.raw(name);
+    if (text === undefined) return fallback;
+    return text.split(',').map((e) => e.trim()).filter((e) => e !== '');
+  }
+
   duration(name: string, fallback: string, { minMs = 1 } = {}): number {
     const text = this.raw(name) ?? fallback;
     const ms = parseDuration(text);
@@ -126,6 +143,12 @@ export interface DcuApiConfig {
   downloadUrlTtlSeconds: number;
   /** MinIO, to presign download URLs; without credentials the download route answers 503. */
   minio: MinioConfig | null;
+  /** DCU tasks not yet completed or failed, per user, at most (beyond: 429). */
+  maxInFlight: number;
+  /** Stored DCU archives per user, in MB (compressed bytes of completed, unexpired tasks); at or beyond it a start is refused. */
+  quotaMb: number;
+  /** Minor units charged per started GB (GiB) of tar packaged, when the upload completes. */
+  pricePerGb: number;
 }
 /** DCU cleanup schedules, created by the control worker. */
 export interface DcuControlConfig {
@@ -139,6 +162,8 @@ export interface DcuHostConfig {
   gzipDir: string;
   bucket: string;
   partSizeBytes: number;
+  /** The host refuses new DCU work when its archive directory's filesystem has less free than this, in MB. */
+  minFreeMb: number;
 }
 
 export interface ApiConfig {
@@ -155,21 +180,58 @@ export interface ApiConfig {
   waitTimeoutMs: number;
   dcu: DcuApiConfig;
   containers: ContainersConfig;
+  registries: RegistryPolicyConfig;
+  pulls: PullsConfig;
   /** Shared with host workers: authenticates the API to their log and stats endpoints. */
   internalToken: string;
   /** On SIGTERM, how long requests in flight get before their connections are closed. */
   shutdownGraceMs: number;
+  streams: StreamsConfig;
+}
+
+/** Bounds on log follows and stats sockets (counted per API process). */
+export interface StreamsConfig {
+  /** Log follows and stats sockets one user may hold open at once. */
+  maxPerUser: number;
+  /** A followed log with nothing sent, or a stats socket whose client sent nothing, this long is ended. */
+  idleTimeoutMs: number;
+}
+
+/** Which registries users may pull from (issue: pulls must not probe the internal network). */
+export interface RegistryPolicyConfig {
+  /** Registry hosts ("docker.io", "registry.example:5000") users may pull from. */
+  allowed: string[];
+  /** Registries allowed although they are (or resolve to) loopback, link-local or private addresses. */
+  internal: string[];
+  /** Registries whose credentials serve admins only: other users may not pull from them. */
+  adminOnly: string[];
+}
+
+export interface PullsConfig {
+  /** Pulls in flight per user at most (beyond: 429). */
+  maxConcurrentPerUser: number;
+}
+
+/** A container's price per billing period: base + per CPU + per GB of memory (minor units). */
+export interface ContainerPrices {
+  base: number;
+  perCpu: number;
+  perGbMemory: number;
 }
 
 export interface ContainersConfig {
   portRange: { from: number; to: number };
+  minMemoryMb: number;
   defaultMemoryMb: number;
   maxMemoryMb: number;
+  /** In thousandths of a CPU, as stored: Docker's NanoCpus is never 0 (unlimited). */
+  minCpuMillis: number;
   defaultCpus: number;
   maxCpus: number;
+  defaultPidsLimit: number;
+  maxPidsLimit: number;
   maxPerUser: number;
-  /** Minor units per billing period of a running container. */
-  pricePerPeriod: number;
+  prices: ContainerPrices;
   billingPeriodMs: number;
   /** History events after which a container's workflow continues as new. */
   historyLimit: number;
@@ -197,6 +259,8 @@ export interface ReleaseConfig {
 export interface RegistryCredential {
   username: string;
   password: string;
+  /** Only admins' pulls may use them (the API refuses other users' pulls from that registry). */
+  adminOnly?: boolean;
 }
 
 export interface HostWorkerConfig {
@@ -209,11 +273,15 @@ export interface HostWorkerConfig {
   minio: MinioConfig;
   /** Credentials per registry host ("127.0.0.1:5001", "docker.io"), used for pulls. */
   registryCredentials: Record<string, RegistryCredential>;
+  /** A pull whose registry sends nothing for this long fails (a registry that accepts and never answers). */
+  pullStallTimeoutMs: number;
   dcu: DcuHostConfig;
   /** Where the host worker serves container logs and stats to the API (port 0: any free port). */
   streams: { host: string; port: number; advertiseHost: string };
   /** The address this host's containers publish their ports on. */
   publishIp: string;
+  /** The host's firewall for containers on users' networks (workers/host-firewall.ts). */
+  egress: EgressConfig;
   internalToken: string;
   shutdownGraceMs: number;
 }
@@ -271,11 +339,14 @@ function registryCredentials(r: Reader): Record<string, RegistryCredential> {
   }
   const result: Record<string, RegistryCredential> = {};
   for (const [registry, value] of Object.entries(parsed)) {
-    const { username, password } = (value ?? {}) as Partial<RegistryCredential>;
+    const { username, password, adminOnly } = (value ?? {}) as Partial<RegistryCredential>;
     if (typeof username !== 'string' || typeof password !== 'string' || !username) {
       throw new ConfigError(name, `entry "${registry}" needs a string username and password`);
     }
-    result[registry.toLowerCase()] = { username, password };
+    if (adminOnly !== undefined && typeof adminOnly !== 'boolean') {
+      throw new ConfigError(name, `entry "${registry}": adminOnly must be true or false`);
+    }
+    result[registry.toLowerCase()] = { username, password, ...(adminOnly ? { adminOnly } : {}) };
   }
   return result;
 }
@@ -285,18 +356,76 @@ function containers(r: Reader): ContainersConfig {
   const [from, to] = rangeText.split('-').map(Number) as [number, number];
   if (from < 1 || to > 65535 || from > to) throw new ConfigError('BERTH_PORT_RANGE', `must lie within 1-65535 with from <= to, got "${rangeText}"`);
   const maxMemoryMb = r.int('BERTH_MAX_MEMORY_MB', 2048, { min: 6 });
+  // Docker refuses less than 6 MB; a container that small cannot do anything useful either.
+  const minMemoryMb = r.int('BERTH_MIN_MEMORY_MB', Math.min(16, maxMemoryMb), { min: 6, max: maxMemoryMb });
   const maxCpus = r.int('BERTH_MAX_CPUS', 2, { min: 1, max: 256 });
+  // 0.01 CPU is the least the kernel's CFS quota can express (1 ms per 100 ms period).
+  const minCpus = r.decimal('BERTH_MIN_CPUS', 0.05, { min: 0.01, max: maxCpus });
+  const maxPidsLimit = r.int('BERTH_MAX_PIDS', 4096, { min: 16, max: 1_000_000 });
   return {
     portRange: { from, to },
-    defaultMemoryMb: Math.min(512, maxMemoryMb),
+    minMemoryMb,
+    defaultMemoryMb: Math.max(minMemoryMb, Math.min(512, maxMemoryMb)),
     maxMemoryMb,
+    minCpuMillis: Math.round(minCpus * 1000),
     defaultCpus: Math.min(1, maxCpus),
     maxCpus,
+    defaultPidsLimit: r.int('BERTH_PIDS_LIMIT', Math.min(256, maxPidsLimit), { min: 16, max: maxPidsLimit }),
+    maxPidsLimit,
     maxPerUser: r.int('BERTH_MAX_CONTAINERS_PER_USER', 10, { min: 1 }),
-    pricePerPeriod: r.int('BERTH_PRICE_PER_CONTAINER_HOUR', 10, { min: 0 }),
+    // Defaults: a container of 1 CPU and 512 MB costs 4 + 4 + 2 = 10 per period, as the flat price did.
+    prices: {
+      base: r.int('BERTH_PRICE_PER_CONTAINER_HOUR', 4, { min: 0 }),
+      perCpu: r.int('BERTH_PRICE_PER_CPU_HOUR', 4, { min: 0 }),
+      perGbMemory: r.int('BERTH_PRICE_PER_GB_HOUR', 4, { min: 0 }),
+    },
     billingPeriodMs: r.duration('BERTH_BILLING_PERIOD', '1h', { minMs: 1000 }),
     historyLimit: r.int('BERTH_CONTAINER_HISTORY_LIMIT', 2000, { min: 20 }),
   };
+}
+
+/** Registry hosts as image references name them: "docker.io", "registry.example:5000", "[::1]:5000". */
+const REGISTRY_HOST = /^([a-z0-9.-]+|\[[0-9a-f:.]+\])(:\d{1,5})?$/;
+
+function registryList(r: Reader, name: string, fallback: string[]): string[] {
+  const list = r.list(name, fallback).map((e) => e.toLowerCase());
+  for (const entry of list) {
+    if (!REGISTRY_HOST.test(entry)) throw new ConfigError(name, `"${entry}" is not a registry host such as docker.io or registry.example:5000`);
+  }
+  return [...new Set(list)];
+}
+
+/** Default: Docker Hub and the registries that have credentials; the native stack adds its own. */
+function registries(r: Reader): RegistryPolicyConfig {
+  const credentials = registryCredentials(r);
+  const withCredentials = Object.keys(credentials);
+  const allowed = registryList(r, 'BERTH_ALLOWED_REGISTRIES', ['docker.io', ...withCredentials]);
+  const internal = registryList(r, 'BERTH_INTERNAL_REGISTRIES', []);
+  return {
+    allowed: [...new Set([...allowed, ...internal])],
+    internal,
+    adminOnly: withCredentials.filter((registry) => credentials[registry]!.adminOnly),
+  };
+}
+
+/** How a host worker confines containers on users' networks. */
+export interface EgressConfig {
+  /** `iptables`: install the rules at start (the worker stops if it cannot); `off`: Docker's network isolation only. */
+  firewall: 'iptables' | 'off';
+  /** IPv4 CIDRs containers may reach although they are private, link-local or loopback ("10.1.2.0/24"). */
+  allowCidrs: string[];
+}
+
+const IPV4_CIDR = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}\/(3[0-2]|[12]?\d)$/;
+
+function egress(r: Reader): EgressConfig {
+  const name = 'BERTH_EGRESS_ALLOW_CIDRS';
+  const text = r.optionalString(name);
+  const allowCidrs = text === undefined ? [] : text.split(',').map((e) => e.trim()).filter((e) => e !== '');
+  for (const cidr of allowCidrs) {
+    if (!IPV4_CIDR.test(cidr)) throw new ConfigError(name, `must be comma-separated IPv4 CIDRs such as 10.1.2.0/24, got "${cidr}"`);
+  }
+  return { firewall: r.oneOf('BERTH_EGRESS_FIREWALL', ['iptables', 'off'] as const, 'iptables'), allowCidrs };
 }
 
 function internalToken(r: Reader): string {
@@ -397,10 +526,19 @@ export function loadApiConfig(env: Env): Readonly<ApiConfig> {
       bucket: dcuBucket(r),
       downloadUrlTtlSeconds: Math.floor(r.duration('BERTH_DCU_DOWNLOAD_URL_TTL', '15m', { minMs: 1000 }) / 1000),
       minio: optionalMinio(r),
+      maxInFlight: r.int('BERTH_DCU_MAX_IN_FLIGHT', 2, { min: 1, max: 1000 }),
+      quotaMb: r.int('BERTH_DCU_QUOTA_MB', 2048, { min: 0 }),
+      pricePerGb: r.int('BERTH_DCU_PRICE_PER_GB', 10, { min: 0, max: 1_000_000_000 }),
     },
     containers: containers(r),
+    registries: registries(r),
+    pulls: { maxConcurrentPerUser: r.int('BERTH_MAX_PULLS_PER_USER', 3, { min: 1, max: 1000 }) },
     internalToken: internalToken(r),
     shutdownGraceMs: shutdownGrace(r),
+    streams: {
+      maxPerUser: r.int('BERTH_MAX_STREAMS_PER_USER', 10, { min: 1 }),
+      idleTimeoutMs: r.duration('BERTH_STREAM_IDLE_TIMEOUT', '10m', { minMs: 1000 }),
+    },
   });
 }
 
@@ -432,10 +570,12 @@ export function loadHostWorkerConfig(env: Env): Readonly<HostWorkerConfig> {
     dockerHost: r.matching('BERTH_DOCKER_HOST', /^(unix:\/\/\/|tcp:\/\/)/, 'unix:///path or tcp://host:port', 'unix:///var/run/docker.sock'),
     minio: minio(r),
     registryCredentials: registryCredentials(r),
+    pullStallTimeoutMs: r.duration('BERTH_PULL_STALL_TIMEOUT', '20s', { minMs: 1000 }),
     dcu: {
       gzipDir: dcuGzipDir(r),
       bucket: dcuBucket(r),
       partSizeBytes: r.int('BERTH_DCU_PART_SIZE_MB', 16, { min: 5, max: 5120 }) * MB,
+      minFreeMb: r.int('BERTH_DCU_MIN_FREE_MB', 1024, { min: 0 }),
     },
     streams: {
       host: r.string('BERTH_STREAMS_HOST', '127.0.0.1'),
@@ -444,6 +584,7 @@ export function loadHostWorkerConfig(env: Env): Readonly<HostWorkerConfig> {
     },
     internalToken: internalToken(r),
     publishIp: r.matching('BERTH_PUBLISH_IP', /^(\d{1,3}\.){3}\d{1,3}$/, 'an IPv4 address', '127.0.0.1'),
+    egress: egress(r),
     shutdownGraceMs: shutdownGrace(r),
   });
 }

@@ -9,6 +9,8 @@ export const FailureType = {
   InsufficientFunds: 'InsufficientFunds',
   ImageInUse: 'ImageInUse',
   HostUnavailable: 'HostUnavailable',
+  /** What answered at the registry's address is not a registry, or it never answered. */
+  RegistryError: 'RegistryError',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -19,4 +21,5 @@ export const NON_RETRYABLE: string[] = [
   FailureType.RegistryUnauthorized,
   FailureType.InsufficientFunds,
   FailureType.ImageInUse,
+  FailureType.RegistryError,
 ];

@@ -158,6 +158,8 @@ export const containers = pgTable(
     exitCode: integer('exit_code'),
     /** Minor units per billing period, fixed when the container was created; null for containers created before prices by resources. */
     pricePerPeriod: bigint('price_per_period', { mode: 'number' }),
+    /** The most processes the container may run; null for containers created before PIDs limits. */
+    pidsLimit: integer('pids_limit'),
     createdAt: createdAt(),
     startedAt: timestamp('started_at', { withTimezone: true }),
     removedAt: timestamp('removed_at', { withTimezone: true }),

@@ -30,6 +30,12 @@ MINIO_BIN=$TOOLS/bin/minio-$MINIO_VERSION
 # Docker hosts: id, bridge, bridge address, the loopback address its containers publish on
 # (both daemons share this machine: distinct addresses keep their host ports apart).
 HOSTS=("host-a berth-a 172.28.0.1/16 127.0.0.1" "host-b berth-b 172.29.0.1/16 127.0.0.2")
+# Each daemon's pool for users' networks (one network per user with containers there): /27
+# subnets (29 containers each) out of a /16 of its own, so 2048 users' networks per host.
+# A subnet must hold BERTH_MAX_CONTAINERS_PER_USER containers (tests raise it to 20).
+# Distinct per host and clear of the bridges above and of the machine's own addresses.
+declare -A ADDRESS_POOLS=([host-a]=10.210.0.0/16 [host-b]=10.211.0.0/16)
+USER_SUBNET_SIZE=27
 REGISTRY=127.0.0.1:5000
 AUTH_REGISTRY=127.0.0.1:5001
 PG_PORT=5432
@@ -151,6 +157,10 @@ EOF
 
 ensure_settings() {
   ensure_setting BERTH_INTERNAL_TOKEN "$(random_secret)"
+  # Users may pull from Docker Hub and the stack's own registries, which live on loopback:
+  # listed as internal, they are the only loopback registries a reference may name.
+  ensure_setting BERTH_ALLOWED_REGISTRIES "docker.io,$REGISTRY,$AUTH_REGISTRY"
+  ensure_setting BERTH_INTERNAL_REGISTRIES "$REGISTRY,$AUTH_REGISTRY"
 }
 
 load_env() { set -a; # shellcheck disable=SC1090
@@ -178,18 +188,33 @@ EOF
 
 # ---------------------------------------------------------------- Docker daemons
 docker_up() { docker -H "unix://$(docker_sock "$1")" version >/dev/null 2>&1; }
+docker_down() { ! docker_up "$1"; }
+
+# daemon_json DIR ID: the daemon's configuration. Engine 20.10 takes its engine ID from
+# key.json: one per daemon, so the IDs differ.
+daemon_json() {
+  printf '{"deprecated-key-path": "%s/key.json", "default-address-pools": [{"base": "%s", "size": %s}]}\n' \
+    "$1" "${ADDRESS_POOLS[$2]}" "$USER_SUBNET_SIZE"
+}
 
 start_docker_host() {
-  local id=$1 bridge=$2 cidr=$3 dir=$STATE/docker/$1
-  docker_up "$id" && return 0
+  local id=$1 bridge=$2 cidr=$3 dir=$STATE/docker/$1 config
+  config=$(daemon_json "$dir" "$id")
+  if docker_up "$id"; then
+    [[ -f $dir/daemon.json && $(cat "$dir/daemon.json") == "$config" ]] && return 0
+    # A daemon reads daemon.json at start only. Restarting it stops its containers (they do
+    # not restart: Berth's reconciliation marks them exited), so only when the file changed.
+    log "Docker daemon $id: daemon.json changed; restarting it"
+    stop_pidfile "dockerd-$id"
+    wait_for "Docker daemon $id to stop" 60 docker_down "$id"
+  fi
   mkdir -p "$dir/data" "$dir/exec"
   if ! ip link show "$bridge" >/dev/null 2>&1; then
     ip link add "$bridge" type bridge
     ip addr add "$cidr" dev "$bridge"
   fi
   ip link set "$bridge" up
-  # Engine 20.10 takes its engine ID from key.json: one per daemon, so the IDs differ.
-  printf '{"deprecated-key-path": "%s/key.json"}\n' "$dir" >"$dir/daemon.json"
+  printf '%s\n' "$config" >"$dir/daemon.json"
   rm -f "$dir/docker.pid" "$(docker_sock "$id")"
   start_bg "dockerd-$id" dockerd --config-file "$dir/daemon.json" --data-root "$dir/data" --exec-root "$dir/exec" \
     -H "unix://$(docker_sock "$id")" --pidfile "$dir/docker.pid" --bridge "$bridge"

@@ -16,6 +16,7 @@ import type { HostService } from './hosts.js';
 import type { PublicUser } from './users.js';
 import { problemForFailureType, problemForWorkflowFailure } from './workflow-failures.js';
 import { FailureType } from '../core/failures.js';
+import { containerPricePerPeriod } from '../core/pricing.js';
 
 export type ContainerRow = typeof containers.$inferSelect;
 
@@ -27,6 +28,36 @@ export interface CreateContainerInput {
   cpus?: number;
   env?: Record<string, string>;
   cmd?: string[];
+  pidsLimit?: number;
+}
+
+/** The resources a container asks for, validated against the settings, and their price. */
+export interface ContainerResources {
+  memoryMb: number;
+  cpuMillis: number;
+  pidsLimit: number;
+  pricePerPeriod: number;
+}
+
+/**
+ * Checks the limits asked for (or their defaults) against the minimums and maximums, and
+ * prices them. Nothing can mean "unlimited": CPUs are stored in thousandths and must come to
+ * at least the minimum, so Docker never gets NanoCpus 0.
+ */
+export function resourcesFor(config: ContainersConfig, input: Pick<CreateContainerInput, 'memoryMb' | 'cpus' | 'pidsLimit'>): ContainerResources {
+  const memoryMb = input.memoryMb ?? config.defaultMemoryMb;
+  if (memoryMb < config.minMemoryMb || memoryMb > config.maxMemoryMb) {
+    throw badRequest(`memoryMb must be between ${config.minMemoryMb} and ${config.maxMemoryMb}.`);
+  }
+  const cpus = input.cpus ?? config.defaultCpus;
+  const cpuMillis = Math.round(cpus * 1000);
+  if (!Number.isFinite(cpus) || cpuMillis < config.minCpuMillis || cpus > config.maxCpus) {
+    throw badRequest(`cpus must be between ${config.minCpuMillis / 1000} and ${config.maxCpus}.`);
+  }
+  if (Math.abs(cpus * 1000 - cpuMillis) > 1e-6) throw badRequest('cpus can have at most three decimals (0.001 CPU).');
+  const pidsLimit = input.pidsLimit ?? config.defaultPidsLimit;
+  if (pidsLimit > config.maxPidsLimit) throw badRequest(`pidsLimit must be at most ${config.maxPidsLimit}.`);
+  return { memoryMb, cpuMillis, pidsLimit, pricePerPeriod: containerPricePerPeriod({ cpuMillis, memoryMb }, config.prices) };
 }
 
 export function toContainerView(row: ContainerRow) {
@@ -44,6 +75,8 @@ export function toContainerView(row: ContainerRow) {
     containerPort: row.containerPort,
     memoryMb: row.memoryMb,
     cpus: row.cpuMillis / 1000,
+    pidsLimit: row.pidsLimit,
+    pricePerPeriod: row.pricePerPeriod,
     exitCode: row.exitCode,
     charged: row.charged,
     workflowId: workflowIds.container(row.id),
@@ -96,10 +129,7 @@ export function createContainerService(deps: {
 
   /** Admission and port allocation, in one transaction serialised per user. */
   async function admit(user: PublicUser, input: CreateContainerInput) {
-    const memoryMb = input.memoryMb ?? config.defaultMemoryMb;
-    if (memoryMb > config.maxMemoryMb) throw badRequest(`memoryMb must be at most ${config.maxMemoryMb}.`);
-    const cpus = input.cpus ?? config.defaultCpus;
-    if (cpus > config.maxCpus) throw badRequest(`cpus must be at most ${config.maxCpus}.`);
+    const resources = resourcesFor(config, input);
 
     const [image] = await db.select().from(images).where(eq(images.id, input.imageId));
     if (!image || (image.userId !== user.id && image.visibility !== 'public')) throw notFound('Image');
@@ -123,8 +153,8 @@ export function createContainerService(deps: {
           if ((live?.n ?? 0) >= config.maxPerUser) {
             throw conflict(`Container limit reached: at most ${config.maxPerUser} containers per user.`);
           }
-          if ((owner?.balance ?? 0) < config.pricePerPeriod) {
-            throw new AppError(409, 'insufficient-funds', 'Insufficient Funds', `The balance (${owner?.balance ?? 0}) cannot pay the first billing period (${config.pricePerPeriod}).`);
+          if ((owner?.balance ?? 0) < resources.pricePerPeriod) {
+            throw new AppError(409, 'insufficient-funds', 'Insufficient Funds', `The balance (${owner?.balance ?? 0}) cannot pay the first billing period (${resources.pricePerPeriod}).`);
           }
           const used = new Set(
             (
@@ -153,8 +183,10 @@ export function createContainerService(deps: {
               name: input.name ?? `c-${randomUUID().slice(0, 8)}`,
               hostPort,
               containerPort: containerPort!,
-              memoryMb,
-              cpuMillis: Math.round(cpus * 1000),
+              memoryMb: resources.memoryMb,
+              cpuMillis: resources.cpuMillis,
+              pidsLimit: resources.pidsLimit,
+              pricePerPeriod: resources.pricePerPeriod,
               state: 'creating',
               env: Object.entries(input.env ?? {}).map(([k, v]) => `${k}=${v}`),
               cmd: input.cmd ?? null,
@@ -174,6 +206,19 @@ export function createContainerService(deps: {
 
   return {
     getVisible,
+
+    /** What a container with these limits would cost per billing period (nothing is created). */
+    quote(input: Pick<CreateContainerInput, 'memoryMb' | 'cpus' | 'pidsLimit'>) {
+      const resources = resourcesFor(config, input);
+      return {
+        memoryMb: resources.memoryMb,
+        cpus: resources.cpuMillis / 1000,
+        pidsLimit: resources.pidsLimit,
+        pricePerPeriod: resources.pricePerPeriod,
+        billingPeriodSeconds: Math.round(config.billingPeriodMs / 1000),
+        prices: { ...config.prices },
+      };
+    },
 
     async create(user: PublicUser, input: CreateContainerInput) {
       const row = await admit(user, input);
@@ -196,8 +241,9 @@ export function createContainerService(deps: {
               cpuMillis: row.cpuMillis,
               env: row.env,
               cmd: row.cmd,
+              pidsLimit: row.pidsLimit!,
             },
-            pricePerPeriod: config.pricePerPeriod,
+            pricePerPeriod: row.pricePerPeriod!, // set by admit(); null only on rows older than prices by resources
             billingPeriodMs: config.billingPeriodMs,
             historyLimit: config.historyLimit,
           },

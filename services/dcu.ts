@@ -7,16 +7,18 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { and, count, desc, eq, ilike, sql, type SQL } from 'drizzle-orm';
+import { and, count, desc, eq, ilike, inArray, lt, notInArray, sql, type SQL } from 'drizzle-orm';
 import type { Client as MinioClient } from 'minio';
-import type { Database } from '../db/client.js';
+import type { Database, Transaction } from '../db/client.js';
 import { dcuTasks, users } from '../db/schema.js';
 import { AppError, badRequest, conflict, forbidden, notFound, unavailable } from '../core/errors.js';
-import { DCU_PROGRESS, DCU_STATE_DISPLAY, isTerminal, type DcuState } from '../core/dcu-state.js';
+import { DCU_PROGRESS, DCU_STATES, DCU_STATE_DISPLAY, isTerminal, type DcuState } from '../core/dcu-state.js';
+import { quotaRefusal } from '../core/dcu-pricing.js';
 import { InvalidReferenceError, parseImageReference } from '../core/image-ref.js';
 import { CONTROL_TASK_QUEUE, DCU_SIGNALS, workflowIds } from '../core/temporal-names.js';
 import type { dcu, DcuInput } from '../workflows/dcu.js';
 import type { HostService } from './hosts.js';
+import type { RegistryPolicy } from './registry-policy.js';
 import type { PublicUser } from './users.js';
 
 export type DcuTaskRow = typeof dcuTasks.$inferSelect;
@@ -42,6 +44,8 @@ export interface DcuTaskView {
   sha256: string | null;
   host: string | null;
   artifacts_expired: boolean;
+  /** Minor units charged (once the object was in MinIO). */
+  charged: number;
 }
 
 export interface DcuQuery {
@@ -56,6 +60,31 @@ export interface DcuQuery {
 export const DCU_PAGE_SIZE_MAX = 100;
 
 export const gone = (detail: string) => new AppError(410, 'gone', 'Gone', detail);
+
+/** Per-user DCU limits (README, DCU: "Cost, limits and reuse"). */
+export interface DcuLimits {
+  /** Tasks not in a terminal state, per user, at most; beyond: 429. */
+  maxInFlight: number;
+  /** Stored archives per user (MB); at or beyond: 409. */
+  quotaMb: number;
+  /** Minor units per started GB of tar; a start needs at least one GB's price in the balance. */
+  pricePerGb: number;
+}
+
+const TERMINAL_STATES = DCU_STATES.filter((s) => isTerminal(s));
+/** A task row this old whose workflow is not running any more no longer counts as in flight. */
+const STALE_AFTER_MS = 60_000;
+
+export const tooManyDcuTasks = (inFlight: number, limit: number) =>
+  new AppError(429, 'too-many-dcu-tasks', 'Too Many Requests', `You have ${inFlight} DCU tasks in flight, the most allowed is ${limit}: start another once one has ended.`);
+export const dcuQuotaExceeded = (message: string) => new AppError(409, 'dcu-quota-exceeded', 'DCU Quota Exceeded', message);
+export const dcuInsufficientFunds = (balance: number, pricePerGb: number) =>
+  new AppError(
+    409,
+    'insufficient-funds',
+    'Insufficient Funds',
+    `insufficient balance: a DCU task costs ${pricePerGb} per started GB of image and your balance is ${balance}.`,
+  );
 
 const pad = (n: number) => String(n).padStart(2, '0');
 
@@ -91,6 +120,7 @@ export function toDcuTaskView(row: DcuTaskRow, now = new Date(), live?: { bytesD
     sha256: row.sha256,
     host: row.hostId,
     artifacts_expired: row.artifactsExpired,
+    charged: row.charged,
   };
 }
 
@@ -104,12 +134,59 @@ export function createDcuService(deps: {
   db: Database;
   temporal: Client;
   hosts: Pick<HostService, 'pick'>;
+  /** Where images may be pulled from: the same rule as the images API. */
+  registries: RegistryPolicy;
   /** For presigned download URLs; null when the API has no MinIO credentials. */
   minio: MinioClient | null;
   bucket: string;
   downloadUrlTtlSeconds: number;
+  limits: DcuLimits;
 }) {
-  const { db, temporal, hosts, minio, bucket, downloadUrlTtlSeconds } = deps;
+  const { db, temporal, hosts, registries, minio, bucket, downloadUrlTtlSeconds, limits } = deps;
+
+  /**
+   * The owner's tasks in flight (not in a terminal state). Counted with the owner's row locked
+   * by the caller. At the limit, rows older than a minute whose workflow is no longer running
+   * (terminated by an operator, say) are marked failed and not counted, so they cannot block
+   * the user for ever.
+   */
+  async function tasksInFlight(tx: Transaction, userId: string): Promise<number> {
+    const open = and(eq(dcuTasks.userId, userId), notInArray(dcuTasks.state, TERMINAL_STATES));
+    const [row] = await tx.select({ n: count() }).from(dcuTasks).where(open);
+    const n = row?.n ?? 0;
+    if (n < limits.maxInFlight) return n;
+    const old = await tx
+      .select({ id: dcuTasks.id })
+      .from(dcuTasks)
+      .where(and(open, lt(dcuTasks.createdAt, new Date(Date.now() - STALE_AFTER_MS))));
+    const ended: string[] = [];
+    for (const { id } of old) {
+      try {
+        const status = (await temporal.workflow.getHandle(workflowIds.dcu(id)).describe()).status.name;
+        if (status !== 'RUNNING') ended.push(id);
+      } catch (error) {
+        if (error instanceof WorkflowNotFoundError) ended.push(id);
+        // anything else: count it, rather than let a Temporal hiccup lift the limit
+      }
+    }
+    if (ended.length === 0) return n;
+    await tx
+      .update(dcuTasks)
+      .set({ state: 'failed', errorMessage: 'the task’s workflow ended without finishing it', endTime: sql`now()`, updatedAt: sql`now()` })
+      .where(and(inArray(dcuTasks.id, ended), notInArray(dcuTasks.state, TERMINAL_STATES)));
+    return n - ended.length;
+  }
+
+  /** Bytes of the owner's stored archives: completed, not expired, each object once. */
+  async function storedBytes(tx: Transaction, userId: string): Promise<number> {
+    const result = await tx.execute<{ used: string | null }>(sql`
+      select coalesce(sum(compressed_bytes), 0)::text as used from (
+        select distinct on (${dcuTasks.minioObjectName}) ${dcuTasks.compressedBytes} as compressed_bytes
+        from ${dcuTasks}
+        where ${dcuTasks.userId} = ${userId} and ${dcuTasks.state} = 'completed' and ${dcuTasks.artifactsExpired} = false
+      ) stored`);
+    return Number(result.rows[0]?.used ?? 0);
+  }
 
   /** The caller's own task, or any task for an admin; 404 otherwise (also for someone else's). */
   async function visibleTask(user: PublicUser, taskId: string): Promise<DcuTaskRow> {
@@ -156,16 +233,35 @@ export function createDcuService(deps: {
         throw error;
       }
       const host = await hosts.pick(body.host);
+      // Last, as it may resolve the registry's name: a refused host or reference never gets that far.
+      await registries.check(ref, user);
       const taskId = randomUUID();
-      await db.insert(dcuTasks).values({
-        id: taskId,
+      await db.transaction(async (tx) => {
+        // The owner's row lock serialises their starts: concurrent starts cannot overshoot the limits.
+        const [locked] = await tx.select({ balance: users.balance }).from(users).where(eq(users.id, owner.id)).for('update');
+        if (!locked) throw badRequest(`Unknown username "${owner.username}".`);
+        const inFlight = await tasksInFlight(tx, owner.id);
+        if (inFlight >= limits.maxInFlight) throw tooManyDcuTasks(inFlight, limits.maxInFlight);
+        const refusal = quotaRefusal(await storedBytes(tx, owner.id), limits.quotaMb);
+        if (refusal) throw dcuQuotaExceeded(refusal);
+        if (locked.balance < limits.pricePerGb) throw dcuInsufficientFunds(locked.balance, limits.pricePerGb);
+        await tx.insert(dcuTasks).values({
+          id: taskId,
+          userId: owner.id,
+          username: owner.username,
+          hostId: host.id,
+          dockerImageName: imageName,
+          state: 'idle',
+        });
+      });
+      const input: DcuInput = {
+        taskId,
         userId: owner.id,
         username: owner.username,
         hostId: host.id,
-        dockerImageName: imageName,
-        state: 'idle',
-      });
-      const input: DcuInput = { taskId, userId: owner.id, username: owner.username, hostId: host.id, reference: ref.reference };
+        reference: ref.reference,
+        pricePerGb: limits.pricePerGb,
+      };
       try {
         await temporal.workflow.start<typeof dcu>('dcu', {
           taskQueue: CONTROL_TASK_QUEUE,

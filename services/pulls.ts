@@ -1,10 +1,14 @@
 /** Image pulls as the API sees them: started, watched and awaited through Temporal. */
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { and, count, eq, inArray, isNull, sql } from 'drizzle-orm';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { CONTROL_TASK_QUEUE, workflowIds } from '../core/temporal-names.js';
 import { InvalidReferenceError, parseImageReference } from '../core/image-ref.js';
-import { badRequest, gatewayTimeout, notFound } from '../core/errors.js';
+import { AppError, badRequest, gatewayTimeout, notFound } from '../core/errors.js';
+import type { Database } from '../db/client.js';
+import { pullSlots, users } from '../db/schema.js';
+import type { RegistryPolicy } from './registry-policy.js';
 import type { PullSnapshot } from '../core/pull-progress.js';
 import type { PullImageInput, PullImageResult, pullImage } from '../workflows/pull-image.js';
 import { rootFailure } from './workflow-failures.js';
@@ -20,8 +24,55 @@ export interface PullStatus {
   error?: { type?: string; message: string };
 }
 
-export function createPullService(deps: { temporal: Client; hosts: Pick<HostService, 'pick'>; waitTimeoutMs: number }) {
-  const { temporal, hosts, waitTimeoutMs } = deps;
+export const tooManyPulls = (max: number) =>
+  new AppError(429, 'too-many-pulls', 'Too Many Requests', `At most ${max} pulls in flight per user: wait for one to end.`);
+
+export function createPullService(deps: {
+  db: Database;
+  temporal: Client;
+  hosts: Pick<HostService, 'pick'>;
+  registries: RegistryPolicy;
+  waitTimeoutMs: number;
+  /** Pulls in flight per user at most. */
+  maxConcurrentPerUser: number;
+}) {
+  const { db, temporal, hosts, registries, waitTimeoutMs, maxConcurrentPerUser } = deps;
+
+  /** Marks a pull's slot free (idempotent). */
+  async function releaseSlot(pullId: string) {
+    await db.update(pullSlots).set({ releasedAt: sql`now()` }).where(and(eq(pullSlots.pullId, pullId), isNull(pullSlots.releasedAt)));
+  }
+
+  /** True while the pull's workflow runs; a pull Temporal no longer knows has ended. */
+  async function stillRunning(pullId: string): Promise<boolean> {
+    try {
+      return (await temporal.workflow.getHandle(pullId).describe()).status.name === 'RUNNING';
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Takes one of the user's pull slots, in a transaction serialised per user (the user's row
+   * is locked), so concurrent requests cannot overshoot. Slots of pulls that ended without
+   * the API seeing it (started without ?wait) are freed here, when the limit is reached.
+   */
+  async function takeSlot(userId: string, pullId: string) {
+    await db.transaction(async (tx) => {
+      await tx.select({ id: users.id }).from(users).where(eq(users.id, userId)).for('update');
+      const open = and(eq(pullSlots.userId, userId), isNull(pullSlots.releasedAt));
+      const [{ n } = { n: 0 }] = await tx.select({ n: count() }).from(pullSlots).where(open);
+      if (n >= maxConcurrentPerUser) {
+        const held = await tx.select({ pullId: pullSlots.pullId }).from(pullSlots).where(open);
+        const ended: string[] = [];
+        for (const slot of held) if (!(await stillRunning(slot.pullId))) ended.push(slot.pullId);
+        if (ended.length > 0) await tx.update(pullSlots).set({ releasedAt: sql`now()` }).where(inArray(pullSlots.pullId, ended));
+        if (n - ended.length >= maxConcurrentPerUser) throw tooManyPulls(maxConcurrentPerUser);
+      }
+      await tx.insert(pullSlots).values({ pullId, userId });
+    });
+  }
 
   async function ownedHandle(user: PublicUser, pullId: string) {
     const handle = temporal.workflow.getHandle<typeof pullImage>(pullId);
@@ -48,7 +99,10 @@ export function createPullService(deps: { temporal: Client; hosts: Pick<HostServ
         throw error;
       }
       const host = await hosts.pick(body.host);
+      // Last, as it may resolve the registry's name: a refused host or reference never gets that far.
+      await registries.check(ref, user);
       const pullId = workflowIds.pullImage(randomUUID());
+      await takeSlot(user.id, pullId);
       const input: PullImageInput = {
         pullId,
         userId: user.id,
@@ -58,12 +112,17 @@ export function createPullService(deps: { temporal: Client; hosts: Pick<HostServ
         tag: ref.tag ?? null,
         digest: ref.digest ?? null,
       };
-      await temporal.workflow.start<typeof pullImage>('pullImage', {
-        taskQueue: CONTROL_TASK_QUEUE,
-        workflowId: pullId,
-        args: [input],
-        memo: { userId: user.id, reference: ref.reference, hostId: host.id },
-      });
+      try {
+        await temporal.workflow.start<typeof pullImage>('pullImage', {
+          taskQueue: CONTROL_TASK_QUEUE,
+          workflowId: pullId,
+          args: [input],
+          memo: { userId: user.id, reference: ref.reference, hostId: host.id },
+        });
+      } catch (error) {
+        await releaseSlot(pullId);
+        throw error;
+      }
       return { pullId, image: ref.reference, host: host.id };
     },
 
@@ -77,8 +136,10 @@ export function createPullService(deps: { temporal: Client; hosts: Pick<HostServ
       }
       try {
         const result = await handle.result();
+        await releaseSlot(pullId);
         return { pullId, state: 'completed', progress: result.progress, image: result.image, deduped: result.deduped };
       } catch (error) {
+        await releaseSlot(pullId);
         return { pullId, state: 'failed', progress: null, error: rootFailure(error) };
       }
     },
@@ -89,7 +150,7 @@ export function createPullService(deps: { temporal: Client; hosts: Pick<HostServ
       let timer: NodeJS.Timeout | undefined;
       try {
         return await Promise.race([
-          handle.result(),
+          handle.result().finally(() => releaseSlot(pullId)),
           new Promise<never>((_, reject) => {
             timer = setTimeout(
               () => reject(gatewayTimeout(`The pull is still running; follow it at /api/v1/images/pulls/${pullId}.`)),

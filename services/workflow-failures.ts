@@ -9,6 +9,7 @@ const STATUS: Record<string, [number, string, string]> = {
   [FailureType.RegistryUnauthorized]: [422, 'registry-unauthorized', 'Registry Unauthorized'],
   [FailureType.InsufficientFunds]: [409, 'insufficient-funds', 'Insufficient Funds'],
   [FailureType.ImageInUse]: [409, 'image-in-use', 'Image In Use'],
+  [FailureType.RegistryError]: [502, 'registry-error', 'Registry Error'],
 };
 
 /** The innermost ApplicationFailure of a failed workflow, with its type and message. */

@@ -2,7 +2,12 @@
  * The host worker's internal endpoint for the API: container logs and live stats,
  * read from this host's Docker only. Authenticated with BERTH_INTERNAL_TOKEN; the
  * API is its only client. When the API's request closes (its client left), the
- * Docker stream behind it is destroyed at once; /streams counts the open ones.
+ * Docker stream behind it is destroyed at once.
+ *
+ * Stats are shared: all viewers of one container read one Docker stats stream
+ * (fan-out), opened by the first and destroyed when the last leaves. Each followed
+ * log has its own Docker stream (its options are the viewer's). GET /streams counts
+ * the Docker streams open by kind ({logs, stats}) and the viewers behind them.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
@@ -22,7 +27,10 @@ export function startStreamServer(opts: {
   logger: Logger;
 }) {
   const { docker, logger } = opts;
+  /** Docker streams open, by kind. */
   const open = { logs: 0, stats: 0 };
+  /** API requests reading them (a followed log has a Docker stream of its own). */
+  const viewers = { stats: 0 };
   const expected = Buffer.from(`Bearer ${opts.token}`);
 
   const authorized = (req: IncomingMessage) => {
@@ -68,6 +76,8 @@ export function startStreamServer(opts: {
       ...(query.get('since') ? { since: Number(query.get('since')) } : {}),
     })) as unknown as Readable | Buffer;
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+    // A quiet container sends nothing for a while: let the API know at once that the stream is open.
+    if (!Buffer.isBuffer(stream)) res.flushHeaders();
     const write = (lines: Array<{ stream: LogStream; line: string }>) => {
       for (const { stream, line } of lines) res.write(only ? `${line}\n` : `[${stream}] ${line}\n`);
     };
@@ -87,27 +97,115 @@ export function startStreamServer(opts: {
     });
   }
 
+  /** One Docker stats stream per container, shared by its viewers. */
+  interface StatsHub {
+    id: string;
+    /** Resolves once the Docker stream is open; rejects with Docker's error (404: no such container). */
+    opened: Promise<void>;
+    stream?: Readable;
+    viewers: Set<ServerResponse>;
+    /** Viewers waiting for `opened`. */
+    waiting: number;
+    /** The latest sample line, sent at once to a viewer who joins. */
+    last?: string;
+    ended: boolean;
+  }
+  const hubs = new Map<string, StatsHub>();
+
+  function openHub(id: string): StatsHub {
+    const hub: StatsHub = { id, opened: Promise.resolve(), viewers: new Set(), waiting: 0, ended: false };
+    hubs.set(id, hub);
+    hub.opened = (async () => {
+      const stream = (await docker.getContainer(dockerName(id)).stats({ stream: true })) as unknown as Readable;
+      hub.stream = stream;
+      open.stats += 1;
+      if (hub.ended) return void endHub(hub, true);
+      let buffered = '';
+      stream.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString('utf8');
+        let newline: number;
+        while ((newline = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, newline).trim();
+          buffered = buffered.slice(newline + 1);
+          if (!line) continue;
+          let sample: string;
+          try {
+            sample = `${JSON.stringify(toStatsSample(JSON.parse(line)))}\n`;
+          } catch (error) {
+            logger.warn({ err: error, containerId: id }, 'unreadable stats sample');
+            continue;
+          }
+          hub.last = sample;
+          // A viewer that cannot keep up misses samples rather than piling them up.
+          for (const res of hub.viewers) if (!res.writableNeedDrain) res.write(sample);
+        }
+      });
+      const end = () => endHub(hub, true);
+      stream.on('end', end);
+      stream.on('error', end);
+      stream.on('close', end);
+    })();
+    // Docker refused: the waiting viewers get its error, and the next viewer tries afresh.
+    hub.opened.catch(() => endHub(hub, true));
+    return hub;
+  }
+
+  /** Destroys the Docker stream and ends every viewer's response (`force`), or only if no one is left. */
+  function endHub(hub: StatsHub, force: boolean) {
+    if (hub.ended && !hub.stream) return;
+    if (!force && (hub.viewers.size > 0 || hub.waiting > 0)) return;
+    hub.ended = true;
+    if (hubs.get(hub.id) === hub) hubs.delete(hub.id);
+    if (hub.stream) {
+      const stream = hub.stream;
+      hub.stream = undefined;
+      open.stats -= 1;
+      stream.destroy();
+    }
+    for (const res of hub.viewers) res.end();
+  }
+
   async function stats(id: string, req: IncomingMessage, res: ServerResponse) {
-    const stream = (await docker.getContainer(dockerName(id)).stats({ stream: true })) as unknown as Readable;
-    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
-    track('stats', req, res, stream);
-    let buffered = '';
-    stream.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      let newline: number;
-      while ((newline = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, newline).trim();
-        buffered = buffered.slice(newline + 1);
-        if (line) res.write(`${JSON.stringify(toStatsSample(JSON.parse(line)))}\n`);
-      }
-    });
+    let gone = false;
+    const left = () => {
+      gone = true;
+    };
+    req.once('close', left);
+    res.once('close', left);
+    const live = hubs.get(id);
+    const hub = live && !live.ended ? live : openHub(id);
+    hub.waiting += 1;
+    try {
+      await hub.opened;
+    } finally {
+      hub.waiting -= 1;
+    }
+    if (gone) return void endHub(hub, false);
+    if (hub.ended) return void res.writeHead(200, { 'content-type': 'application/x-ndjson' }).end();
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' }).flushHeaders();
+    hub.viewers.add(res);
+    viewers.stats += 1;
+    if (hub.last) res.write(hub.last);
+    let closed = false;
+    const leave = () => {
+      if (closed) return;
+      closed = true;
+      viewers.stats -= 1;
+      hub.viewers.delete(res);
+      res.end();
+      endHub(hub, false);
+    };
+    req.on('close', leave);
+    res.on('close', leave);
   }
 
   const server = createServer((req, res) => {
     if (!authorized(req)) return fail(res, 401, 'unauthorized');
     const url = new URL(req.url ?? '/', 'http://internal');
     if (url.pathname === '/streams') {
-      return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(open));
+      return void res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ ...open, viewers: { logs: open.logs, stats: viewers.stats } }));
     }
     const match = /^\/containers\/([0-9a-f-]{36})\/(logs|stats)$/.exec(url.pathname);
     if (!match || req.method !== 'GET') return fail(res, 404, 'not found');
@@ -127,7 +225,11 @@ export function startStreamServer(opts: {
       resolve({
         url: `http://${opts.advertiseHost}:${port}`,
         open,
-        close: () => new Promise((done) => server.close(() => done())),
+        close: () =>
+          new Promise((done) => {
+            for (const hub of [...hubs.values()]) endHub(hub, true);
+            server.close(() => done());
+          }),
       });
     });
   });

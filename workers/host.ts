@@ -17,6 +17,7 @@ import { runWorker } from './run-worker.js';
 import { startStreamServer } from './host-streams.js';
 import { watchContainerEvents } from './host-events.js';
 import { prewarmSaveGzip } from '../activities/save-gzip.js';
+import { hostNameservers, installFirewall, otherBridges } from './host-firewall.js';
 
 const config = loadOrExit(loadHostWorkerConfig);
 const logger = createLogger(`worker-${config.hostId}`, config.log);
@@ -26,6 +27,22 @@ const hostService = createHostService({ db: database.db, staleAfterMs: config.ho
 const docker = dockerFromEndpoint(config.dockerHost);
 const info = await docker.info();
 const version = await docker.version();
+
+// Users' networks are confined before this worker takes any work (the daemon is up, so
+// Docker's DOCKER-USER chain exists). Without the rules it does not run: isolation is not optional.
+if (config.egress.firewall === 'iptables') {
+  try {
+    await installFirewall(
+      { allowCidrs: config.egress.allowCidrs, otherBridges: await otherBridges(), nameservers: await hostNameservers() },
+      logger,
+    );
+  } catch (error) {
+    logger.fatal({ err: error }, 'cannot install the egress firewall (iptables, as root, on the Docker host; or BERTH_EGRESS_FIREWALL=off)');
+    process.exit(1);
+  }
+} else {
+  logger.warn('BERTH_EGRESS_FIREWALL=off: users\' containers are confined by Docker\'s network isolation only');
+}
 const streams = await startStreamServer({ docker, token: config.internalToken, logger, ...config.streams });
 await hostService.register({
   id: config.hostId,
@@ -62,6 +79,7 @@ await runWorker({
       docker,
       hostId: config.hostId,
       registryCredentials: config.registryCredentials,
+      pullStallTimeoutMs: config.pullStallTimeoutMs,
       minio: minioClient(config.minio),
       dcu: config.dcu,
     }),

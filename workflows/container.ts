@@ -3,6 +3,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -53,6 +54,8 @@ export interface ContainerInput {
 }
 
 const HISTORY_LIMIT = 2000;
+/** patched() id of the step that removes the user's network after a removal. */
+const NETWORK_REMOVAL_PATCH = 'remove-user-network';
 
 const db = proxyActivities<ControlActivities>({
   startToCloseTimeout: '30s',
@@ -70,6 +73,13 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     scheduleToStartTimeout: '1m',
     startToCloseTimeout: '1m',
     retry: { initialInterval: '1s', maximumInterval: '20s', maximumAttempts: 10, nonRetryableErrorTypes: ['ContainerInvalid'] },
+  });
+  // Best effort: a network left behind is removed by the next removal or the nightly release.
+  const hostNetworks = proxyActivities<HostActivities>({
+    taskQueue: hostTaskQueue(input.hostId),
+    scheduleToStartTimeout: '1m',
+    startToCloseTimeout: '30s',
+    retry: { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 3 },
   });
   const s: ContainerState = input.state ?? {
     status: 'creating',
@@ -143,6 +153,26 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     await db.releaseContainer(input.id, status, reason);
   }
 
+  /**
+   * After this container's removal from Docker: the user's network on the host goes once
+   * no container of theirs is left on it. A command workflows started before it did not
+   * emit, hence the patch.
+   */
+  async function removeNetworkIfUnused() {
+    if (!patched(NETWORK_REMOVAL_PATCH)) return;
+    try {
+      await hostNetworks.removeUserNetworkIfUnused(input.spec.userId);
+    } catch {
+      // The network stays until the user's next removal there or the nightly release.
+    }
+  }
+
+  /** Docker no longer has the container: its record is released, and the user's network may go with it. */
+  async function releaseRemovedOutside() {
+    await removeNetworkIfUnused();
+    await release('removed', 'removed outside Berth');
+  }
+
   function applyObserved(observed: ObservedContainer) {
     s.dockerId = observed.dockerId;
   }
@@ -160,6 +190,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
       else await setStatus('exited', `container exited at start (code ${observed.exitCode})`, { exitCode: observed.exitCode });
     } catch (error) {
       await host.removeContainer(input.id);
+      await removeNetworkIfUnused();
       // It never ran: the first period is given back.
       if (s.charged > 0) {
         const { applied } = await db.refundContainerCharge({
@@ -183,7 +214,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     }
     const observed = await host.startContainer(input.id);
     if (!observed) {
-      await release('removed', 'removed outside Berth');
+      await releaseRemovedOutside();
       return view();
     }
     applyObserved(observed);
@@ -196,7 +227,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     if (s.status === 'stopped' || (s.status === 'suspended' && status === 'stopped')) return view();
     const observed = await host.stopContainer(input.id);
     if (!observed) {
-      await release('removed', 'removed outside Berth');
+      await releaseRemovedOutside();
       return view();
     }
     await setStatus(status, reason, { exitCode: observed.exitCode });
@@ -206,13 +237,14 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
   async function restart(): Promise<ContainerView> {
     if (s.status !== 'running') return start();
     const observed = await host.restartContainer(input.id);
-    if (!observed) await release('removed', 'removed outside Berth');
+    if (!observed) await releaseRemovedOutside();
     return view();
   }
 
   async function remove(): Promise<ContainerView> {
     if (s.status === 'removed') return view();
     await host.removeContainer(input.id);
+    await removeNetworkIfUnused();
     await release('removed', null);
     return view();
   }
@@ -222,7 +254,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     if (s.status === 'removed' || s.status === 'failed' || s.status === 'creating') return;
     const observed = await host.inspectContainer(input.id);
     if (!observed) {
-      await release('removed', 'removed outside Berth');
+      await releaseRemovedOutside();
       return;
     }
     applyObserved(observed);

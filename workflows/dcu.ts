@@ -28,6 +28,8 @@ export interface DcuInput {
   hostId: string;
   /** Normalized by core/image-ref before the workflow starts. */
   reference: string;
+  /** Minor units per started GB of tar, charged when the upload completes; absent on tasks started before DCU was charged (free). */
+  pricePerGb?: number;
 }
 
 /** What the `status` query answers: the workflow's own view of its task. */
@@ -43,6 +45,10 @@ export interface DcuWorkflowStatus {
   compressedBytes: number | null;
   sha256: string | null;
   errorMessage: string | null;
+  /** The object this task's was copied from (another task's archive of the same image), if it was. */
+  reusedFrom?: string | null;
+  /** Minor units charged, once charged. */
+  charged?: number | null;
 }
 
 export const dcuCancelSignal = defineSignal<[reason?: string]>(DCU_SIGNALS.cancel);
@@ -53,8 +59,10 @@ const db = controlDb();
 /** patched() ids: workflows started before these changes replay as they ran. */
 const KEEP_ARCHIVE_ON_UPLOAD_FAILURE = 'dcu-keep-archive-on-upload-failure';
 const REUSE_KEPT_ARCHIVE = 'dcu-reuse-kept-archive';
+const REUSE_OBJECT = 'dcu-reuse-object';
+const CHARGE = 'dcu-charge';
 /** The steps on berth-control (controlDb's retry policy, not the host's). */
-const DB_STEPS = new Set(['dcuTransition', 'dcuKeptArchive']);
+const DB_STEPS = new Set(['dcuTransition', 'dcuKeptArchive', 'dcuReusableObjects', 'dcuChargeAndComplete']);
 
 function hostActivities(hostId: string) {
   const common = onHost(hostId);
@@ -107,6 +115,12 @@ export function reasonOf(error: unknown): { message: string; type?: string } {
  * is persisted through the dcuTransition activity, which enforces core/dcu-state.
  * The `cancel` signal stops the running phase, discards its partial artifacts and
  * ends the task in `failed` with "cancelled".
+ *
+ * An image whose archive is in MinIO already (a completed task of the same image id and
+ * reference, any user's) is not compressed again: the object is made by a server-side copy
+ * and the task goes on to `completed` with the same sha256 and sizes. Once the object is in
+ * MinIO the task is charged (every started GB of tar); a balance that cannot pay fails the
+ * task, removes its object, and charges nothing.
  */
 export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
   const status: DcuWorkflowStatus = {
@@ -121,7 +135,13 @@ export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
     compressedBytes: null,
     sha256: null,
     errorMessage: null,
+    reusedFrom: null,
+    charged: null,
   };
+  /** The object is also a completed task's of this user (the same name): a failure must not remove it. */
+  let sharesObject = false;
+  /** The charge failed: the archive is not kept for a later start. */
+  let chargeFailed = false;
   let phaseScope: CancellationScope | null = null;
   setHandler(dcuCancelSignal, () => {
     status.cancelRequested = true;
@@ -159,39 +179,80 @@ export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
     const ref = parseImageReference(input.reference);
     const objectName = dcuObjectName(input.username, ref, inspected.imageId);
     const fileName = dcuGzipFileName(input.taskId, objectName);
+    // The same image (and reference) packaged already, by anyone: copy its object instead.
+    const reusable = patched(REUSE_OBJECT)
+      ? await db.dcuReusableObjects({ taskId: input.taskId, imageId: inspected.imageId, objectName })
+      : [];
+    sharesObject = reusable.some((c) => c.objectName === objectName);
     // An earlier task of this user whose upload of the same object failed kept its archive on
     // this host: take it over (its sha256 checked) instead of compressing again.
-    const kept = patched(REUSE_KEPT_ARCHIVE)
-      ? await db.dcuKeptArchive({ taskId: input.taskId, userId: input.userId, hostId: input.hostId, minioObjectName: objectName })
-      : null;
+    const kept =
+      reusable.length === 0 && patched(REUSE_KEPT_ARCHIVE)
+        ? await db.dcuKeptArchive({ taskId: input.taskId, userId: input.userId, hostId: input.hostId, minioObjectName: objectName })
+        : null;
     status.minioObjectName = objectName;
-    status.gzipFileName = fileName;
-    await transition('compressing', { gzipFileName: fileName, minioObjectName: objectName, bytesDone: 0, bytesTotal: inspected.sizeBytes });
-    const adopted = kept ? await phase(() => host.phase.dcuAdoptArchive({ ...kept, fileName })) : null;
-    const archive = adopted ?? (await phase(() => host.phase.dcuCompress({ taskId: input.taskId, reference: input.reference, fileName })));
+    status.gzipFileName = reusable.length > 0 ? null : fileName;
+    await transition('compressing', {
+      ...(status.gzipFileName ? { gzipFileName: fileName } : {}),
+      minioObjectName: objectName,
+      imageId: inspected.imageId,
+      bytesDone: 0,
+      bytesTotal: inspected.sizeBytes,
+    });
+    const copied =
+      reusable.length > 0
+        ? await phase(() =>
+            host.phase.dcuCopyObject({ taskId: input.taskId, objectName, username: input.username, reference: input.reference, candidates: reusable }),
+          )
+        : null;
+    let archive: { sizeBytes: number; compressedBytes: number; sha256: string };
+    if (copied) {
+      archive = copied;
+      status.reusedFrom = copied.sourceObjectName;
+    } else {
+      status.gzipFileName = fileName;
+      const adopted = kept ? await phase(() => host.phase.dcuAdoptArchive({ ...kept, fileName })) : null;
+      archive = adopted ?? (await phase(() => host.phase.dcuCompress({ taskId: input.taskId, reference: input.reference, fileName })));
+    }
     status.sizeBytes = archive.sizeBytes;
     status.compressedBytes = archive.compressedBytes;
     status.sha256 = archive.sha256;
 
     await transition('uploading', {
+      ...(copied ? {} : { gzipFileName: fileName }),
       sizeBytes: archive.sizeBytes,
       compressedBytes: archive.compressedBytes,
       sha256: archive.sha256,
-      bytesDone: 0,
+      bytesDone: copied ? archive.compressedBytes : 0,
       bytesTotal: archive.compressedBytes,
     });
-    await phase(() =>
-      host.phase.dcuUpload({
-        taskId: input.taskId,
-        fileName,
-        objectName,
-        sha256: archive.sha256,
-        username: input.username,
-        reference: input.reference,
-      }),
-    );
+    if (!copied) {
+      await phase(() =>
+        host.phase.dcuUpload({
+          taskId: input.taskId,
+          fileName,
+          objectName,
+          sha256: archive.sha256,
+          username: input.username,
+          reference: input.reference,
+        }),
+      );
+    }
     if (status.cancelRequested) throw new CancelledFailure(DCU_CANCELLED_MESSAGE);
-    await transition('completed', { bytesDone: archive.compressedBytes, bytesTotal: archive.compressedBytes });
+    const complete = { bytesDone: archive.compressedBytes, bytesTotal: archive.compressedBytes };
+    // The object is in MinIO: charge it and complete, in one step (a task that failed before cost nothing).
+    if (input.pricePerGb !== undefined && patched(CHARGE)) {
+      try {
+        const charge = { taskId: input.taskId, userId: input.userId, reference: input.reference, pricePerGb: input.pricePerGb, complete };
+        status.charged = (await db.dcuChargeAndComplete(charge)).amount;
+      } catch (error) {
+        chargeFailed = true;
+        throw error;
+      }
+      status.state = 'completed';
+    } else {
+      await transition('completed', complete);
+    }
     return status;
   } catch (error) {
     const cancelled = status.cancelRequested || isCancellation(error);
@@ -202,11 +263,13 @@ export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
     }
     status.errorMessage = reason.message;
     // A failed upload (not a cancel) keeps the archive: a new start of the image by the same user uploads it.
-    const keepArchive = !cancelled && status.state === 'uploading' && patched(KEEP_ARCHIVE_ON_UPLOAD_FAILURE);
+    // A failed charge does not keep it: the task is over, its object removed.
+    const keepArchive = !cancelled && status.state === 'uploading' && !chargeFailed && patched(KEEP_ARCHIVE_ON_UPLOAD_FAILURE);
     // Runs even when the workflow itself was cancelled (temporal workflow cancel).
     await CancellationScope.nonCancellable(async () => {
       if (status.gzipFileName && !keepArchive) await host.discard.dcuRemoveLocalFiles(status.gzipFileName).catch(() => undefined);
-      if (status.minioObjectName) await host.discard.dcuRemoveObject(status.minioObjectName).catch(() => undefined);
+      // An object that is also an earlier completed task's (same user, same image) stays.
+      if (status.minioObjectName && !sharesObject) await host.discard.dcuRemoveObject(status.minioObjectName).catch(() => undefined);
       await transition('failed', { errorMessage: reason.message.slice(0, 4000) });
     });
     throw ApplicationFailure.create({ message: reason.message, type: reason.type ?? 'DcuFailed', nonRetryable: true });

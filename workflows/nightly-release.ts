@@ -1,4 +1,4 @@
-import { ParentClosePolicy, continueAsNew, executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ParentClosePolicy, continueAsNew, executeChild, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control-activities.js';
 import type { ReleaseFailure, ReleaseItem, ReleaseReport } from '../activities/release.js';
 import type { HostActivities } from '../activities/host-activities.js';
@@ -18,6 +18,8 @@ export interface NightlyReleaseInput {
 }
 
 const BATCH = 50;
+/** patched() id of the sweep of users' networks, a step releases started before it did not take. */
+const NETWORK_SWEEP_PATCH = 'release-user-networks';
 const HISTORY_LIMIT = 4000;
 
 const db = proxyActivities<ControlActivities>({
@@ -106,6 +108,15 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
           fail('containers', item, error);
         }
       });
+      // With the containers gone, their users' networks go too (one whose container failed to go stays).
+      if (patched(NETWORK_SWEEP_PATCH)) {
+        try {
+          // One removal after another: thousands of networks take minutes.
+          await proxyActivities<HostActivities>({ ...onHost(hostId), scheduleToStartTimeout: '30s', startToCloseTimeout: '15m' }).removeUnusedUserNetworks();
+        } catch (error) {
+          fail('containers', { id: `networks on ${hostId}`, hostId }, error);
+        }
+      }
     }));
   };
 

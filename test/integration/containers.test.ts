@@ -12,6 +12,7 @@ import { LABEL_ID, LABEL_USER, dockerName } from '../../core/container-labels.js
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
 import { dockerFor, processGone, stackPid, stackUp } from '../support/stack.js';
 import { pushUniqueImage } from '../support/images.js';
+import { containerPricePerPeriod } from '../../core/pricing.js';
 import { activityAttempts, closedStatus } from '../support/history.js';
 import type { App } from '../../api/app.js';
 
@@ -19,6 +20,8 @@ const temporal = await connectTemporal(baseConfig.temporal);
 test.after(() => temporal.connection.close());
 const TEMPORAL_CLI = join(process.env.BERTH_TOOLS_DIR ?? join(homedir(), '.cache', 'berth'), 'bin', 'temporal');
 
+/** The same price whatever the resources. */
+const flatPrice = (base: number) => ({ base, perCpu: 0, perGbMemory: 0 });
 const containersConfig = (overrides: Partial<typeof baseConfig.containers> = {}) => ({ ...baseConfig.containers, ...overrides });
 const balanceOf = async (id: string) => (await testDb().db.select().from(users).where(eq(users.id, id)))[0]!.balance;
 const rowOf = async (id: string) => (await testDb().db.select().from(containers).where(eq(containers.id, id)))[0]!;
@@ -73,7 +76,11 @@ test('run: the container runs on the image’s host with its port, limits and la
   const page = await fetch(`http://${c.hostIp}:${c.hostPort}/`);
   assert.match(await page.text(), /Berth httpd/);
   assert.equal((await rowOf(c.id)).state, 'running');
-  assert.equal(c.charged, baseConfig.containers.pricePerPeriod, 'the first period is charged');
+  // Priced by what it asked for (0.5 CPU, 64 MB), fixed on the record.
+  const price = containerPricePerPeriod({ cpuMillis: 500, memoryMb: 64 }, baseConfig.containers.prices);
+  assert.equal(c.pricePerPeriod, price);
+  assert.equal((await rowOf(c.id)).pricePerPeriod, price);
+  assert.equal(c.charged, price, 'the first period is charged');
 
   // Someone else's container is a 404 on every route, and nothing happens to it.
   const other = await createUser(app);
@@ -217,8 +224,8 @@ test('admission: bad input and limits are clear 4xx, and nothing is created', as
     [{ imageId: image.id, name: 'bad name!' }, 400, /name/],
     [{ imageId: image.id, containerPort: 70000 }, 400, /containerPort/],
     [{ imageId: image.id, containerPort: 0 }, 400, /containerPort/],
-    [{ imageId: image.id, memoryMb: 512 }, 400, /at most 256/],
-    [{ imageId: image.id, cpus: 4 }, 400, /at most 1/],
+    [{ imageId: image.id, memoryMb: 512 }, 400, /between 16 and 256/],
+    [{ imageId: image.id, cpus: 4 }, 400, /cpus must be between 0.05 and 1/],
     [{ imageId: otherImage.id }, 404, /Image/],
     [{ imageId: 'nope' }, 400, /imageId/],
   ];
@@ -358,7 +365,7 @@ test('a container that cannot be created fails with the reason, and its first pe
 });
 
 test('metering: each started period is charged once; an unpaid period suspends; top-up and start resume', async (t) => {
-  const app = await buildTestApp(t, { containers: containersConfig({ pricePerPeriod: 7, billingPeriodMs: 2000 }) });
+  const app = await buildTestApp(t, { containers: containersConfig({ prices: flatPrice(7), billingPeriodMs: 2000 }) });
   const user = await createUser(app, { balance: 1000 });
   const image = await pullHttpd(app, user);
   await testDb().db.update(users).set({ balance: 21 }).where(eq(users.id, user.id)); // three periods
@@ -393,7 +400,7 @@ test('metering: each started period is charged once; an unpaid period suspends; 
 });
 
 test('reconciliation: a container that dies or is removed outside Berth shows its real state, and billing follows', async (t) => {
-  const app = await buildTestApp(t, { containers: containersConfig({ pricePerPeriod: 3, billingPeriodMs: 1500 }) });
+  const app = await buildTestApp(t, { containers: containersConfig({ prices: flatPrice(3), billingPeriodMs: 1500 }) });
   const user = await createUser(app, { balance: 10_000 });
   const image = await pullHttpd(app, user, 'host-b');
   const a = await run(app, user, { imageId: image.id });
@@ -547,7 +554,8 @@ test('past its history limit the container workflow continues as new, carrying i
   const app = await buildTestApp(t, { containers: containersConfig({ historyLimit }) });
   // The default billing period is 1h: every start charges a new period.
   const user = await createUser(app, { balance: 100_000 });
-  const price = baseConfig.containers.pricePerPeriod;
+  const { defaultCpus, defaultMemoryMb, prices } = baseConfig.containers;
+  const price = containerPricePerPeriod({ cpuMillis: defaultCpus * 1000, memoryMb: defaultMemoryMb }, prices);
   const image = await pullHttpd(app, user);
   // A shell that leaves on SIGTERM: a stop takes no stop timeout.
   const c = await run(app, user, { imageId: image.id, cmd: ['sh', '-c', 'trap "exit 0" TERM; httpd -f -p 80 -h /www & wait'] });

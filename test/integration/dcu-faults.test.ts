@@ -206,11 +206,6 @@ function assertErrorEnvelope(res: { statusCode: number; headers: Record<string, 
 
 // ------------------------------------------------------------------ fixtures
 
-function once<T>(make: () => Promise<T>): () => Promise<T> {
-  let promise: Promise<T> | undefined;
-  return () => (promise ??= make());
-}
-
 const pulled = new Set<string>();
 const taskIds: string[] = [];
 after(async () => {
@@ -224,11 +219,15 @@ after(async () => {
 });
 
 /** ~100 MB of random bytes: compressing takes seconds, long enough to act while it runs. */
-const bigImage = once(async () => {
+/**
+ * A large image of the test's own: not memoized, since the second DCU of an image another
+ * task completed is a copy of that task's object, with no compress phase to fail or kill.
+ */
+const bigImage = async () => {
   const image = await pushUniqueImage('dcu-faults', 100 * 1024);
   pulled.add(`host-a ${image}`).add(`host-b ${image}`);
   return image;
-});
+};
 
 async function pullOn(hostId: string, reference: string): Promise<void> {
   const docker = dockerFor(hostId);
@@ -262,7 +261,7 @@ async function mountDir(t: TestContext, options: string): Promise<string | null>
 
 test('crafted username, docker_image_name, host (../, spaces, control characters, 10 kB): 400 in the envelope, for a user and an admin; nothing starts', async (t) => {
   const app = await buildTestApp(t);
-  const user = await createUser(app);
+  const user = await createUser(app, { balance: 1_000 });
   const admin = await adminToken(app);
   const big = 'a'.repeat(10 * 1024);
 
@@ -348,10 +347,13 @@ test('compress activity: a read-only gzip dir and a full one fail with the reaso
 
 test('a host whose gzip dir cannot be written: the task ends failed once the compress retries are spent, with the reason; nothing left', { timeout: 300_000 }, async (t) => {
   const app = await buildTestApp(t);
-  const user = await createUser(app);
+  const user = await createUser(app, { balance: 1_000 });
   const dir = await mountDir(t, 'ro,size=1m');
   if (!dir) return t.skip('needs to mount a tmpfs (root)');
-  await pullOn('host-a', BUSYBOX);
+  // An image of its own: one another task packaged already would be copied, not compressed.
+  const image = await pushUniqueImage('dcu-faults-ro', 16);
+  pulled.add(`host-a ${image}`);
+  await pullOn('host-a', image);
 
   // A host of its own: the real host activities, on host-a's daemon, with the read-only dir as
   // BERTH_DCU_GZIP_DIR. Registered as down, so nothing else is ever sent to it.
@@ -374,15 +376,17 @@ test('a host whose gzip dir cannot be written: the task ends failed once the com
       docker: dockerFor('host-a'),
       hostId,
       registryCredentials: {},
+      pullStallTimeoutMs: hostConfig.pullStallTimeoutMs,
       minio,
-      dcu: { ...hostConfig.dcu, gzipDir: dir },
+      // The 1 MB tmpfs is below the free-disk guard: off, so the write itself fails.
+      dcu: { ...hostConfig.dcu, gzipDir: dir, minFreeMb: 0 },
     }),
   });
   const running = worker.run();
   try {
     // What POST /api/dcu/start does, for a host the API would not pick.
-    const reference = parseImageReference(BUSYBOX).reference;
-    await testDb().db.insert(dcuTasks).values({ id: taskId, userId: user.id, username: user.username, hostId, dockerImageName: BUSYBOX, state: 'idle' });
+    const reference = parseImageReference(image).reference;
+    await testDb().db.insert(dcuTasks).values({ id: taskId, userId: user.id, username: user.username, hostId, dockerImageName: image, state: 'idle' });
     const input: DcuInput = { taskId, userId: user.id, username: user.username, hostId, reference };
     await temporal.workflow.start('dcu', { taskQueue: CONTROL_TASK_QUEUE, workflowId: workflowIds.dcu(taskId), args: [input] });
 
@@ -418,7 +422,7 @@ test('a host whose gzip dir cannot be written: the task ends failed once the com
 
 test('MinIO stopped for the upload: the upload retries, the task fails with a clear message and keeps its archive; a new start of the image uploads it without compressing again', { timeout: 600_000 }, async (t) => {
   const app = await buildTestApp(t);
-  const user = await createUser(app);
+  const user = await createUser(app, { balance: 1_000 });
   const image = await bigImage();
 
   // MinIO goes down before the task starts: the download and compress phases do not use it,
@@ -503,7 +507,7 @@ test('MinIO stopped for the upload: the upload retries, the task fails with a cl
 
 test('host worker SIGKILLed while compressing: once it is back the compress phase runs again (attempt 2) and the task completes', { timeout: 600_000 }, async (t) => {
   const app = await buildTestApp(t);
-  const user = await createUser(app);
+  const user = await createUser(app, { balance: 1_000 });
   const image = await bigImage();
   const hostId = 'host-b';
   const taskId = await startTask(app, user, image, hostId);
@@ -534,10 +538,22 @@ test('host worker SIGKILLed while compressing: once it is back the compress phas
   const runs = await activityRuns(taskId);
   assert.deepEqual(
     runs.map((r) => r.type),
-    ['dcuTransition', 'pullImage', 'inspectImage', 'dcuKeptArchive', 'dcuTransition', 'dcuCompress', 'dcuTransition', 'dcuUpload', 'dcuTransition'],
+    [
+      'dcuTransition',
+      'pullImage',
+      'inspectImage',
+      'dcuReusableObjects',
+      'dcuKeptArchive',
+      'dcuTransition',
+      'dcuCompress',
+      'dcuTransition',
+      'dcuUpload',
+      'dcuChargeAndComplete',
+    ],
     'each phase once: only the compress activity was retried',
   );
-  for (const r of runs) assert.equal(r.queue, ['dcuTransition', 'dcuKeptArchive'].includes(r.type) ? CONTROL_TASK_QUEUE : hostTaskQueue(hostId), r.type);
+  const onControl = ['dcuTransition', 'dcuKeptArchive', 'dcuReusableObjects', 'dcuChargeAndComplete'];
+  for (const r of runs) assert.equal(r.queue, onControl.includes(r.type) ? CONTROL_TASK_QUEUE : hostTaskQueue(hostId), r.type);
   const compress = runs.find((r) => r.type === 'dcuCompress')!;
   assert.ok((compress.attempt ?? 1) >= 2, `compress attempted again (attempt ${compress.attempt})`);
   assert.equal(compress.outcome, 'completed');

@@ -112,7 +112,8 @@ async function pullEvents(hostId: string, reference: string, sinceMs: number): P
 }
 
 test('20 concurrent pulls of one image by one user: one record, one charge, one Docker pull', async (t) => {
-  const app = await buildTestApp(t);
+  // The per-user pull limit is raised for this test of deduplication (the limit has its own test).
+  const app = await buildTestApp(t, { pulls: { maxConcurrentPerUser: 20 } });
   const user = await createUser(app, { balance: 1000 });
   const reference = await pushUniqueImage();
   const from = Date.now();
@@ -386,7 +387,11 @@ test('removal refunds once, deletes the record, and removes from the host only w
 });
 
 test('private registry: pulls with the configured credentials; without, unauthorized and no charge', async (t) => {
-  const app = await buildTestApp(t);
+  // The same registry is also reached as localhost:5001, which an operator lists here as internal.
+  const { registries } = baseConfig;
+  const app = await buildTestApp(t, {
+    registries: { ...registries, allowed: [...registries.allowed, 'localhost:5001'], internal: [...registries.internal, 'localhost:5001'] },
+  });
   const user = await createUser(app, { balance: 1000 });
   const ok = await pull(app, user.token, { image: '127.0.0.1:5001/private/busybox:1.35', host: 'host-b' });
   assert.equal(ok.statusCode, 201, ok.body);

@@ -51,7 +51,7 @@ async function berthContainersIn(hostId: string) {
 test('nightly release: every container, then every private image, refunded once; public images stay; failures reported', async (t) => {
   const app = await buildTestApp(t);
   // Carol's container is made with short billing periods, so that it gets suspended.
-  const shortPeriods = await buildTestApp(t, { containers: { ...baseConfig.containers, pricePerPeriod: 5, billingPeriodMs: 1500 } });
+  const shortPeriods = await buildTestApp(t, { containers: { ...baseConfig.containers, prices: { base: 5, perCpu: 0, perGbMemory: 0 }, billingPeriodMs: 1500 } });
   const admin = await adminToken(app);
   const alice = await createUser(app, { balance: 10_000 });
   const bob = await createUser(app, { balance: 10_000 });

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ContainerService } from '../../../services/containers.js';
 import { caller } from '../../plugins/auth.js';
 import { authErrors, problemRef } from '../../schemas.js';
-import { Container, ContainerPage, ContainerParams, CreateBody, Created, ListQuery, OperationParams, WaitQuery } from './schemas.js';
+import { Container, ContainerPage, ContainerParams, CreateBody, Created, ListQuery, OperationParams, Quote, QuoteBody, WaitQuery } from './schemas.js';
 
 const errors = { 400: problemRef, 404: problemRef, 409: problemRef, 422: problemRef, 502: problemRef, ...authErrors } as const;
 
@@ -26,6 +26,19 @@ const containerRoutes: FastifyPluginAsyncTypebox<{ containers: ContainerService 
       const running = await containers.waitRunning(user, created.id);
       return reply.code(201).header('location', `/api/v1/containers/${created.id}`).send(running);
     },
+  );
+
+  app.post(
+    '/quote',
+    {
+      schema: {
+        tags: ['containers'],
+        summary: 'The price per billing period of a container with these limits, before running it (nothing is created)',
+        body: QuoteBody,
+        response: { 200: Quote, 400: problemRef, ...authErrors },
+      },
+    },
+    async (request) => containers.quote(request.body),
   );
 
   app.get(

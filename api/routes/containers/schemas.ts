@@ -1,5 +1,9 @@
 import { Type } from 'typebox';
+import { HOST_ID } from '../../../core/config.js';
 import { DateTime, Pagination, Uuid } from '../../schemas.js';
+import { multiline } from '../../plugins/input.js';
+
+const ENV_NAME = '^[A-Za-z_][A-Za-z0-9_]*$';
 
 export const ContainerStateName = Type.Union(
   ['creating', 'running', 'stopped', 'suspended', 'exited', 'removing', 'removed', 'failed'].map((s) => Type.Literal(s)),
@@ -19,6 +23,10 @@ export const Container = Type.Object({
   containerPort: Type.Integer(),
   memoryMb: Type.Integer(),
   cpus: Type.Number(),
+  pidsLimit: Type.Union([Type.Integer(), Type.Null()], { description: 'The most processes it may run (null: created before PIDs limits)' }),
+  pricePerPeriod: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'Minor units charged per started billing period, fixed at creation (null: created before prices by resources)',
+  }),
   exitCode: Type.Union([Type.Integer(), Type.Null()]),
   charged: Type.Integer({ description: 'Minor units charged so far' }),
   workflowId: Type.String(),
@@ -35,18 +43,45 @@ export const CreateBody = Type.Object(
     name: Type.Optional(Type.String({ pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$', description: 'Letters, digits, "_", "." and "-"' })),
     containerPort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
     memoryMb: Type.Optional(Type.Integer({ minimum: 6 })),
-    cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
-    env: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), Type.String({ maxLength: 4096 }), { maxProperties: 100 })),
-    cmd: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 100 })),
+    cpus: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'Between the minimum and maximum CPUs (settings), in steps of 0.001' })),
+    pidsLimit: Type.Optional(Type.Integer({ minimum: 16, description: 'The most processes the container may run (default and cap: settings)' })),
+    // Env names are POSIX names (no "=", no newline); values and arguments may span lines, never hold NUL.
+    env: Type.Optional(
+      Type.Record(Type.String({ pattern: ENV_NAME }), Type.String({ maxLength: 4096, ...multiline }), {
+        maxProperties: 100,
+        propertyNames: { pattern: ENV_NAME },
+        additionalProperties: false,
+        description: 'Names: letters, digits and "_", not starting with a digit',
+      }),
+    ),
+    cmd: Type.Optional(Type.Array(Type.String({ maxLength: 4096, ...multiline }), { minItems: 1, maxItems: 100 })),
   },
   { additionalProperties: false },
 );
 
 export const Created = Type.Object({ id: Uuid, workflowId: Type.String() });
 
+export const QuoteBody = Type.Object(
+  {
+    memoryMb: CreateBody.properties.memoryMb,
+    cpus: CreateBody.properties.cpus,
+    pidsLimit: CreateBody.properties.pidsLimit,
+  },
+  { additionalProperties: false },
+);
+
+export const Quote = Type.Object({
+  memoryMb: Type.Integer(),
+  cpus: Type.Number(),
+  pidsLimit: Type.Integer(),
+  pricePerPeriod: Type.Integer({ description: 'Minor units per started billing period: base + per CPU + per GB of memory' }),
+  billingPeriodSeconds: Type.Integer(),
+  prices: Type.Object({ base: Type.Integer(), perCpu: Type.Integer(), perGbMemory: Type.Integer() }),
+});
+
 export const ListQuery = Type.Intersect([
   Pagination,
-  Type.Object({ userId: Type.Optional(Uuid), host: Type.Optional(Type.String()), state: Type.Optional(ContainerStateName) }),
+  Type.Object({ userId: Type.Optional(Uuid), host: Type.Optional(Type.String({ maxLength: 63, pattern: HOST_ID.source })), state: Type.Optional(ContainerStateName) }),
 ]);
 
 export const ContainerParams = Type.Object({ id: Uuid });

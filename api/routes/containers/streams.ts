@@ -3,32 +3,130 @@
  * and ownership, then relays the host worker's internal stream (see
  * workers/host-streams.ts). When the client goes, the relay is aborted and the
  * host worker destroys the Docker stream behind it.
+ *
+ * Bounds: a user holds at most `limits.maxPerUser` log follows and stats sockets at
+ * once (counted in this process; beyond it a 429, or close code 4429 on the socket,
+ * before anything is opened upstream), and a stream that stays idle for
+ * `limits.idleTimeoutMs` ends: a followed log through which nothing was sent, a stats
+ * socket whose client sent nothing (any message or ping keeps it open) or to which no
+ * sample was delivered.
  */
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { AppError, conflict, unprocessable } from '../../../core/errors.js';
+import type { StreamsConfig } from '../../../core/config.js';
 import type { ContainerService } from '../../../services/containers.js';
 import type { HostService } from '../../../services/hosts.js';
 import { caller } from '../../plugins/auth.js';
 import { authErrors, problemRef } from '../../schemas.js';
 import { ContainerParams, LogsQuery } from './schemas.js';
 
-type Deps = { containers: Pick<ContainerService, 'getVisible'>; hosts: Pick<HostService, 'get'>; internalToken: string };
+type Deps = {
+  containers: Pick<ContainerService, 'getVisible'>;
+  hosts: Pick<HostService, 'get'>;
+  internalToken: string;
+  limits: StreamsConfig;
+};
 
-const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts, internalToken }) => {
-  /** Opens the host worker's stream for a container the caller may see. */
-  async function upstream(request: Parameters<typeof caller>[0], id: string, path: 'logs' | 'stats', query = '', signal?: AbortSignal) {
+/** WebSocket close codes: 4000 + the HTTP status that means the same. */
+export const CLOSE_TOO_MANY_STREAMS = 4429;
+export const CLOSE_IDLE = 4408;
+
+/** Open log follows and stats sockets per user, in this process. */
+export function streamSlots(max: number) {
+  const open = new Map<string, number>();
+  return {
+    /** A release function (idempotent), or null when the user holds `max` already. */
+    acquire(userId: string): (() => void) | null {
+      const held = open.get(userId) ?? 0;
+      if (held >= max) return null;
+      open.set(userId, held + 1);
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        const left = (open.get(userId) ?? 1) - 1;
+        if (left > 0) open.set(userId, left);
+        else open.delete(userId);
+      };
+    },
+    held: (userId: string) => open.get(userId) ?? 0,
+  };
+}
+
+const describeDuration = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`);
+
+const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts, internalToken, limits }) => {
+  const slots = streamSlots(limits.maxPerUser);
+  const idle = describeDuration(limits.idleTimeoutMs);
+
+  /** A slot for one more long-lived stream of the caller's, or a 429. */
+  function admit(request: FastifyRequest): () => void {
+    const release = slots.acquire(caller(request).id);
+    if (!release) {
+      throw new AppError(
+        429,
+        'too-many-streams',
+        'Too Many Requests',
+        `At most ${limits.maxPerUser} log follows and stats sockets may be open at once; close one first.`,
+      );
+    }
+    return release;
+  }
+
+  /** The container (one the caller may see) and the address of its host's stream server. */
+  async function locate(request: FastifyRequest, id: string) {
     const container = await containers.getVisible(caller(request), id);
     if (container.removedAt) throw conflict(`The container is ${container.state}.`);
     const host = await hosts.get(container.host);
     if (!host?.streamUrl || host.status !== 'up') throw unprocessable(`The container's host "${container.host}" is down.`);
-    const res = await fetch(`${host.streamUrl}/containers/${id}/${path}${query}`, {
+    return { container, streamUrl: host.streamUrl };
+  }
+
+  /** Opens the host worker's stream. */
+  async function upstream(streamUrl: string, id: string, path: 'logs' | 'stats', query: string, signal: AbortSignal) {
+    const res = await fetch(`${streamUrl}/containers/${id}/${path}${query}`, {
       headers: { authorization: `Bearer ${internalToken}` },
-      signal: signal ?? null,
+      signal,
+    }).catch((error: unknown) => {
+      if (signal.aborted) throw error;
+      throw new AppError(502, 'host-stream-failed', 'Bad Gateway', 'The host could not be reached.');
     });
     if (res.status === 404) throw conflict('The container is not on its host (it may have been removed outside Berth).');
     if (!res.ok || !res.body) throw new AppError(502, 'host-stream-failed', 'Bad Gateway', `The host answered ${res.status}.`);
-    return { container, body: res.body };
+    return res.body;
+  }
+
+  /**
+   * The upstream body as a Node stream for the reply. With `idleMs`, it ends (cleanly) once
+   * nothing came through for that long. `onClose` runs once when it is over, however it ended.
+   */
+  function relay(body: ReadableStream<Uint8Array>, abort: AbortController, idleMs: number | undefined, onClose: () => void) {
+    const source = Readable.fromWeb(body as never);
+    const out = new PassThrough();
+    let timer: NodeJS.Timeout | undefined;
+    let idled = false;
+    source.on('error', (error) => {
+      if (!idled) out.destroy(error);
+    });
+    out.on('close', () => {
+      clearTimeout(timer);
+      abort.abort();
+      onClose();
+    });
+    if (idleMs !== undefined) {
+      const stopIdle = () => {
+        idled = true;
+        source.unpipe(out);
+        source.destroy();
+        out.end();
+      };
+      timer = setTimeout(stopIdle, idleMs);
+      source.on('data', () => timer?.refresh());
+    }
+    source.pipe(out);
+    return out;
   }
 
   const logsSchema = {
@@ -51,14 +149,34 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
       schema: {
         ...logsSchema,
         summary: 'Logs as text, one line each, prefixed [stdout] or [stderr]; ?follow=true streams until you leave or it stops',
+        description:
+          `A followed log counts towards the caller's ${limits.maxPerUser} open streams (beyond them: 429) ` +
+          `and ends once nothing was sent for ${idle}.`,
         produces: ['text/plain'],
       },
     },
     async (request, reply) => {
+      const { follow } = request.query;
       const abort = new AbortController();
-      request.raw.on('close', () => abort.abort());
-      const { body } = await upstream(request, request.params.id, 'logs', logsQuery(request.query, request.query.follow), abort.signal);
-      return reply.type('text/plain; charset=utf-8').send(Readable.fromWeb(body as never));
+      let release: () => void = () => undefined;
+      request.raw.once('close', () => abort.abort());
+      reply.raw.once('close', () => {
+        abort.abort();
+        release();
+      });
+      const { streamUrl } = await locate(request, request.params.id);
+      if (follow) release = admit(request);
+      try {
+        // A client gone already aborted the signal: the fetch fails and the slot is released.
+        const body = await upstream(streamUrl, request.params.id, 'logs', logsQuery(request.query, follow), abort.signal);
+        const out = relay(body, abort, follow ? limits.idleTimeoutMs : undefined, release);
+        // A followed log may be quiet for a while: send the headers at once, not with the first line.
+        if (follow) reply.raw.once('pipe', () => reply.raw.headersSent || reply.raw.flushHeaders());
+        return reply.type('text/plain; charset=utf-8').send(out);
+      } catch (error) {
+        release();
+        throw error;
+      }
     },
   );
 
@@ -66,11 +184,15 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
     '/:id/logs/download',
     { schema: { ...logsSchema, summary: 'The logs as a file attachment', produces: ['text/plain'] } },
     async (request, reply) => {
-      const { container, body } = await upstream(request, request.params.id, 'logs', logsQuery(request.query, false));
+      // Never followed, so it ends by itself: not counted as an open stream.
+      const abort = new AbortController();
+      reply.raw.once('close', () => abort.abort());
+      const { container, streamUrl } = await locate(request, request.params.id);
+      const body = await upstream(streamUrl, request.params.id, 'logs', logsQuery(request.query, false), abort.signal);
       return reply
         .type('text/plain; charset=utf-8')
         .header('content-disposition', `attachment; filename="${container.name}-logs.txt"`)
-        .send(Readable.fromWeb(body as never));
+        .send(relay(body, abort, undefined, () => undefined));
     },
   );
 
@@ -82,15 +204,40 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
       schema: {
         tags: ['containers'],
         summary: 'WebSocket: a JSON sample about once a second (CPU %, memory, network, block I/O, pids)',
-        description: 'Browsers, which cannot set headers on a WebSocket, may pass the token as ?access_token=.',
+        description:
+          'Browsers, which cannot set headers on a WebSocket, may pass the token as ?access_token=. ' +
+          `A socket counts towards the caller's ${limits.maxPerUser} open streams (beyond them it is closed with ` +
+          `code ${CLOSE_TOO_MANY_STREAMS}). Send any message (its content is ignored) at least every ${idle}: ` +
+          `a socket whose client sent nothing, or that got no sample, for ${idle} is closed with code ${CLOSE_IDLE}.`,
         params: ContainerParams,
       },
     },
     async (socket, request) => {
+      const id = (request.params as { id: string }).id;
       const abort = new AbortController();
-      socket.on('close', () => abort.abort());
+      let release: () => void = () => undefined;
+      // Listeners first: messages that arrive while the container is looked up count too.
+      const goIdle = (reason: string) => () => {
+        socket.close(CLOSE_IDLE, reason);
+        abort.abort();
+      };
+      const quiet = setTimeout(goIdle(`idle: the client sent nothing for ${idle}`), limits.idleTimeoutMs);
+      const starved = setTimeout(goIdle(`idle: no sample for ${idle}`), limits.idleTimeoutMs);
+      const heard = () => quiet.refresh();
+      socket.on('message', heard);
+      socket.on('ping', heard);
+      const done = () => {
+        clearTimeout(quiet);
+        clearTimeout(starved);
+        abort.abort();
+        release();
+      };
+      socket.on('close', done);
       try {
-        const { body } = await upstream(request, (request.params as { id: string }).id, 'stats', '', abort.signal);
+        const { streamUrl } = await locate(request, id);
+        if (abort.signal.aborted) return;
+        release = admit(request);
+        const body = await upstream(streamUrl, id, 'stats', '', abort.signal);
         let buffered = '';
         const decoder = new TextDecoder();
         for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
@@ -99,7 +246,10 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
           while ((newline = buffered.indexOf('\n')) >= 0) {
             const line = buffered.slice(0, newline);
             buffered = buffered.slice(newline + 1);
-            if (line) socket.send(line);
+            if (line) {
+              socket.send(line);
+              starved.refresh();
+            }
           }
         }
         socket.close(1000, 'stream ended');
@@ -109,6 +259,8 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
         if (!(error instanceof AppError)) request.log.error({ err: error }, 'stats relay failed');
         socket.send(JSON.stringify({ error: message }));
         socket.close(error instanceof AppError && error.status < 500 ? 4000 + error.status : 1011, message.slice(0, 120));
+      } finally {
+        done();
       }
     },
   );

@@ -86,6 +86,7 @@ export const Task = Type.Object({
   sha256: Nullable(Type.String({ description: 'sha256 of the .tar.gz, also the object metadata x-amz-meta-sha256' })),
   host: Nullable(Type.String()),
   artifacts_expired: Type.Boolean({ description: 'The cleanup schedule deleted the archive' }),
+  charged: Type.Integer({ description: 'Minor units charged: every started GB of tar, once the object is in MinIO (0 before, and for a failed task)' }),
 });
 
 export const TaskEnvelope = Envelope(Task);

@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { HOST_ID } from '../../../core/config.js';
 import { DateTime, Pagination, Uuid } from '../../schemas.js';
 
 export const Image = Type.Object({
@@ -26,7 +27,7 @@ export const ListQuery = Type.Intersect([Pagination, Type.Object({ userId: Type.
 export const PullBody = Type.Object(
   {
     image: Type.String({ minLength: 1, maxLength: 1024, description: 'busybox, 127.0.0.1:5000/library/busybox:1.35, repo@sha256:...' }),
-    host: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
+    host: Type.Optional(Type.String({ minLength: 1, maxLength: 63, pattern: HOST_ID.source })),
   },
   { additionalProperties: false },
 );
