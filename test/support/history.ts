@@ -1,4 +1,5 @@
 /** Reading workflow histories from Temporal in tests. */
+import proto from '@temporalio/proto';
 import type { Client } from '@temporalio/client';
 
 /** The attempt numbers with which an activity type's tasks started (as the history records them). */
@@ -40,4 +41,15 @@ export async function activityDurations(client: Client, workflowId: string): Pro
     if (start) durations.push({ activityType: start.activityType, ms: at(e) - start.ms });
   }
   return durations;
+}
+
+/** A history as plain JSON (protobufjs's object form: enums by name, 64-bit numbers as strings). */
+export function historyToObject(history: proto.temporal.api.history.v1.IHistory): Record<string, unknown> {
+  const { History } = proto.temporal.api.history.v1;
+  return History.toObject(History.fromObject(history), { enums: String, longs: String, bytes: String });
+}
+
+/** The history historyToObject wrote, for Worker.runReplayHistory. */
+export function historyFromObject(object: Record<string, unknown>): proto.temporal.api.history.v1.History {
+  return proto.temporal.api.history.v1.History.fromObject(object);
 }

@@ -100,7 +100,7 @@ test('DCU configuration: defaults, and malformed values named', () => {
   const control = loadControlWorkerConfig(minimal);
   assert.deepEqual(control.dcu, { gzipCleanupCron: '0 0 * * *', objectCleanupCron: '0 0 * * 0', gzipRetentionDays: 1, objectRetentionDays: 7 });
   const hostConfig = loadHostWorkerConfig({ ...host, BERTH_STATE_DIR: '/var/lib/berth' });
-  assert.deepEqual(hostConfig.dcu, { gzipDir: '/var/lib/berth/dcu', bucket: 'berth-dcu', partSizeBytes: 16 * 1024 * 1024 });
+  assert.deepEqual(hostConfig.dcu, { gzipDir: '/var/lib/berth/dcu', bucket: 'berth-dcu', partSizeBytes: 16 * 1024 * 1024, minFreeMb: 1024 });
   assert.match(loadHostWorkerConfig(host).dcu.gzipDir, /\/\.local\/state\/berth\/dcu$|berth-dcu$/);
   const api = loadApiConfig(minimal);
   assert.equal(api.dcu.minio, null, 'no MinIO credentials: downloads are off, the API still starts');
