@@ -27,6 +27,25 @@ export interface ContainerSpec {
 /** The PIDs limit of a container whose spec names none (a fork bomb stops there). */
 export const DEFAULT_PIDS_LIMIT = 256;
 
+/**
+ * Docker reads 0 as "no limit" for CPUs, memory and PIDs. The API refuses such values, but a
+ * spec written before it did (a running workflow's input) may hold them: what Docker gets is
+ * never below these floors (0.01 CPU is the least the kernel's CFS quota expresses; 6 MB is
+ * Docker's own minimum).
+ */
+const FLOOR = { cpuMillis: 10, memoryMb: 6, pids: 16 } as const;
+
+/** The limits Docker gets for a spec: never 0, never unlimited. */
+export function dockerLimits(spec: Pick<ContainerSpec, 'memoryMb' | 'cpuMillis' | 'pidsLimit'>) {
+  const memoryBytes = Math.max(spec.memoryMb, FLOOR.memoryMb) * 1024 * 1024;
+  return {
+    Memory: memoryBytes,
+    MemorySwap: memoryBytes,
+    NanoCpus: Math.max(spec.cpuMillis, FLOOR.cpuMillis) * 1_000_000,
+    PidsLimit: Math.max(spec.pidsLimit ?? DEFAULT_PIDS_LIMIT, FLOOR.pids),
+  };
+}
+
 export interface ObservedContainer {
   dockerId: string;
   running: boolean;
@@ -69,10 +88,7 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
         HostConfig: {
           NetworkMode: network,
           PortBindings: { [port]: [{ HostIp: spec.hostIp, HostPort: String(spec.hostPort) }] },
-          Memory: spec.memoryMb * 1024 * 1024,
-          MemorySwap: spec.memoryMb * 1024 * 1024,
-          NanoCpus: spec.cpuMillis * 1_000_000,
-          PidsLimit: spec.pidsLimit ?? DEFAULT_PIDS_LIMIT,
+          ...dockerLimits(spec),
           // No setuid escalation inside, and no raw sockets (ARP and ICMP spoofing on the bridge).
           SecurityOpt: ['no-new-privileges'],
           CapDrop: ['NET_RAW'],

@@ -90,3 +90,24 @@ export function serializeError(err: unknown): unknown {
   if (!involvesDatabase(err)) return pino.stdSerializers.err(err);
   return serialize(err, [], 0);
 }
+
+/**
+ * The same error without the data a query carried, for where errors travel further than a
+ * log line: an activity's failure is stored in the workflow's history (and may become a
+ * container's stateReason). A database error becomes a plain Error whose message is the
+ * chain of safe messages (the SQL, pg's redacted reason) and whose `code` is pg's SQLSTATE;
+ * any other error is returned as it is.
+ */
+export function withoutQueryParams(error: unknown): unknown {
+  if (!isErrorLike(error) || !involvesDatabase(error)) return error;
+  const messages: string[] = [];
+  let code: unknown;
+  for (let link: Record<string, unknown> | undefined = serialize(error, [], 0); link; link = link.cause as Record<string, unknown> | undefined) {
+    messages.push(String(link.message));
+    if (typeof link.code === 'string') code = link.code;
+  }
+  const safe = new Error(messages.join(': ')) as Error & { code?: unknown };
+  safe.name = 'DatabaseError';
+  if (code !== undefined) safe.code = code;
+  return safe;
+}

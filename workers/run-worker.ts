@@ -1,5 +1,6 @@
 /** Shared start-up and shutdown for Berth's worker processes. */
-import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type ActivityInboundCallsInterceptor, type WorkerOptions } from '@temporalio/worker';
+import { withoutQueryParams } from '../db/client.js';
 import type { Logger } from 'pino';
 import type { TemporalConfig } from '../core/config.js';
 
@@ -13,7 +14,12 @@ export async function runWorker(opts: {
   Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
   const connection = await NativeConnection.connect({ address: temporal.address });
   try {
-    const worker = await Worker.create({ ...options, connection, namespace: temporal.namespace });
+    const worker = await Worker.create({
+      ...options,
+      interceptors: { ...options.interceptors, activity: [...(options.interceptors?.activity ?? []), () => ({ inbound: new DatabaseErrorScrubber() })] },
+      connection,
+      namespace: temporal.namespace,
+    });
     logger.info({ taskQueue: options.taskQueue }, 'worker polling');
     // run() resolves once a shutdown signal has drained the worker (shutdownGraceTime).
     await worker.run();
@@ -21,5 +27,20 @@ export async function runWorker(opts: {
   } finally {
     await opts.onShutdown?.();
     await connection.close();
+  }
+}
+
+/**
+ * An activity's failure is kept in its workflow's history, read by operators and sometimes
+ * shown to users (a container's stateReason): a database error leaves without the values of
+ * its query (drizzle writes them into its message).
+ */
+class DatabaseErrorScrubber implements ActivityInboundCallsInterceptor {
+  async execute(input: Parameters<NonNullable<ActivityInboundCallsInterceptor['execute']>>[0], next: Parameters<NonNullable<ActivityInboundCallsInterceptor['execute']>>[1]) {
+    try {
+      return await next(input);
+    } catch (error) {
+      throw withoutQueryParams(error);
+    }
   }
 }

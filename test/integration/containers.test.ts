@@ -14,6 +14,7 @@ import { dockerFor, processGone, stackPid, stackUp } from '../support/stack.js';
 import { pushUniqueImage } from '../support/images.js';
 import { containerPricePerPeriod } from '../../core/pricing.js';
 import { activityAttempts, closedStatus } from '../support/history.js';
+import { eventually, sleep } from '../support/wait.js';
 import type { App } from '../../api/app.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
@@ -25,16 +26,6 @@ const flatPrice = (base: number) => ({ base, perCpu: 0, perGbMemory: 0 });
 const containersConfig = (overrides: Partial<typeof baseConfig.containers> = {}) => ({ ...baseConfig.containers, ...overrides });
 const balanceOf = async (id: string) => (await testDb().db.select().from(users).where(eq(users.id, id)))[0]!.balance;
 const rowOf = async (id: string) => (await testDb().db.select().from(containers).where(eq(containers.id, id)))[0]!;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, seconds = 30): Promise<T> {
-  for (let i = 0; i < seconds * 4; i++) {
-    const value = await probe();
-    if (value) return value;
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 async function pullHttpd(app: App, user: TestUser, host = 'host-a') {
   const res = await app.inject({

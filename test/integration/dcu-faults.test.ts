@@ -6,7 +6,7 @@
  */
 import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,24 +14,21 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { eq } from 'drizzle-orm';
 import { ApplicationFailure, decodeRetryState, decodeTimeoutType } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { BucketItem, IncompleteUploadedBucketItem } from 'minio';
-import { dcuTasks, hosts } from '../../db/schema.js';
-import { loadHostWorkerConfig } from '../../core/config.js';
+import { dcuTasks } from '../../db/schema.js';
 import { connectTemporal } from '../../core/temporal.js';
-import { minioClient } from '../../core/minio.js';
 import { parseImageReference } from '../../core/image-ref.js';
 import { CONTROL_TASK_QUEUE, hostTaskQueue, workflowIds } from '../../core/temporal-names.js';
 import { createDcuHostActivities } from '../../activities/dcu-host.js';
-import { createHostActivities } from '../../activities/host-activities.js';
 import { SHA256_METADATA } from '../../activities/storage.js';
 import type { DcuInput } from '../../workflows/dcu.js';
-import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
+import { adminToken, baseConfig, buildTestApp, createUser, testDb } from '../support/app.js';
 import { pushUniqueImage } from '../support/images.js';
 import { closedStatus } from '../support/history.js';
-import { REGISTRY, dockerFor, dockerSocket, killStackProcess, processGone, stackPid, stackUp } from '../support/stack.js';
-import type { App } from '../../api/app.js';
+import { REGISTRY, dockerFor, killStackProcess, processGone, stackPid, stackUp } from '../support/stack.js';
+import { BUCKET, CONTROL_ACTIVITIES, GZIP_DIR, PACKAGING_ACTIVITIES, dcuApi, hostConfig, listAll, localFilesOf, minio, quiet, rowOf, sha256, startOwnHost, startTask, waitEnded, type TaskData } from '../support/dcu.js';
+import { sleep } from '../support/wait.js';
 
 // Workers made here (the fake host below) log only errors, and leave signals to the test runner.
 Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
@@ -40,18 +37,10 @@ const run = promisify(execFile);
 const temporal = await connectTemporal(baseConfig.temporal);
 after(() => temporal.connection.close());
 
-const hostConfig = loadHostWorkerConfig({ ...process.env, BERTH_HOST_ID: 'host-a' });
-const GZIP_DIR = hostConfig.dcu.gzipDir;
-const BUCKET = hostConfig.dcu.bucket;
-const minio = minioClient(hostConfig.minio);
 const MINIO_HEALTH = `${hostConfig.minio.useSSL ? 'https' : 'http'}://${hostConfig.minio.endPoint}:${hostConfig.minio.port}/minio/health/live`;
 const BUSYBOX = `${REGISTRY}/library/busybox:1.35`;
 /** The retry policy of every host step (workflows/activity-options.ts onHost). */
 const HOST_STEP_ATTEMPTS = 5;
-
-const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const quiet = () => new MockActivityEnvironment({ attempt: 1 }, { logger: new DefaultLogger('ERROR') });
 
 // ------------------------------------------------------------------ the stack's processes
 
@@ -68,44 +57,8 @@ const minioUp = () => fetch(MINIO_HEALTH).then((r) => r.ok, () => false);
 
 // ------------------------------------------------------------------ API, rows, histories
 
-function dcuApi(app: App, token: string | null, method: 'GET' | 'POST', url: string, payload?: unknown) {
-  return app.inject({ method, url, headers: token ? bearer(token) : {}, ...(payload !== undefined ? { payload: payload as object } : {}) });
-}
-
-async function startTask(app: App, user: Pick<TestUser, 'token' | 'username'>, image: string, host: string): Promise<string> {
-  const res = await dcuApi(app, user.token, 'POST', '/api/dcu/start', { username: user.username, docker_image_name: image, host });
-  assert.equal(res.statusCode, 200, res.body);
-  return res.json().data.task_id;
-}
-
-interface TaskData {
-  task_id: string;
-  state: string;
-  progress: number;
-  error_message: string;
-  gzip_file_name: string;
-  minio_object_name: string;
-  sha256: string | null;
-  size_bytes: number | null;
-  compressed_bytes: number | null;
-}
-
-async function statusOf(app: App, token: string, taskId: string): Promise<TaskData> {
-  const res = await dcuApi(app, token, 'GET', `/api/dcu/status/${taskId}`);
-  assert.equal(res.statusCode, 200, res.body);
-  return res.json().data;
-}
-
-const ended = (d: { state: string }) => d.state === 'completed' || d.state === 'failed';
-
-/** Polls the status route until the task ended (the bound only stops a hung test). */
-async function waitEnded(app: App, token: string, taskId: string, limitMs = 480_000): Promise<TaskData> {
-  for (const end = Date.now() + limitMs; Date.now() < end; await sleep(200)) {
-    const data = await statusOf(app, token, taskId);
-    if (ended(data)) return data;
-  }
-  throw new Error(`task ${taskId} did not end`);
-}
+/** How waitEnded polls for the large tasks here: every 200 ms, giving up after 8 minutes. */
+const LONG_WAIT = { limitMs: 480_000, pollMs: 200 };
 
 /**
  * Waits until the task's workflow has `activity` running on a worker (started, not only
@@ -130,8 +83,6 @@ async function hostWorkerPid(identity: string, hostId: string): Promise<number> 
   assert.ok(environ.includes(`BERTH_HOST_ID=${hostId}`), `pid ${pid} is ${hostId}'s worker`);
   return pid;
 }
-
-const rowOf = async (taskId: string) => (await testDb().db.select().from(dcuTasks).where(eq(dcuTasks.id, taskId)))[0];
 
 type HistoryEvent = NonNullable<Awaited<ReturnType<ReturnType<typeof temporal.workflow.getHandle>['fetchHistory']>>['events']>[number];
 type Failure = NonNullable<HistoryEvent['activityTaskFailedEventAttributes']>['failure'];
@@ -180,13 +131,6 @@ async function activityRuns(taskId: string): Promise<ActivityRun[]> {
   return [...runs.values()];
 }
 
-const localFilesOf = async (taskId: string) => (await readdir(GZIP_DIR).catch(() => [] as string[])).filter((n) => n.startsWith(taskId));
-
-async function listAll<T>(stream: AsyncIterable<T>): Promise<T[]> {
-  const items: T[] = [];
-  for await (const item of stream) items.push(item);
-  return items;
-}
 const uploadsUnder = async (prefix: string) =>
   listAll(minio.listIncompleteUploads(BUCKET, prefix, true) as unknown as AsyncIterable<IncompleteUploadedBucketItem>);
 const objectsUnder = async (prefix: string) => listAll(minio.listObjectsV2(BUCKET, prefix, true) as AsyncIterable<BucketItem>);
@@ -357,32 +301,15 @@ test('a host whose gzip dir cannot be written: the task ends failed once the com
 
   // A host of its own: the real host activities, on host-a's daemon, with the read-only dir as
   // BERTH_DCU_GZIP_DIR. Registered as down, so nothing else is ever sent to it.
-  const hostId = `faults-${randomUUID().slice(0, 8)}`;
-  await testDb().db.insert(hosts).values({
-    id: hostId,
-    dockerEndpoint: `unix://${dockerSocket('host-a')}`,
-    engineId: 'dcu-faults',
-    engineVersion: '0',
-    lastHeartbeatAt: new Date(Date.now() - 3_600_000),
+  const { hostId, stop } = await startOwnHost('faults', 'dcu-faults', {
+    registryCredentials: {},
+    pullStallTimeoutMs: hostConfig.pullStallTimeoutMs,
+    minio,
+    // The 1 MB tmpfs is below the free-disk guard: off, so the write itself fails.
+    dcu: { ...hostConfig.dcu, gzipDir: dir, minFreeMb: 0 },
   });
   const taskId = randomUUID();
   taskIds.push(taskId);
-  const connection = await NativeConnection.connect({ address: baseConfig.temporal.address });
-  const worker = await Worker.create({
-    connection,
-    namespace: baseConfig.temporal.namespace,
-    taskQueue: hostTaskQueue(hostId),
-    activities: createHostActivities({
-      docker: dockerFor('host-a'),
-      hostId,
-      registryCredentials: {},
-      pullStallTimeoutMs: hostConfig.pullStallTimeoutMs,
-      minio,
-      // The 1 MB tmpfs is below the free-disk guard: off, so the write itself fails.
-      dcu: { ...hostConfig.dcu, gzipDir: dir, minFreeMb: 0 },
-    }),
-  });
-  const running = worker.run();
   try {
     // What POST /api/dcu/start does, for a host the API would not pick.
     const reference = parseImageReference(image).reference;
@@ -390,7 +317,7 @@ test('a host whose gzip dir cannot be written: the task ends failed once the com
     const input: DcuInput = { taskId, userId: user.id, username: user.username, hostId, reference };
     await temporal.workflow.start('dcu', { taskQueue: CONTROL_TASK_QUEUE, workflowId: workflowIds.dcu(taskId), args: [input] });
 
-    const data = await waitEnded(app, user.token, taskId);
+    const data = await waitEnded(app, user.token, taskId, LONG_WAIT);
     assert.equal(data.state, 'failed', JSON.stringify(data));
     assert.equal(data.progress, -1);
     assert.match(data.error_message, new RegExp(`^compressing failed after ${HOST_STEP_ATTEMPTS} attempts: `));
@@ -410,11 +337,7 @@ test('a host whose gzip dir cannot be written: the task ends failed once the com
     assert.equal(await closedStatus(temporal, workflowIds.dcu(taskId)), 'FAILED');
     t.diagnostic(`failed ${((compress[0]!.endedAt! - compress[0]!.scheduledAt) / 1000).toFixed(1)} s after the compress phase began`);
   } finally {
-    worker.shutdown();
-    await running;
-    await connection.close();
-    await testDb().db.delete(dcuTasks).where(eq(dcuTasks.hostId, hostId));
-    await testDb().db.delete(hosts).where(eq(hosts.id, hostId));
+    await stop();
   }
 });
 
@@ -440,7 +363,7 @@ test('MinIO stopped for the upload: the upload retries, the task fails with a cl
     taskId = await startTask(app, user, image, 'host-a');
     taskIds.push(taskId);
     // Its end: the assertions below show how far it got (compressed once, the upload retried to its limit).
-    first = await waitEnded(app, user.token, taskId);
+    first = await waitEnded(app, user.token, taskId, LONG_WAIT);
     // The stack is shared: someone else's `stack.sh up` may have started MinIO again meanwhile.
     restartedMeanwhile = (await stackPid('minio').catch(() => minioPid)) !== minioPid && (await minioUp());
   } finally {
@@ -483,7 +406,7 @@ test('MinIO stopped for the upload: the upload retries, the task fails with a cl
   // Later, MinIO back: the same user starts the same image on the same host again.
   const retryId = await startTask(app, user, image, 'host-a');
   taskIds.push(retryId);
-  const second = await waitEnded(app, user.token, retryId);
+  const second = await waitEnded(app, user.token, retryId, LONG_WAIT);
   assert.equal(second.state, 'completed', JSON.stringify(second));
   assert.equal(second.minio_object_name, first.minio_object_name);
   assert.equal(second.sha256, first.sha256);
@@ -532,28 +455,12 @@ test('host worker SIGKILLed while compressing: once it is back the compress phas
   assert.ok(alive(restarted), `worker-${hostId} runs again`);
   assert.ok(!alive(pid));
 
-  const data = await waitEnded(app, user.token, taskId);
+  const data = await waitEnded(app, user.token, taskId, LONG_WAIT);
   assert.equal(data.state, 'completed', JSON.stringify(data));
 
   const runs = await activityRuns(taskId);
-  assert.deepEqual(
-    runs.map((r) => r.type),
-    [
-      'dcuTransition',
-      'pullImage',
-      'inspectImage',
-      'dcuReusableObjects',
-      'dcuKeptArchive',
-      'dcuTransition',
-      'dcuCompress',
-      'dcuTransition',
-      'dcuUpload',
-      'dcuChargeAndComplete',
-    ],
-    'each phase once: only the compress activity was retried',
-  );
-  const onControl = ['dcuTransition', 'dcuKeptArchive', 'dcuReusableObjects', 'dcuChargeAndComplete'];
-  for (const r of runs) assert.equal(r.queue, onControl.includes(r.type) ? CONTROL_TASK_QUEUE : hostTaskQueue(hostId), r.type);
+  assert.deepEqual(runs.map((r) => r.type), PACKAGING_ACTIVITIES, 'each phase once: only the compress activity was retried');
+  for (const r of runs) assert.equal(r.queue, CONTROL_ACTIVITIES.includes(r.type) ? CONTROL_TASK_QUEUE : hostTaskQueue(hostId), r.type);
   const compress = runs.find((r) => r.type === 'dcuCompress')!;
   assert.ok((compress.attempt ?? 1) >= 2, `compress attempted again (attempt ${compress.attempt})`);
   assert.equal(compress.outcome, 'completed');

@@ -7,32 +7,28 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import { ApplicationFailure } from '@temporalio/common';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { BucketItem } from 'minio';
-import { dcuTasks, hosts, ledgerEntries, users } from '../../db/schema.js';
-import { loadHostWorkerConfig } from '../../core/config.js';
+import { dcuTasks, ledgerEntries, users } from '../../db/schema.js';
 import { connectTemporal } from '../../core/temporal.js';
-import { minioClient } from '../../core/minio.js';
 import { parseImageReference } from '../../core/image-ref.js';
 import { GB, dcuCharge } from '../../core/dcu-pricing.js';
-import { CONTROL_TASK_QUEUE, hostTaskQueue, workflowIds } from '../../core/temporal-names.js';
+import { CONTROL_TASK_QUEUE, workflowIds } from '../../core/temporal-names.js';
 import { createDcuDbActivities } from '../../activities/dcu-db.js';
 import { DCU_DISK_FULL, createDcuHostActivities, freeBytes } from '../../activities/dcu-host.js';
-import { createHostActivities } from '../../activities/host-activities.js';
 import { IMAGE_METADATA, SHA256_METADATA } from '../../activities/storage.js';
 import type { DcuInput } from '../../workflows/dcu.js';
-import { baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
+import { baseConfig, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
 import { inspectOn, pushUniqueImage } from '../support/images.js';
 import { closedStatus } from '../support/history.js';
-import { REGISTRY, dockerFor, dockerSocket } from '../support/stack.js';
-import type { App } from '../../api/app.js';
+import { REGISTRY, dockerFor } from '../support/stack.js';
+import { BUCKET, GZIP_DIR, hostConfig, minio, objectBytes, quiet, rowOf, sha256, startRequest, startOwnHost, startTask, waitEnded, type TaskData } from '../support/dcu.js';
 import type { ApiConfig } from '../../core/config.js';
 
 // The worker made here (a host of its own) logs only errors, and leaves signals to the test runner.
@@ -41,56 +37,12 @@ Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
 const temporal = await connectTemporal(baseConfig.temporal);
 after(() => temporal.connection.close());
 
-const hostConfig = loadHostWorkerConfig({ ...process.env, BERTH_HOST_ID: 'host-a' });
-const GZIP_DIR = hostConfig.dcu.gzipDir;
-const BUCKET = hostConfig.dcu.bucket;
-const minio = minioClient(hostConfig.minio);
 const PRICE = baseConfig.dcu.pricePerGb;
 const FUNDS = 1_000;
-
-const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const quiet = () => new MockActivityEnvironment({ attempt: 1 }, { logger: new DefaultLogger('ERROR') });
 
 /** The app with DCU limits of the test's choosing (the rest as the stack configures it). */
 const appWith = (t: Parameters<typeof buildTestApp>[0], dcu: Partial<ApiConfig['dcu']> = {}) =>
   buildTestApp(t, { dcu: { ...baseConfig.dcu, ...dcu } });
-
-function dcuApi(app: App, token: string, method: 'GET' | 'POST', url: string, payload?: unknown) {
-  return app.inject({ method, url, headers: bearer(token), ...(payload !== undefined ? { payload: payload as object } : {}) });
-}
-
-const startRequest = (app: App, user: Pick<TestUser, 'token' | 'username'>, image: string, host = 'host-a') =>
-  dcuApi(app, user.token, 'POST', '/api/dcu/start', { username: user.username, docker_image_name: image, host });
-
-async function startTask(app: App, user: Pick<TestUser, 'token' | 'username'>, image: string, host = 'host-a'): Promise<string> {
-  const res = await startRequest(app, user, image, host);
-  assert.equal(res.statusCode, 200, res.body);
-  return res.json().data.task_id;
-}
-
-interface TaskData {
-  task_id: string;
-  state: string;
-  error_message: string;
-  gzip_file_name: string;
-  minio_object_name: string;
-  sha256: string | null;
-  size_bytes: number | null;
-  compressed_bytes: number | null;
-  duration: number;
-  charged: number;
-}
-
-async function waitEnded(app: App, token: string, taskId: string, limitMs = 300_000): Promise<TaskData> {
-  for (const end = Date.now() + limitMs; Date.now() < end; await sleep(100)) {
-    const res = await dcuApi(app, token, 'GET', `/api/dcu/status/${taskId}`);
-    assert.equal(res.statusCode, 200, res.body);
-    const data = res.json().data as TaskData;
-    if (data.state === 'completed' || data.state === 'failed') return data;
-  }
-  throw new Error(`task ${taskId} did not end`);
-}
 
 /** The envelope of an error: code = status, data null, JSON. */
 function assertErrorEnvelope(res: { statusCode: number; headers: Record<string, unknown>; body: string; json: () => unknown }, status: number): string {
@@ -104,7 +56,6 @@ function assertErrorEnvelope(res: { statusCode: number; headers: Record<string, 
   return body.message;
 }
 
-const rowOf = async (taskId: string) => (await testDb().db.select().from(dcuTasks).where(eq(dcuTasks.id, taskId)))[0];
 const tasksOf = (userId: string) => testDb().db.select().from(dcuTasks).where(eq(dcuTasks.userId, userId));
 const balanceOf = async (userId: string) => (await testDb().db.select({ balance: users.balance }).from(users).where(eq(users.id, userId)))[0]!.balance;
 const dcuChargesOf = (userId: string) =>
@@ -119,12 +70,6 @@ async function objectsUnder(prefix: string): Promise<string[]> {
   const names: string[] = [];
   for await (const item of minio.listObjectsV2(BUCKET, prefix, true) as AsyncIterable<BucketItem>) if (item.name) names.push(item.name);
   return names;
-}
-
-async function objectBytes(objectName: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of await minio.getObject(BUCKET, objectName)) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }
 
 const pulled: Array<[string, string]> = [];
@@ -369,29 +314,8 @@ test('a task on a host short of disk fails at once with the host’s reason: com
 
   // A host of its own: the real host activities on host-a's daemon, with a minimum free space
   // above what the disk has. Registered as down, so nothing else is ever sent to it.
-  const hostId = `disk-${randomUUID().slice(0, 8)}`;
-  await testDb().db.insert(hosts).values({
-    id: hostId,
-    dockerEndpoint: `unix://${dockerSocket('host-a')}`,
-    engineId: 'dcu-limits',
-    engineVersion: '0',
-    lastHeartbeatAt: new Date(Date.now() - 3_600_000),
-  });
   const minFreeMb = Math.ceil((await freeBytes(dir)) / 1024 / 1024) + 1024;
-  const connection = await NativeConnection.connect({ address: baseConfig.temporal.address });
-  const worker = await Worker.create({
-    connection,
-    namespace: baseConfig.temporal.namespace,
-    taskQueue: hostTaskQueue(hostId),
-    activities: createHostActivities({
-      ...hostConfig,
-      docker: dockerFor('host-a'),
-      hostId,
-      minio,
-      dcu: { ...hostConfig.dcu, gzipDir: dir, minFreeMb },
-    }),
-  });
-  const running = worker.run();
+  const { hostId, stop } = await startOwnHost('disk', 'dcu-limits', { ...hostConfig, minio, dcu: { ...hostConfig.dcu, gzipDir: dir, minFreeMb } });
   const taskId = randomUUID();
   try {
     // What POST /api/dcu/start does, for a host the API would not pick.
@@ -409,11 +333,7 @@ test('a task on a host short of disk fails at once with the host’s reason: com
     assert.deepEqual(await readdir(dir), []);
     assert.equal(await closedStatus(temporal, workflowIds.dcu(taskId)), 'FAILED');
   } finally {
-    worker.shutdown();
-    await running;
-    await connection.close();
-    await testDb().db.delete(dcuTasks).where(eq(dcuTasks.hostId, hostId));
-    await testDb().db.delete(hosts).where(eq(hosts.id, hostId));
+    await stop();
     await rm(dir, { recursive: true, force: true });
   }
 });

@@ -6,7 +6,7 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, stat, utimes, writeFile, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -20,9 +20,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import type { BucketItem, IncompleteUploadedBucketItem } from 'minio';
 import { dcuTasks } from '../../db/schema.js';
-import { loadControlWorkerConfig, loadHostWorkerConfig } from '../../core/config.js';
+import { loadControlWorkerConfig } from '../../core/config.js';
 import { connectTemporal } from '../../core/temporal.js';
-import { minioClient } from '../../core/minio.js';
 import { DCU_SCHEDULES, workflowIds } from '../../core/temporal-names.js';
 import { createStorageActivities, SHA256_METADATA, type DcuUploaded } from '../../activities/storage.js';
 import { createDcuHostActivities, type DcuArchive } from '../../activities/dcu-host.js';
@@ -32,20 +31,16 @@ import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type 
 import { inspectOn, pushUniqueImage } from '../support/images.js';
 import { closedStatus } from '../support/history.js';
 import { REGISTRY, dockerFor } from '../support/stack.js';
+import { BUCKET, CONTROL_ACTIVITIES, GZIP_DIR, PACKAGING_ACTIVITIES, dcuApi, ended, listAll, localFilesOf, minio, objectBytes, rowOf, sha256 } from '../support/dcu.js';
+import { sleep } from '../support/wait.js';
 import type { App } from '../../api/app.js';
 
 const run = promisify(execFile);
 const temporal = await connectTemporal(baseConfig.temporal);
 after(() => temporal.connection.close());
 
-const hostConfig = loadHostWorkerConfig({ ...process.env, BERTH_HOST_ID: 'host-a' });
-const GZIP_DIR = hostConfig.dcu.gzipDir;
-const BUCKET = hostConfig.dcu.bucket;
-const minio = minioClient(hostConfig.minio);
 const TEMPORAL_CLI = join(process.env.BERTH_TOOLS_DIR ?? join(homedir(), '.cache', 'berth'), 'bin', 'temporal');
 
-const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
 const DAY_MS = 86_400_000;
 /** Enough balance for any DCU task here (each costs one GB's price: the images are small). */
@@ -54,10 +49,6 @@ const FUNDS = 1_000;
 /** Runs the real temporal CLI against the stack's server. */
 function temporalCli(args: string[]) {
   return run(TEMPORAL_CLI, [...args, '--address', baseConfig.temporal.address, '--namespace', baseConfig.temporal.namespace]);
-}
-
-function dcuApi(app: App, token: string | null, method: 'GET' | 'POST', url: string, payload?: unknown) {
-  return app.inject({ method, url, headers: token ? bearer(token) : {}, ...(payload !== undefined ? { payload: payload as object } : {}) });
 }
 
 async function startTask(app: App, user: Pick<TestUser, 'token' | 'username'>, image: string, host?: string): Promise<string> {
@@ -87,39 +78,17 @@ async function waitFor(app: App, token: string, taskId: string, done: (data: { s
   }
   throw new Error(`task ${taskId} did not reach the expected state`);
 }
-const ended = (d: { state: string }) => d.state === 'completed' || d.state === 'failed';
-
-async function rowOf(taskId: string) {
-  const [row] = await testDb().db.select().from(dcuTasks).where(eq(dcuTasks.id, taskId));
-  return row;
-}
 
 async function historyOf(taskId: string) {
   return (await temporal.workflow.getHandle(workflowIds.dcu(taskId)).fetchHistory()).events ?? [];
 }
 
-/** Local files of a task: its archive and any partial file. */
-async function localFilesOf(taskId: string): Promise<string[]> {
-  return (await readdir(GZIP_DIR).catch(() => [] as string[])).filter((name) => name.startsWith(taskId));
-}
-
-async function listAll<T>(stream: AsyncIterable<T>): Promise<T[]> {
-  const items: T[] = [];
-  for await (const item of stream) items.push(item);
-  return items;
-}
 const objectsUnder = async (prefix: string) =>
   (await minio.bucketExists(BUCKET)) ? listAll(minio.listObjectsV2(BUCKET, prefix, true) as AsyncIterable<BucketItem>) : [];
 const uploadsUnder = async (prefix: string) =>
   (await minio.bucketExists(BUCKET))
     ? listAll(minio.listIncompleteUploads(BUCKET, prefix, true) as unknown as AsyncIterable<IncompleteUploadedBucketItem>)
     : [];
-
-async function objectBytes(objectName: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of await minio.getObject(BUCKET, objectName)) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
 
 /** Memoized fixtures: each test calls them, so tests run in any order. */
 function once<T>(make: () => Promise<T>): () => Promise<T> {
@@ -215,23 +184,8 @@ test('start → completed: status fields, the archive on disk and in MinIO, the 
     const a = e.activityTaskScheduledEventAttributes;
     return a ? [{ type: a.activityType?.name, queue: a.taskQueue?.name, input: a.input }] : [];
   });
-  assert.deepEqual(
-    scheduled.map((s) => s.type),
-    [
-      'dcuTransition',
-      'pullImage',
-      'inspectImage',
-      'dcuReusableObjects',
-      'dcuKeptArchive',
-      'dcuTransition',
-      'dcuCompress',
-      'dcuTransition',
-      'dcuUpload',
-      'dcuChargeAndComplete',
-    ],
-  );
-  const onControl = new Set(['dcuTransition', 'dcuKeptArchive', 'dcuReusableObjects', 'dcuChargeAndComplete']);
-  for (const s of scheduled) assert.equal(s.queue, onControl.has(String(s.type)) ? 'berth-control' : 'berth-host-host-a', String(s.type));
+  assert.deepEqual(scheduled.map((s) => s.type), PACKAGING_ACTIVITIES);
+  for (const s of scheduled) assert.equal(s.queue, CONTROL_ACTIVITIES.includes(String(s.type)) ? 'berth-control' : 'berth-host-host-a', String(s.type));
   const handle = temporal.workflow.getHandle(workflowIds.dcu(taskId));
   assert.equal(await closedStatus(temporal, handle.workflowId), 'COMPLETED');
   const queried = await handle.query<{ state: string; sha256: string }>('status');

@@ -15,7 +15,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { buildApp, type App } from '../../api/app.js';
 import { validatorFactory } from '../../api/plugins/input.js';
 import { connectTemporal } from '../../core/temporal.js';
-import { connectDatabase, serializeError } from '../../db/client.js';
+import { connectDatabase, serializeError, withoutQueryParams } from '../../db/client.js';
 import { containers, images, ledgerEntries, pullSlots, users } from '../../db/schema.js';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, uniqueName } from '../support/app.js';
 
@@ -379,4 +379,24 @@ test('the validator: intersections and nested objects in bodies are closed; quer
   assert.equal(query(empty), true);
   assert.deepEqual(empty, { n: 3 });
   assert.equal(query({ s: 'a\u007fb' }), false);
+});
+
+test('an activity’s database error leaves without its parameters (what a workflow history and a stateReason keep)', async () => {
+  const secret = `s3cret-${randomUUID()}`;
+  const failing = [
+    testDb().db.execute(sql`select ${secret}::int as n`),
+    testDb().db.insert(users).values({ username: secret, passwordHash: 'x', balance: -1 }),
+  ];
+  for (const query of failing) {
+    const error = await query.then(() => assert.fail('the query should fail'), (e: unknown) => e);
+    assert.match(String((error as Error).message), new RegExp(secret), 'drizzle writes the parameters into its message');
+    const scrubbed = withoutQueryParams(error) as Error & { code?: string };
+    assert.equal(scrubbed.name, 'DatabaseError');
+    assert.match(scrubbed.message, /^Failed query: /);
+    assert.doesNotMatch(scrubbed.message, new RegExp(secret));
+    assert.doesNotMatch(scrubbed.stack ?? '', new RegExp(secret));
+    assert.match(scrubbed.code ?? '', /^(22P02|23514)$/, 'pg’s SQLSTATE stays');
+  }
+  const other = new Error('not a database error');
+  assert.equal(withoutQueryParams(other), other);
 });

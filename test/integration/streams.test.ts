@@ -15,21 +15,12 @@ import { connectTemporal } from '../../core/temporal.js';
 import { CLOSE_IDLE, CLOSE_TOO_MANY_STREAMS } from '../../api/routes/containers/streams.js';
 import { baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
 import { dockerSocket, stackPid } from '../support/stack.js';
+import { eventually, sleep } from '../support/wait.js';
 import type { App } from '../../api/app.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
 test.after(() => temporal.connection.close());
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const HOST = 'host-a';
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, seconds = 30): Promise<T> {
-  for (let i = 0; i < seconds * 4; i++) {
-    const value = await probe();
-    if (value) return value;
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 type StreamCounts = { logs: number; stats: number; viewers: { logs: number; stats: number } };
 async function hostStreams(): Promise<StreamCounts> {

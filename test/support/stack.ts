@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { dockerFromEndpoint } from '../../activities/docker-client.js';
+import { sleep } from './wait.js';
 
 export const stateDir = process.env.BERTH_STATE_DIR ?? join(homedir(), '.local', 'state', 'berth');
 export const HOST_IDS = ['host-a', 'host-b'] as const;
@@ -14,7 +15,6 @@ export const dockerFor = (hostId: string) => dockerFromEndpoint(`unix://${docker
 export const REGISTRY = '127.0.0.1:5000';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The pid of one of the stack's processes (e.g. `worker-host-a`, `minio`), from its pid file. */
 export async function stackPid(name: string): Promise<number> {

@@ -5,8 +5,10 @@ import { parseImageReference } from '../../core/image-ref.js';
 import { containerPricePerPeriod } from '../../core/pricing.js';
 import { AppError } from '../../core/errors.js';
 import { resourcesFor } from '../../services/containers.js';
+import { dockerLimits } from '../../activities/containers-docker.js';
 import { createRegistryPolicy, isNonPublicAddress, registryHostname } from '../../services/registry-policy.js';
 
+const MB = 1024 * 1024;
 const minimal = { BERTH_DATABASE_URL: 'postgres://berth:pw@127.0.0.1:5432/berth', BERTH_INTERNAL_TOKEN: 'internal-token-0123456789' };
 
 test('container price: base + per CPU + per GB of memory, the resource part rounded up once', () => {
@@ -121,4 +123,9 @@ test('registry policy: not listed, loopback, link-local, private, or resolving t
   await check('public.example/app:1');
   await check('busybox'); // docker.io; a name that does not resolve here is left to the pull
   assert.deepEqual(resolved.sort(), ['admins.example', 'docker.io', 'public.example', 'rebind.example'], 'IP literals are never resolved');
+});
+
+test('what Docker gets is never 0 (unlimited), even from a spec written before the floors', () => {
+  assert.deepEqual(dockerLimits({ memoryMb: 0, cpuMillis: 0 }), { Memory: 6 * MB, MemorySwap: 6 * MB, NanoCpus: 10_000_000, PidsLimit: 256 });
+  assert.deepEqual(dockerLimits({ memoryMb: 64, cpuMillis: 500, pidsLimit: 0 }), { Memory: 64 * MB, MemorySwap: 64 * MB, NanoCpus: 500_000_000, PidsLimit: 16 });
 });
