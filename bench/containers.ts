@@ -12,6 +12,10 @@
  * next round (untimed: Berth's through DELETE /api/v1/containers/:id, Docker's with a
  * forced remove). "Answers" is any HTTP response to GET / (polled every 20 ms). One
  * warm-up round is not counted. Berth is reached in-process (app.inject, no TCP).
+ *
+ * Two cases: the user's first container on the host (Berth creates the user's own network
+ * for it and removes it with the container), and a container of a user who has one running
+ * there already (the network is there). Docker's side runs on its default bridge both times.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
@@ -86,8 +90,13 @@ async function main() {
   const memoryMb = baseConfig.containers.defaultMemoryMb;
   const cpus = baseConfig.containers.defaultCpus;
 
-  const berth = { total: [] as number[], post: [] as number[], remove: [] as number[] };
-  const plain = { total: [] as number[], start: [] as number[], remove: [] as number[] };
+  const samples = () => ({
+    berth: { total: [] as number[], post: [] as number[], remove: [] as number[] },
+    plain: { total: [] as number[], start: [] as number[], remove: [] as number[] },
+  });
+  const first = samples();
+  const second = samples();
+  let { berth, plain } = first;
   const berthLive = new Set<string>();
   const dockerLive = new Set<string>();
   let imageId: string | undefined;
@@ -150,25 +159,38 @@ async function main() {
       }
     };
 
-    for (let round = 0; round < ROUNDS; round++) {
-      const keep = round > 0;
-      if (round % 2 === 0) {
-        await viaBerth(keep);
-        await viaDocker(keep);
-      } else {
-        await viaDocker(keep);
-        await viaBerth(keep);
+    const rounds = async () => {
+      for (let round = 0; round < ROUNDS; round++) {
+        const keep = round > 0;
+        if (round % 2 === 0) {
+          await viaBerth(keep);
+          await viaDocker(keep);
+        } else {
+          await viaDocker(keep);
+          await viaBerth(keep);
+        }
       }
-    }
+    };
+    await rounds();
+    // The same user keeps one container running: the next ones join its network.
+    const resident = await app.inject({ method: 'POST', url: '/api/v1/containers?wait=true', headers: bearer(user.token), payload: { imageId } });
+    if (resident.statusCode !== 201) throw new Error(`resident: ${resident.statusCode} ${resident.body}`);
+    berthLive.add(resident.json<ContainerView>().id);
+    ({ berth, plain } = second);
+    await rounds();
 
     const p = (samples: number[]) => `p50 ${percentile(samples, 50).toFixed(0)} ms, p95 ${percentile(samples, 95).toFixed(0)} ms`;
     console.log(`host: ${HOST} (publish IP ${publishIp}); image ${IMAGE}; ${memoryMb} MB, ${cpus} CPU; runs: ${RUNS} per side (+1 warm-up round, not counted); alternating which goes first`);
     console.log('');
-    printTable([{ name: 'run to first HTTP answer', berth: berth.total, docker: plain.total }]);
-    console.log('');
-    console.log(`of which berth POST ?wait=true returned (201):  ${p(berth.post)}`);
-    console.log(`of which docker create + start returned:         ${p(plain.start)}`);
-    console.log(`removal (untimed above): berth DELETE ${p(berth.remove)}; docker remove -f ${p(plain.remove)}`);
+    printTable([
+      { name: 'first container of the user (network made)', berth: first.berth.total, docker: first.plain.total },
+      { name: 'the user has one running (network there)', berth: second.berth.total, docker: second.plain.total },
+    ]);
+    for (const [label, { berth, plain }] of [['first container', first], ['network there', second]] as const) {
+      console.log('');
+      console.log(`${label}: berth POST ?wait=true returned (201): ${p(berth.post)}; docker create + start returned: ${p(plain.start)}`);
+      console.log(`${label}: removal (untimed above): berth DELETE ${p(berth.remove)}; docker remove -f ${p(plain.remove)}`);
+    }
   } finally {
     for (const id of berthLive) {
       const res = await app.inject({ method: 'DELETE', url: `/api/v1/containers/${id}`, headers: admin });
