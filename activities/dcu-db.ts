@@ -6,7 +6,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { and, asc, desc, eq, inArray, isNotNull, like, lt, ne, or, sql } from 'drizzle-orm';
 import type { Database, Transaction } from '../db/client.js';
-import { dcuTasks, hosts } from '../db/schema.js';
+import { dcuTasks, hosts, users } from '../db/schema.js';
 import { AppError } from '../core/errors.js';
 import { FailureType } from '../core/failures.js';
 import { DCU_CANCELLED_MESSAGE, canTransition, isTerminal, type DcuState } from '../core/dcu-state.js';
@@ -94,6 +94,24 @@ export function createDcuDbActivities(deps: { db: Database; ledger?: Ledger }) {
   const ledger = deps.ledger ?? createLedger(db);
 
   return {
+    /**
+     * Before any work: can the user's balance pay what packaging this image will cost (its
+     * size as the daemon reports it, close to the tar's)? Otherwise the task fails now,
+     * non-retryably, instead of pulling, compressing and uploading for nothing. The charge
+     * itself is still taken when the upload completes (dcuChargeAndComplete).
+     */
+    async dcuCheckBalance(input: { userId: string; imageBytes: number; pricePerGb: number }): Promise<void> {
+      const expected = dcuCharge(input.imageBytes, input.pricePerGb);
+      const [row] = await db.select({ balance: users.balance }).from(users).where(eq(users.id, input.userId));
+      const balance = row?.balance ?? 0;
+      if (balance < expected) {
+        throw ApplicationFailure.nonRetryable(
+          `insufficient balance: packaging this image (${mb(input.imageBytes)} MB) costs ${expected}, the balance is ${balance}`,
+          FailureType.InsufficientFunds,
+        );
+      }
+    },
+
     /**
      * Moves a task to `to` in one transaction, with the row locked: legal transitions
      * only (a non-retryable IllegalDcuTransition otherwise), start_time on the first

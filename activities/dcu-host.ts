@@ -11,7 +11,7 @@ import { DCU_GZIP_FILE } from '../core/dcu-names.js';
 import { diskRefusal } from '../core/dcu-pricing.js';
 import { FailureType } from '../core/failures.js';
 import { cancellation } from './cancellation.js';
-import { dockerMessage, isNotFound } from './docker-errors.js';
+import { dockerMessage, isNotFound, publicDockerMessage } from './docker-errors.js';
 import { dockerConnection, saveGzip, type SaveGzipResult } from './save-gzip.js';
 
 /** What a phase activity heartbeats: bytes of its own phase. */
@@ -119,7 +119,8 @@ export function createDcuHostActivities(deps: { docker: Docker; hostId: string; 
       } catch (error) {
         await rm(partial, { force: true });
         if (ctx.cancellationSignal.aborted) throw cancellation(ctx);
-        throw ApplicationFailure.retryable(`docker save | gzip of ${input.reference} failed: ${dockerMessage(error)}`, 'CompressFailed');
+        // The task's error_message is the user's: without the host's paths (the archive directory's, say).
+        throw ApplicationFailure.retryable(`docker save | gzip of ${input.reference} failed: ${publicDockerMessage(error)}`, 'CompressFailed');
       } finally {
         clearInterval(beat);
       }

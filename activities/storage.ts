@@ -249,8 +249,8 @@ export function createStorageActivities(deps: { minio: Client; bucket: string; p
                   [SHA256_METADATA]: candidate.sha256,
                   'task-id': input.taskId,
                   username: input.username,
+                  // Nothing of the source: it may be another user's, and a download shows metadata.
                   [IMAGE_METADATA]: input.reference,
-                  'copied-from': candidate.objectName,
                 },
                 Headers: { 'Content-Type': 'application/gzip' },
               }),

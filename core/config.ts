@@ -395,9 +395,33 @@ function registryList(r: Reader, name: string, fallback: string[]): string[] {
   return [...new Set(list)];
 }
 
+/**
+ * What the API needs of BERTH_REGISTRY_CREDENTIALS: the registries and their adminOnly flags.
+ * Entries need no secrets here (`{"registry:5000": {"adminOnly": true}}`): the API never pulls.
+ */
+function registryFlags(r: Reader): Record<string, { adminOnly: boolean }> {
+  const name = 'BERTH_REGISTRY_CREDENTIALS';
+  const text = r.optionalString(name);
+  if (text === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ConfigError(name, 'must be JSON such as {"registry.example:5000": {"username": "u", "password": "p"}}');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(name, 'must be a JSON object keyed by registry host');
+  const result: Record<string, { adminOnly: boolean }> = {};
+  for (const [registry, value] of Object.entries(parsed)) {
+    const adminOnly = (value as { adminOnly?: unknown } | null)?.adminOnly;
+    if (adminOnly !== undefined && typeof adminOnly !== 'boolean') throw new ConfigError(name, `entry "${registry}": adminOnly must be true or false`);
+    result[registry.toLowerCase()] = { adminOnly: adminOnly === true };
+  }
+  return result;
+}
+
 /** Default: Docker Hub and the registries that have credentials; the native stack adds its own. */
 function registries(r: Reader): RegistryPolicyConfig {
-  const credentials = registryCredentials(r);
+  const credentials = registryFlags(r);
   const withCredentials = Object.keys(credentials);
   const allowed = registryList(r, 'BERTH_ALLOWED_REGISTRIES', ['docker.io', ...withCredentials]);
   const internal = registryList(r, 'BERTH_INTERNAL_REGISTRIES', []);

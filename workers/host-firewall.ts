@@ -70,8 +70,13 @@ export function firewallRestoreInput(plan: FirewallPlan): string {
     fwd(`-i ${USER_BRIDGES} -o ${USER_BRIDGES} -j DROP`),
     ...plan.otherBridges.map((bridge) => fwd(`-i ${USER_BRIDGES} -o ${bridge} -j DROP`)),
     ...BLOCKED_DESTINATIONS.map((cidr) => fwd(`-i ${USER_BRIDGES} -d ${cidr} -j DROP`)),
+    // Into a user's network from anywhere else (a container on another bridge, one made before
+    // users' networks): only to a published port.
+    fwd(`! -i ${USER_BRIDGES} -o ${USER_BRIDGES} -m conntrack ! --ctstate DNAT -j DROP`),
     inp('-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN'),
     ...plan.allowCidrs.map((cidr) => inp(`-d ${cidr} -j RETURN`)),
+    // A resolver on one of the machine's own addresses: Docker's embedded DNS forwards to it.
+    ...plan.nameservers.flatMap((ip) => ['udp', 'tcp'].map((proto) => inp(`-d ${ip}/32 -p ${proto} --dport 53 -j RETURN`))),
     inp('-j DROP'),
     'COMMIT',
     '',
@@ -97,12 +102,21 @@ export async function otherBridges(): Promise<string[]> {
   return bridges.sort();
 }
 
-/** The IPv4 resolvers /etc/resolv.conf names, loopback ones aside (Docker does not forward to those). */
-export async function hostNameservers(path = '/etc/resolv.conf'): Promise<string[]> {
-  const text = await readFile(path, 'utf8').catch(() => '');
-  return [...text.matchAll(/^\s*nameserver\s+(\d{1,3}(?:\.\d{1,3}){3})\s*$/gm)]
-    .map((m) => m[1]!)
-    .filter((ip) => !ip.startsWith('127.'));
+/**
+ * The IPv4 resolvers Docker forwards containers' queries to: those /etc/resolv.conf names,
+ * loopback ones aside (Docker does not forward to those); when it names only loopback
+ * (systemd-resolved's stub, 127.0.0.53), the upstream servers systemd-resolved lists, which
+ * is where Docker looks too.
+ */
+export async function hostNameservers(paths = ['/etc/resolv.conf', '/run/systemd/resolve/resolv.conf']): Promise<string[]> {
+  for (const path of paths) {
+    const text = await readFile(path, 'utf8').catch(() => '');
+    const found = [...text.matchAll(/^\s*nameserver\s+(\d{1,3}(?:\.\d{1,3}){3})\s*$/gm)]
+      .map((m) => m[1]!)
+      .filter((ip) => !ip.startsWith('127.'));
+    if (found.length > 0) return found;
+  }
+  return [];
 }
 
 async function iptables(...args: string[]) {

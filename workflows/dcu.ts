@@ -61,8 +61,9 @@ const KEEP_ARCHIVE_ON_UPLOAD_FAILURE = 'dcu-keep-archive-on-upload-failure';
 const REUSE_KEPT_ARCHIVE = 'dcu-reuse-kept-archive';
 const REUSE_OBJECT = 'dcu-reuse-object';
 const CHARGE = 'dcu-charge';
+const BALANCE_BEFORE_WORK = 'dcu-balance-before-work';
 /** The steps on berth-control (controlDb's retry policy, not the host's). */
-const DB_STEPS = new Set(['dcuTransition', 'dcuKeptArchive', 'dcuReusableObjects', 'dcuChargeAndComplete']);
+const DB_STEPS = new Set(['dcuTransition', 'dcuKeptArchive', 'dcuReusableObjects', 'dcuCheckBalance', 'dcuChargeAndComplete']);
 
 function hostActivities(hostId: string) {
   const common = onHost(hostId);
@@ -174,6 +175,11 @@ export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
     const inspected = await phase(() => host.quick.inspectImage(input.reference));
     if (!inspected) {
       throw ApplicationFailure.nonRetryable(`${input.reference} is not on ${input.hostId} after its pull`, FailureType.ImageNotFound);
+    }
+
+    // A balance that cannot pay for this image fails the task before any compress or upload.
+    if (input.pricePerGb !== undefined && input.pricePerGb > 0 && patched(BALANCE_BEFORE_WORK)) {
+      await db.dcuCheckBalance({ userId: input.userId, imageBytes: inspected.sizeBytes, pricePerGb: input.pricePerGb });
     }
 
     const ref = parseImageReference(input.reference);

@@ -262,7 +262,9 @@ test('a start needs one GB’s price in the balance; two tasks with only that mu
   const failed = ended.filter((d) => d.state === 'failed');
   assert.equal(done.length, 1, JSON.stringify(ended));
   assert.equal(failed.length, 1, JSON.stringify(ended));
-  assert.match(failed[0]!.error_message, /^insufficient balance: packaging .* costs 10; The balance \(0\) cannot pay 10\.$/);
+  // Failed at its completion (both passed the check before any work: neither was charged yet), or,
+  // when the other had completed by then, at that check.
+  assert.match(failed[0]!.error_message, /^insufficient balance: packaging .* costs 10(; The balance \(0\) cannot pay 10\.|, the balance is 0)$/);
 
   assert.equal(await balanceOf(user.id), 0);
   const charges = await dcuChargesOf(user.id);
@@ -274,6 +276,38 @@ test('a start needs one GB’s price in the balance; two tasks with only that mu
   assert.deepEqual((await readdir(GZIP_DIR)).filter((n) => n.startsWith(failed[0]!.task_id)), [], 'and its local archive');
   assert.equal(await closedStatus(temporal, workflowIds.dcu(failed[0]!.task_id)), 'FAILED');
   assert.match(assertErrorEnvelope(await startRequest(app, user, one!), 409), /your balance is 0/);
+});
+
+test('a balance that cannot pay for the image fails the task before any compress or upload', { timeout: 300_000 }, async (t) => {
+  const app = await appWith(t, { pricePerGb: PRICE });
+  const user = await createUser(app, { balance: PRICE });
+  const image = await uniqueImage('dcu-broke', 16);
+  const taskId = await startTask(app, user, image);
+  localFiles.push(taskId);
+  // Spent elsewhere between the start (which saw one GB's price) and the work.
+  await testDb().db.update(users).set({ balance: 0 }).where(eq(users.id, user.id));
+  const data = await waitEnded(app, user.token, taskId);
+  assert.equal(data.state, 'failed');
+  assert.match(data.error_message, new RegExp(`^insufficient balance: packaging this image \\(.* MB\\) costs ${PRICE}, the balance is 0$`));
+  const types = await activityTypes(taskId);
+  assert.ok(types.includes('dcuCheckBalance'), types.join(' '));
+  assert.ok(!types.includes('dcuCompress') && !types.includes('dcuUpload') && !types.includes('dcuCopyObject'), `no work was done: ${types.join(' ')}`);
+  assert.deepEqual(await objectsUnder(`${user.username}/`), []);
+  assert.equal((await dcuChargesOf(user.id)).length, 0);
+});
+
+test('the balance check: the expected charge of the image against the balance, non-retryable when short', async () => {
+  const activities = createDcuDbActivities({ db: testDb().db });
+  const user = (await testDb().db.insert(users).values({ username: `dcu-check-${randomUUID().slice(0, 8)}`, passwordHash: 'x', balance: 25 }).returning())[0]!;
+  after(() => testDb().db.delete(users).where(eq(users.id, user.id)));
+  await activities.dcuCheckBalance({ userId: user.id, imageBytes: 2 * GB, pricePerGb: 10 });
+  await assert.rejects(activities.dcuCheckBalance({ userId: user.id, imageBytes: 2 * GB + 1, pricePerGb: 10 }), (error: unknown) => {
+    assert.ok(error instanceof ApplicationFailure);
+    assert.equal(error.type, 'InsufficientFunds');
+    assert.equal(error.nonRetryable, true);
+    assert.match(error.message, /costs 30, the balance is 25$/);
+    return true;
+  });
 });
 
 // ------------------------------------------------------------------ free disk on the host

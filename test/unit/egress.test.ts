@@ -41,15 +41,22 @@ test('the forward chain lets through replies, one user’s own bridge and allowe
     assert.ok(index(allowed) < firstDrop, `${allowed} comes before the drops`);
   }
   for (const dropped of ['-o bth+ -j DROP', '-o docker0 -j DROP', '-d 169.254.0.0/16 -j DROP', '-d 10.0.0.0/8 -j DROP', '-d 100.64.0.0/10 -j DROP']) index(dropped);
-  assert.ok(rules.every((rule) => rule.includes('-i bth+') || rule.includes('RELATED,ESTABLISHED')), 'only users’ networks are confined');
+  // Only users' networks are confined: what leaves them, and what enters them other than to a published port.
+  const entering = '! -i bth+ -o bth+ -m conntrack ! --ctstate DNAT -j DROP';
+  index(entering);
+  assert.ok(rules.every((rule) => rule.includes('-i bth+') || rule.includes('RELATED,ESTABLISHED') || rule.endsWith(entering)), 'only users’ networks are confined');
 });
 
 test('host nameservers: IPv4, loopback ones left out', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'berth-resolv-'));
   try {
     await writeFile(join(dir, 'resolv.conf'), '# x\nnameserver 10.0.0.2\nnameserver 127.0.0.53\nnameserver ::1\nsearch example\n');
-    assert.deepEqual(await hostNameservers(join(dir, 'resolv.conf')), ['10.0.0.2']);
-    assert.deepEqual(await hostNameservers(join(dir, 'missing')), []);
+    assert.deepEqual(await hostNameservers([join(dir, 'resolv.conf')]), ['10.0.0.2']);
+    assert.deepEqual(await hostNameservers([join(dir, 'missing')]), []);
+    // systemd-resolved: /etc/resolv.conf names only its stub; the upstream servers are in its own file.
+    await writeFile(join(dir, 'stub.conf'), 'nameserver 127.0.0.53\noptions edns0\n');
+    await writeFile(join(dir, 'upstream.conf'), 'nameserver 172.31.0.2\n');
+    assert.deepEqual(await hostNameservers([join(dir, 'stub.conf'), join(dir, 'upstream.conf')]), ['172.31.0.2']);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

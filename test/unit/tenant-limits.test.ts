@@ -73,6 +73,8 @@ test('registry settings: Docker Hub and the registries with credentials by defau
     () => loadApiConfig({ ...minimal, BERTH_REGISTRY_CREDENTIALS: JSON.stringify({ r: { username: 'u', password: 'p', adminOnly: 'yes' } }) }),
     /adminOnly must be true or false/,
   );
+  // The API needs no secrets: an entry with the flag alone will do.
+  assert.deepEqual(loadApiConfig({ ...minimal, BERTH_REGISTRY_CREDENTIALS: '{"r.example:5000": {"adminOnly": true}}' }).registries.adminOnly, ['r.example:5000']);
   const host = loadHostWorkerConfig({ ...minimal, BERTH_HOST_ID: 'host-a', BERTH_MINIO_ACCESS_KEY: 'a', BERTH_MINIO_SECRET_KEY: 'b' });
   assert.equal(host.pullStallTimeoutMs, 20_000);
 });
