@@ -148,6 +148,7 @@ export const PACKAGING_ACTIVITIES: readonly string[] = [
   'dcuTransition',
   'pullImage',
   'inspectImage',
+  'dcuCheckBalance',
   'dcuReusableObjects',
   'dcuKeptArchive',
   'dcuTransition',
@@ -158,4 +159,4 @@ export const PACKAGING_ACTIVITIES: readonly string[] = [
 ];
 
 /** Those of them that run on the control queue; the others run on the task's host's queue. */
-export const CONTROL_ACTIVITIES: readonly string[] = ['dcuTransition', 'dcuKeptArchive', 'dcuReusableObjects', 'dcuChargeAndComplete'];
+export const CONTROL_ACTIVITIES: readonly string[] = ['dcuTransition', 'dcuCheckBalance', 'dcuKeptArchive', 'dcuReusableObjects', 'dcuChargeAndComplete'];

@@ -169,7 +169,8 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
       try {
         // A client gone already aborted the signal: the fetch fails and the slot is released.
         const body = await upstream(streamUrl, request.params.id, 'logs', logsQuery(request.query, follow), abort.signal);
-        const out = relay(body, abort, follow ? limits.idleTimeoutMs : undefined, release);
+        // Followed or not, a log that stops moving (nothing new, or a reader that stopped reading) ends.
+        const out = relay(body, abort, limits.idleTimeoutMs, release);
         // A followed log may be quiet for a while: send the headers at once, not with the first line.
         if (follow) reply.raw.once('pipe', () => reply.raw.headersSent || reply.raw.flushHeaders());
         return reply.type('text/plain; charset=utf-8').send(out);
@@ -192,7 +193,7 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
       return reply
         .type('text/plain; charset=utf-8')
         .header('content-disposition', `attachment; filename="${container.name}-logs.txt"`)
-        .send(relay(body, abort, undefined, () => undefined));
+        .send(relay(body, abort, limits.idleTimeoutMs, () => undefined));
     },
   );
 
