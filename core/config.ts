@@ -324,10 +324,13 @@ function minio(r: Reader): MinioConfig {
   };
 }
 
-function registryCredentials(r: Reader): Record<string, RegistryCredential> {
-  const name = 'BERTH_REGISTRY_CREDENTIALS';
+const REGISTRY_CREDENTIALS = 'BERTH_REGISTRY_CREDENTIALS';
+
+/** BERTH_REGISTRY_CREDENTIALS as [registry, entry] pairs, each entry's adminOnly flag checked. */
+function registryEntries(r: Reader): Array<[string, Record<string, unknown>]> {
+  const name = REGISTRY_CREDENTIALS;
   const text = r.optionalString(name);
-  if (text === undefined) return {};
+  if (text === undefined) return [];
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -337,14 +340,21 @@ function registryCredentials(r: Reader): Record<string, RegistryCredential> {
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new ConfigError(name, 'must be a JSON object keyed by registry host');
   }
-  const result: Record<string, RegistryCredential> = {};
-  for (const [registry, value] of Object.entries(parsed)) {
-    const { username, password, adminOnly } = (value ?? {}) as Partial<RegistryCredential>;
-    if (typeof username !== 'string' || typeof password !== 'string' || !username) {
-      throw new ConfigError(name, `entry "${registry}" needs a string username and password`);
-    }
-    if (adminOnly !== undefined && typeof adminOnly !== 'boolean') {
+  return Object.entries(parsed).map(([registry, value]) => {
+    const entry = (value ?? {}) as Record<string, unknown>;
+    if (entry.adminOnly !== undefined && typeof entry.adminOnly !== 'boolean') {
       throw new ConfigError(name, `entry "${registry}": adminOnly must be true or false`);
+    }
+    return [registry, entry];
+  });
+}
+
+function registryCredentials(r: Reader): Record<string, RegistryCredential> {
+  const result: Record<string, RegistryCredential> = {};
+  for (const [registry, entry] of registryEntries(r)) {
+    const { username, password, adminOnly } = entry as Partial<RegistryCredential>;
+    if (typeof username !== 'string' || typeof password !== 'string' || !username) {
+      throw new ConfigError(REGISTRY_CREDENTIALS, `entry "${registry}" needs a string username and password`);
     }
     result[registry.toLowerCase()] = { username, password, ...(adminOnly ? { adminOnly } : {}) };
   }
@@ -400,23 +410,7 @@ function registryList(r: Reader, name: string, fallback: string[]): string[] {
  * Entries need no secrets here (`{"registry:5000": {"adminOnly": true}}`): the API never pulls.
  */
 function registryFlags(r: Reader): Record<string, { adminOnly: boolean }> {
-  const name = 'BERTH_REGISTRY_CREDENTIALS';
-  const text = r.optionalString(name);
-  if (text === undefined) return {};
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new ConfigError(name, 'must be JSON such as {"registry.example:5000": {"username": "u", "password": "p"}}');
-  }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(name, 'must be a JSON object keyed by registry host');
-  const result: Record<string, { adminOnly: boolean }> = {};
-  for (const [registry, value] of Object.entries(parsed)) {
-    const adminOnly = (value as { adminOnly?: unknown } | null)?.adminOnly;
-    if (adminOnly !== undefined && typeof adminOnly !== 'boolean') throw new ConfigError(name, `entry "${registry}": adminOnly must be true or false`);
-    result[registry.toLowerCase()] = { adminOnly: adminOnly === true };
-  }
-  return result;
+  return Object.fromEntries(registryEntries(r).map(([registry, entry]) => [registry.toLowerCase(), { adminOnly: entry.adminOnly === true }]));
 }
 
 /** Default: Docker Hub and the registries that have credentials; the native stack adds its own. */
