@@ -19,6 +19,7 @@ import { CONTROL_TASK_QUEUE, DCU_SIGNALS, workflowIds } from '../core/temporal-n
 import type { dcu, DcuInput } from '../workflows/dcu.js';
 import type { HostService } from './hosts.js';
 import type { RegistryPolicy } from './registry-policy.js';
+import { workflowRunning } from './workflow-status.js';
 import type { PublicUser } from './users.js';
 
 export type DcuTaskRow = typeof dcuTasks.$inferSelect;
@@ -162,11 +163,9 @@ export function createDcuService(deps: {
     const ended: string[] = [];
     for (const { id } of old) {
       try {
-        const status = (await temporal.workflow.getHandle(workflowIds.dcu(id)).describe()).status.name;
-        if (status !== 'RUNNING') ended.push(id);
-      } catch (error) {
-        if (error instanceof WorkflowNotFoundError) ended.push(id);
-        // anything else: count it, rather than let a Temporal hiccup lift the limit
+        if (!(await workflowRunning(temporal, workflowIds.dcu(id)))) ended.push(id);
+      } catch {
+        // Temporal could not say: count it, rather than let a hiccup lift the limit.
       }
     }
     if (ended.length === 0) return n;

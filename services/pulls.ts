@@ -9,6 +9,7 @@ import { AppError, badRequest, gatewayTimeout, notFound } from '../core/errors.j
 import type { Database } from '../db/client.js';
 import { pullSlots, users } from '../db/schema.js';
 import type { RegistryPolicy } from './registry-policy.js';
+import { workflowRunning } from './workflow-status.js';
 import type { PullSnapshot } from '../core/pull-progress.js';
 import type { PullImageInput, PullImageResult, pullImage } from '../workflows/pull-image.js';
 import { rootFailure } from './workflow-failures.js';
@@ -43,16 +44,6 @@ export function createPullService(deps: {
     await db.update(pullSlots).set({ releasedAt: sql`now()` }).where(and(eq(pullSlots.pullId, pullId), isNull(pullSlots.releasedAt)));
   }
 
-  /** True while the pull's workflow runs; a pull Temporal no longer knows has ended. */
-  async function stillRunning(pullId: string): Promise<boolean> {
-    try {
-      return (await temporal.workflow.getHandle(pullId).describe()).status.name === 'RUNNING';
-    } catch (error) {
-      if (error instanceof WorkflowNotFoundError) return false;
-      throw error;
-    }
-  }
-
   /**
    * Takes one of the user's pull slots, in a transaction serialised per user (the user's row
    * is locked), so concurrent requests cannot overshoot. Slots of pulls that ended without
@@ -66,7 +57,7 @@ export function createPullService(deps: {
       if (n >= maxConcurrentPerUser) {
         const held = await tx.select({ pullId: pullSlots.pullId }).from(pullSlots).where(open);
         const ended: string[] = [];
-        for (const slot of held) if (!(await stillRunning(slot.pullId))) ended.push(slot.pullId);
+        for (const slot of held) if (!(await workflowRunning(temporal, slot.pullId))) ended.push(slot.pullId);
         if (ended.length > 0) await tx.update(pullSlots).set({ releasedAt: sql`now()` }).where(inArray(pullSlots.pullId, ended));
         if (n - ended.length >= maxConcurrentPerUser) throw tooManyPulls(maxConcurrentPerUser);
       }
