@@ -99,14 +99,20 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
   }
 
   /**
-   * The upstream body as a Node stream for the reply. With `idleMs`, it ends (cleanly) once
-   * nothing came through for that long. `onClose` runs once when it is over, however it ended.
+   * The upstream body as a Node stream for the reply. It ends (cleanly) once nothing came
+   * through for the idle timeout. `onClose` runs once when it is over, however it ended.
    */
-  function relay(body: ReadableStream<Uint8Array>, abort: AbortController, idleMs: number | undefined, onClose: () => void) {
+  function relay(body: ReadableStream<Uint8Array>, abort: AbortController, onClose: () => void) {
     const source = Readable.fromWeb(body as never);
     const out = new PassThrough();
-    let timer: NodeJS.Timeout | undefined;
     let idled = false;
+    const timer = setTimeout(() => {
+      idled = true;
+      source.unpipe(out);
+      source.destroy();
+      out.end();
+    }, limits.idleTimeoutMs);
+    source.on('data', () => timer.refresh());
     source.on('error', (error) => {
       if (!idled) out.destroy(error);
     });
@@ -115,16 +121,6 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
       abort.abort();
       onClose();
     });
-    if (idleMs !== undefined) {
-      const stopIdle = () => {
-        idled = true;
-        source.unpipe(out);
-        source.destroy();
-        out.end();
-      };
-      timer = setTimeout(stopIdle, idleMs);
-      source.on('data', () => timer?.refresh());
-    }
     source.pipe(out);
     return out;
   }
@@ -170,7 +166,7 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
         // A client gone already aborted the signal: the fetch fails and the slot is released.
         const body = await upstream(streamUrl, request.params.id, 'logs', logsQuery(request.query, follow), abort.signal);
         // Followed or not, a log that stops moving (nothing new, or a reader that stopped reading) ends.
-        const out = relay(body, abort, limits.idleTimeoutMs, release);
+        const out = relay(body, abort, release);
         // A followed log may be quiet for a while: send the headers at once, not with the first line.
         if (follow) reply.raw.once('pipe', () => reply.raw.headersSent || reply.raw.flushHeaders());
         return reply.type('text/plain; charset=utf-8').send(out);
@@ -193,7 +189,7 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
       return reply
         .type('text/plain; charset=utf-8')
         .header('content-disposition', `attachment; filename="${container.name}-logs.txt"`)
-        .send(relay(body, abort, limits.idleTimeoutMs, () => undefined));
+        .send(relay(body, abort, () => undefined));
     },
   );
 
