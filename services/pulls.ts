@@ -1,7 +1,7 @@
 /** Image pulls as the API sees them: started, watched and awaited through Temporal. */
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { and, count, eq, inArray, isNull, sql } from 'drizzle-orm';
+import { and, count, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { CONTROL_TASK_QUEUE, workflowIds } from '../core/temporal-names.js';
 import { InvalidReferenceError, parseImageReference } from '../core/image-ref.js';
@@ -24,6 +24,9 @@ export interface PullStatus {
   deduped?: boolean;
   error?: { type?: string; message: string };
 }
+
+/** A slot younger than this is never freed by asking Temporal: its workflow may not be started yet. */
+const SLOT_STARTING_MS = 60_000;
 
 export const tooManyPulls = (max: number) =>
   new AppError(429, 'too-many-pulls', 'Too Many Requests', `At most ${max} pulls in flight per user: wait for one to end.`);
@@ -55,7 +58,12 @@ export function createPullService(deps: {
       const open = and(eq(pullSlots.userId, userId), isNull(pullSlots.releasedAt));
       const [{ n } = { n: 0 }] = await tx.select({ n: count() }).from(pullSlots).where(open);
       if (n >= maxConcurrentPerUser) {
-        const held = await tx.select({ pullId: pullSlots.pullId }).from(pullSlots).where(open);
+        // Only slots older than a minute: a slot just taken belongs to a pull whose workflow is being
+        // started right now, which Temporal does not know yet (it would look ended).
+        const held = await tx
+          .select({ pullId: pullSlots.pullId })
+          .from(pullSlots)
+          .where(and(open, lt(pullSlots.createdAt, new Date(Date.now() - SLOT_STARTING_MS))));
         const ended: string[] = [];
         for (const slot of held) if (!(await workflowRunning(temporal, slot.pullId))) ended.push(slot.pullId);
         if (ended.length > 0) await tx.update(pullSlots).set({ releasedAt: sql`now()` }).where(inArray(pullSlots.pullId, ended));
