@@ -10,7 +10,8 @@ import { dcuTasks, hosts, users } from '../db/schema.js';
 import { AppError } from '../core/errors.js';
 import { FailureType } from '../core/failures.js';
 import { DCU_CANCELLED_MESSAGE, canTransition, isTerminal, type DcuState } from '../core/dcu-state.js';
-import { dcuCharge, mb } from '../core/dcu-pricing.js';
+import { mb } from '../core/sizes.js';
+import { dcuCharge } from '../billing/prices.js';
 import { createLedger, type Ledger } from '../services/ledger.js';
 
 export const ILLEGAL_DCU_TRANSITION = 'IllegalDcuTransition';

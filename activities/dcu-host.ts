@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import { DCU_GZIP_FILE } from '../core/dcu-names.js';
-import { diskRefusal } from '../core/dcu-pricing.js';
+import { diskRefusal } from '../core/dcu-limits.js';
 import { FailureType } from '../core/failures.js';
 import { cancellation } from './cancellation.js';
 import { dockerMessage, isNotFound, publicDockerMessage } from './docker-errors.js';

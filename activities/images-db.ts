@@ -4,7 +4,7 @@ import { and, count, eq, isNull } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
 import { containers, images } from '../db/schema.js';
 import { FailureType } from '../core/failures.js';
-import { imageCharge } from '../core/pricing.js';
+import { imageCharge } from '../billing/prices.js';
 import { AppError } from '../core/errors.js';
 import type { Ledger } from '../services/ledger.js';
 import { countOtherRecords, toImageView, type ImageView, type PullRequest } from '../services/images.js';

@@ -1,7 +1,11 @@
 /**
- * Failure types carried by Temporal ApplicationFailures: activities raise them,
- * workflows pass them on, the API maps them to HTTP. No imports, so workflows may use it.
+ * Failure types carried by Temporal ApplicationFailures: activities raise them, workflows pass
+ * them on, the API maps them to HTTP (services/workflow-failures.ts). Every type Berth raises is
+ * a member here; nothing else spells one. Only @temporalio/common is imported, so workflows may
+ * use this module.
  */
+import { ApplicationFailure } from '@temporalio/common';
+
 export const FailureType = {
   InvalidReference: 'InvalidReference',
   ImageNotFound: 'ImageNotFound',
@@ -11,15 +15,59 @@ export const FailureType = {
   HostUnavailable: 'HostUnavailable',
   /** What answered at the registry's address is not a registry, or it never answered. */
   RegistryError: 'RegistryError',
+  /** Docker refused the container's specification (bad command, bad limits): retrying cannot help. */
+  ContainerInvalid: 'ContainerInvalid',
+  /** The release found a live record whose workflow is gone. */
+  ContainerOrphaned: 'ContainerOrphaned',
+  /** The container's workflow could not remove it. */
+  ContainerRemoveFailed: 'ContainerRemoveFailed',
+  /** A state change the state machine does not allow (a bug or a stale retry): never retried. */
+  IllegalTransition: 'IllegalTransition',
+  DcuCancelled: 'DcuCancelled',
+  DcuFailed: 'DcuFailed',
+  DcuTaskNotFound: 'DcuTaskNotFound',
+  DcuNotPackaged: 'DcuNotPackaged',
+  DcuCleanupFailed: 'DcuCleanupFailed',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
 /** Retrying these cannot help. */
-export const NON_RETRYABLE: string[] = [
+export const NON_RETRYABLE: FailureType[] = [
   FailureType.InvalidReference,
   FailureType.ImageNotFound,
   FailureType.RegistryUnauthorized,
   FailureType.InsufficientFunds,
   FailureType.ImageInUse,
   FailureType.RegistryError,
+  FailureType.ContainerInvalid,
+  FailureType.IllegalTransition,
+  FailureType.DcuTaskNotFound,
+  FailureType.DcuNotPackaged,
 ];
+
+/** What went wrong, at the root of an error's cause chain. */
+export interface RootCause {
+  message: string;
+  /** The failure type of the first ApplicationFailure in the chain, if any. */
+  type?: string;
+}
+
+/**
+ * The one walk of a cause chain. An ApplicationFailure (an activity's or a workflow's own
+ * failure) is the reason: its type and message, not "Activity task failed" or "Workflow
+ * execution failed". Without one, the innermost error's message: the driver's "connect
+ * ECONNREFUSED" rather than drizzle's "Failed query".
+ */
+export function rootCause(error: unknown): RootCause {
+  let e: unknown = error;
+  for (let depth = 0; depth < 32; depth++) {
+    if (e instanceof ApplicationFailure) return { message: e.message, type: e.type ?? undefined };
+    const cause = (e as { cause?: unknown } | null | undefined)?.cause;
+    if (!(cause instanceof Error)) break;
+    e = cause;
+  }
+  return { message: e instanceof Error ? e.message : String(e) };
+}
+
+/** The failure type at the root of an error (an activity's ApplicationFailure), if any. */
+export const failureTypeOf = (error: unknown): string | undefined => rootCause(error).type;

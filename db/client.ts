@@ -6,6 +6,8 @@ import * as schema from './schema.js';
 export type Database = NodePgDatabase<typeof schema>;
 /** A transaction handle, as drizzle passes it to `db.transaction(async (tx) => ...)`. */
 export type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
+/** What a repository runs its queries on: the pool, or the caller's transaction. */
+export type Executor = Database | Transaction;
 
 export interface DatabaseHandle {
   db: Database;

@@ -16,7 +16,7 @@ import type { HostService } from './hosts.js';
 import type { PublicUser } from './users.js';
 import { problemForFailureType, problemForWorkflowFailure } from './workflow-failures.js';
 import { FailureType } from '../core/failures.js';
-import { containerPricePerPeriod } from '../core/pricing.js';
+import { containerPricePerPeriod } from '../billing/prices.js';
 
 export type ContainerRow = typeof containers.$inferSelect;
 

@@ -13,7 +13,7 @@ import type { Database, Transaction } from '../db/client.js';
 import { dcuTasks, users } from '../db/schema.js';
 import { AppError, badRequest, conflict, forbidden, notFound, unavailable } from '../core/errors.js';
 import { DCU_PROGRESS, DCU_STATES, DCU_STATE_DISPLAY, isTerminal, type DcuState } from '../core/dcu-state.js';
-import { quotaRefusal } from '../core/dcu-pricing.js';
+import { quotaRefusal } from '../core/dcu-limits.js';
 import { InvalidReferenceError, parseImageReference } from '../core/image-ref.js';
 import { CONTROL_TASK_QUEUE, DCU_SIGNALS, workflowIds } from '../core/temporal-names.js';
 import type { dcu, DcuInput } from '../workflows/dcu.js';

@@ -2,7 +2,7 @@
 import { and, count, desc, eq, isNull, ne, or, sql, type SQL } from 'drizzle-orm';
 import type { Database, Transaction } from '../db/client.js';
 import { containers, images } from '../db/schema.js';
-import { sizeMb } from '../core/pricing.js';
+import { sizeMb } from '../core/sizes.js';
 import { conflict, notFound } from '../core/errors.js';
 import type { PublicUser } from './users.js';
 

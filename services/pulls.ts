@@ -12,7 +12,7 @@ import type { RegistryPolicy } from './registry-policy.js';
 import { workflowRunning } from './workflow-status.js';
 import type { PullSnapshot } from '../core/pull-progress.js';
 import type { PullImageInput, PullImageResult, pullImage } from '../workflows/pull-image.js';
-import { rootFailure } from './workflow-failures.js';
+import { rootCause } from '../core/failures.js';
 import type { HostService } from './hosts.js';
 import type { PublicUser } from './users.js';
 
@@ -139,7 +139,7 @@ export function createPullService(deps: {
         return { pullId, state: 'completed', progress: result.progress, image: result.image, deduped: result.deduped };
       } catch (error) {
         await releaseSlot(pullId);
-        return { pullId, state: 'failed', progress: null, error: rootFailure(error) };
+        return { pullId, state: 'failed', progress: null, error: rootCause(error) };
       }
     },
 

@@ -1,35 +1,24 @@
 /** Workflow failures as HTTP problems: a failure's type says whose mistake it was. */
-import { ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import { AppError } from '../core/errors.js';
-import { FailureType } from '../core/failures.js';
+import { FailureType, rootCause } from '../core/failures.js';
+import { InsufficientFundsError } from '../billing/ledger.js';
 
-const STATUS: Record<string, [number, string, string]> = {
-  [FailureType.InvalidReference]: [400, 'invalid-reference', 'Invalid Image Reference'],
-  [FailureType.ImageNotFound]: [422, 'image-not-found', 'Image Not Found In Registry'],
-  [FailureType.RegistryUnauthorized]: [422, 'registry-unauthorized', 'Registry Unauthorized'],
-  [FailureType.InsufficientFunds]: [409, 'insufficient-funds', 'Insufficient Funds'],
-  [FailureType.ImageInUse]: [409, 'image-in-use', 'Image In Use'],
-  [FailureType.RegistryError]: [502, 'registry-error', 'Registry Error'],
+const STATUS: Partial<Record<FailureType, (message: string) => AppError>> = {
+  [FailureType.InvalidReference]: (m) => new AppError(400, 'invalid-reference', 'Invalid Image Reference', m),
+  [FailureType.ImageNotFound]: (m) => new AppError(422, 'image-not-found', 'Image Not Found In Registry', m),
+  [FailureType.RegistryUnauthorized]: (m) => new AppError(422, 'registry-unauthorized', 'Registry Unauthorized', m),
+  [FailureType.InsufficientFunds]: (m) => new InsufficientFundsError(m),
+  [FailureType.ImageInUse]: (m) => new AppError(409, 'image-in-use', 'Image In Use', m),
+  [FailureType.RegistryError]: (m) => new AppError(502, 'registry-error', 'Registry Error', m),
 };
-
-/** The innermost ApplicationFailure of a failed workflow, with its type and message. */
-export function rootFailure(error: unknown): { type?: string; message: string } {
-  let cause: unknown = error instanceof WorkflowFailedError ? error.cause : error;
-  while (cause instanceof Error) {
-    if (cause instanceof ApplicationFailure) return { type: cause.type ?? undefined, message: cause.message };
-    if (!(cause as Error & { cause?: unknown }).cause) break;
-    cause = (cause as Error & { cause?: unknown }).cause;
-  }
-  return { message: error instanceof Error ? error.message : String(error) };
-}
 
 /** The problem for a failure of a known type (the STATUS table), else undefined. */
 export function problemForFailureType(type: string | undefined, message: string): AppError | undefined {
-  const known = type ? STATUS[type] : undefined;
-  return known ? new AppError(known[0], known[1], known[2], message) : undefined;
+  return type ? STATUS[type as FailureType]?.(message) : undefined;
 }
 
+/** A workflow's (or an update's) failure as the problem its root cause's type says, else 502. */
 export function problemForWorkflowFailure(error: unknown): AppError {
-  const { type, message } = rootFailure(error);
+  const { type, message } = rootCause(error);
   return problemForFailureType(type, message) ?? new AppError(502, 'workflow-failed', 'Workflow Failed', message);
 }

@@ -1,6 +1,9 @@
 /** Shared start-up and shutdown for Berth's worker processes. */
 import { NativeConnection, Runtime, Worker, type ActivityInboundCallsInterceptor, type WorkerOptions } from '@temporalio/worker';
+import { ApplicationFailure } from '@temporalio/common';
 import { withoutQueryParams } from '../db/client.js';
+import { InsufficientFundsError } from '../billing/ledger.js';
+import { FailureType } from '../core/failures.js';
 import type { Logger } from 'pino';
 import type { TemporalConfig } from '../core/config.js';
 
@@ -16,7 +19,7 @@ export async function runWorker(opts: {
   try {
     const worker = await Worker.create({
       ...options,
-      interceptors: { ...options.interceptors, activity: [...(options.interceptors?.activity ?? []), () => ({ inbound: new DatabaseErrorScrubber() })] },
+      interceptors: { ...options.interceptors, activity: [...(options.interceptors?.activity ?? []), () => ({ inbound: new ActivityErrors() })] },
       connection,
       namespace: temporal.namespace,
     });
@@ -31,15 +34,20 @@ export async function runWorker(opts: {
 }
 
 /**
- * An activity's failure is kept in its workflow's history, read by operators and sometimes
- * shown to users (a container's stateReason): a database error leaves without the values of
- * its query (drizzle writes them into its message).
+ * What an activity's error becomes in its workflow's history:
+ * - the balance cannot pay (billing's InsufficientFundsError): the non-retryable InsufficientFunds
+ *   failure type, the one place this mapping is made;
+ * - a database error leaves without the values of its query (drizzle writes them into its
+ *   message): the history is read by operators and sometimes shown to users.
  */
-class DatabaseErrorScrubber implements ActivityInboundCallsInterceptor {
+class ActivityErrors implements ActivityInboundCallsInterceptor {
   async execute(input: Parameters<NonNullable<ActivityInboundCallsInterceptor['execute']>>[0], next: Parameters<NonNullable<ActivityInboundCallsInterceptor['execute']>>[1]) {
     try {
       return await next(input);
     } catch (error) {
+      if (error instanceof InsufficientFundsError) {
+        throw ApplicationFailure.create({ message: error.message, type: FailureType.InsufficientFunds, nonRetryable: true });
+      }
       throw withoutQueryParams(error);
     }
   }

@@ -26,7 +26,7 @@ import { DCU_SCHEDULES, workflowIds } from '../../core/temporal-names.js';
 import { createStorageActivities, SHA256_METADATA, type DcuUploaded } from '../../activities/storage.js';
 import { createDcuHostActivities, type DcuArchive } from '../../activities/dcu-host.js';
 import { createDcuDbActivities } from '../../activities/dcu-db.js';
-import { dcuCharge } from '../../core/dcu-pricing.js';
+import { dcuCharge } from '../../billing/prices.js';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
 import { inspectOn, pushUniqueImage } from '../support/images.js';
 import { closedStatus } from '../support/history.js';

@@ -12,7 +12,7 @@ import { createServer as createTcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { eq } from 'drizzle-orm';
 import { connectTemporal } from '../../core/temporal.js';
-import { containerPricePerPeriod } from '../../core/pricing.js';
+import { containerPricePerPeriod } from '../../billing/prices.js';
 import { containers, dcuTasks, pullSlots } from '../../db/schema.js';
 import { baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
 import { activityAttempts, closedStatus } from '../support/history.js';

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GB, MB, dcuCharge, diskRefusal, quotaRefusal } from '../../core/dcu-pricing.js';
+import { GB, MB } from '../../core/sizes.js';
+import { diskRefusal, quotaRefusal } from '../../core/dcu-limits.js';
+import { dcuCharge } from '../../billing/prices.js';
 
 test('dcuCharge: every started GB (1024³ bytes) of tar at the price', () => {
   assert.equal(dcuCharge(0, 10), 0);

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PullProgress, PullStreamError } from '../../core/pull-progress.js';
-import { imageCharge, sizeMb } from '../../core/pricing.js';
+import { sizeMb } from '../../core/sizes.js';
+import { imageCharge } from '../../billing/prices.js';
 
 test('pull progress: per-layer bytes and an overall percent', () => {
   const p = new PullProgress();

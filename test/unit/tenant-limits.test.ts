@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadApiConfig, loadHostWorkerConfig } from '../../core/config.js';
 import { parseImageReference } from '../../core/image-ref.js';
-import { containerPricePerPeriod } from '../../core/pricing.js';
+import { containerPricePerPeriod } from '../../billing/prices.js';
 import { AppError } from '../../core/errors.js';
 import { resourcesFor } from '../../services/containers.js';
 import { dockerLimits } from '../../activities/containers-docker.js';

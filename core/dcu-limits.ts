@@ -1,20 +1,8 @@
 /**
- * DCU cost, quota and disk rules: pure functions (no imports), used by the API's start,
- * the charge activity and the host's compress activity, and tested on their own.
+ * DCU quota and disk rules: pure functions (no imports), used by the API's start and the host's
+ * compress activity, and tested on their own. What a task costs is billing/prices.ts's dcuCharge.
  */
-
-export const MB = 1024 * 1024;
-/** A "GB" of the DCU price: 1024³ bytes, as MB is 1024² everywhere in Berth. */
-export const GB = 1024 * MB;
-
-/** What a DCU task costs: every started GB of the `docker save` tar at the per-GB price (0 bytes: 0). */
-export function dcuCharge(tarBytes: number, pricePerGb: number): number {
-  if (!Number.isSafeInteger(tarBytes) || tarBytes < 0) throw new RangeError(`tar size must be a non-negative integer, got ${tarBytes}`);
-  return Math.ceil(tarBytes / GB) * pricePerGb;
-}
-
-/** MB to one decimal, for messages. */
-export const mb = (bytes: number) => Math.round((bytes / MB) * 10) / 10;
+import { MB, mb } from './sizes.js';
 
 /** The quota refusal's message when `usedBytes` has reached the quota; null while there is room. */
 export function quotaRefusal(usedBytes: number, quotaMb: number): string | null {

@@ -1,0 +1,81 @@
+/**
+ * The one way the API starts a workflow and, for `?wait=true`, waits for it: up to
+ * BERTH_WAIT_TIMEOUT, then 504 with where to follow it; a failure becomes the problem its type
+ * says (services/workflow-failures.ts). Every route that starts a workflow goes through a service
+ * that uses this; routes never see the Temporal client.
+ */
+import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { Workflow } from '@temporalio/common';
+import { gatewayTimeout } from '../core/errors.js';
+import type { ContractArgs, ContractResult, WorkflowContract } from '../contracts/workflow.js';
+import { problemForWorkflowFailure } from './workflow-failures.js';
+
+export interface StartOptions<C extends WorkflowContract<unknown[], unknown>> {
+  workflowId: string;
+  args: ContractArgs<C>;
+  /** Who the run belongs to, and anything the API reads back without a query. */
+  memo?: Record<string, unknown>;
+}
+
+export interface WaitOptions {
+  /** Where the caller can follow the run after a 504 (a URL path), said in the problem's detail. */
+  followAt: string;
+}
+
+export function createWorkflowRuns(deps: { temporal: Client; waitTimeoutMs: number }) {
+  const { temporal, waitTimeoutMs } = deps;
+
+  async function start<C extends WorkflowContract<unknown[], unknown>>(contract: C, options: StartOptions<C>): Promise<WorkflowHandle<Workflow>> {
+    return temporal.workflow.start(contract.type, {
+      taskQueue: contract.taskQueue,
+      workflowId: options.workflowId,
+      args: options.args as unknown[],
+      ...(options.memo ? { memo: options.memo } : {}),
+    });
+  }
+
+  /**
+   * The run's result, or: 504 once BERTH_WAIT_TIMEOUT has passed (the run goes on), the problem
+   * of its failure. `onSettled` runs when the run has ended, either way (not on the timeout).
+   */
+  async function wait<C extends WorkflowContract<unknown[], unknown>>(
+    _contract: C,
+    workflowId: string,
+    options: WaitOptions & { onSettled?: () => Promise<unknown> },
+  ): Promise<ContractResult<C>> {
+    const handle = temporal.workflow.getHandle(workflowId);
+    let timer: NodeJS.Timeout | undefined;
+    const settled = handle.result().finally(() => options.onSettled?.());
+    try {
+      return (await Promise.race([
+        settled,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(gatewayTimeout(`The workflow is still running; follow it at ${options.followAt}.`)), waitTimeoutMs);
+        }),
+      ])) as ContractResult<C>;
+    } catch (error) {
+      if (error instanceof WorkflowFailedError) throw problemForWorkflowFailure(error);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      // The run may still end after a timeout: its settlement is handled, never unhandled.
+      settled.catch(() => undefined);
+    }
+  }
+
+  return {
+    start,
+    wait,
+    /** Starts the run, then waits for it when asked to (`?wait=true`); else answers its id. */
+    async startAndMaybeWait<C extends WorkflowContract<unknown[], unknown>>(
+      contract: C,
+      options: StartOptions<C> & WaitOptions & { wait: boolean },
+    ): Promise<{ workflowId: string; result?: ContractResult<C> }> {
+      await start(contract, options);
+      if (!options.wait) return { workflowId: options.workflowId };
+      return { workflowId: options.workflowId, result: await wait(contract, options.workflowId, options) };
+    },
+  };
+}
+
+export type WorkflowRuns = ReturnType<typeof createWorkflowRuns>;

@@ -1,0 +1,90 @@
+/**
+ * Every patched() id, with what it guards and when it can go. A workflow that runs for months
+ * replays its history on today's code: each change of the commands a workflow emits is taken
+ * under `patched(PATCHES.<name>.id)`, and a history recorded before the change replays in
+ * test/unit/replay.test.ts. An entry goes only when no workflow started before `since` can still
+ * be running (containers live for months: check `temporal workflow list` for older runs first),
+ * and then in two steps (deprecatePatch, then removal), as Temporal's versioning guide says.
+ *
+ * No imports: workflows use it.
+ */
+export interface PatchEntry {
+  /** The id recorded in histories: never change it. */
+  id: string;
+  /** The date the change was made (workflows started before it run without it). */
+  since: string;
+  /** Which workflow takes it. */
+  workflow: 'pullImage' | 'container' | 'dcu' | 'nightlyRelease' | 'removeImage' | 'pingHost' | 'dcuGzipCleanup' | 'dcuObjectCleanup';
+  /** What the patched branch does that the old one did not. */
+  guards: string;
+  /** When the old branch may be removed. */
+  removable: string;
+}
+
+const entry = (e: PatchEntry) => e;
+
+/** A DCU task lives hours at most; a cleanup or release runs minutes; a pull minutes. */
+const SHORT = 'once no run started before this date is open (DCU tasks, pulls and sweeps end within hours)';
+/** A container workflow lives as long as its container. */
+const LONG = 'once no container workflow started before this date is open (continue-as-new carries the old run on: check `temporal workflow list --query "WorkflowType=\'container\' AND ExecutionStatus=\'Running\'"`)';
+
+export const PATCHES = {
+  dcuKeepArchiveOnUploadFailure: entry({
+    id: 'dcu-keep-archive-on-upload-failure',
+    since: '2026-11-23',
+    workflow: 'dcu',
+    guards: 'a failed upload keeps its local archive for a new start of the same image by the same user',
+    removable: SHORT,
+  }),
+  dcuReuseKeptArchive: entry({
+    id: 'dcu-reuse-kept-archive',
+    since: '2026-11-23',
+    workflow: 'dcu',
+    guards: 'a new task adopts an archive an earlier failed upload kept (dcuKeptArchive, dcuAdoptArchive) instead of compressing',
+    removable: SHORT,
+  }),
+  pullRemoveOnlyWhatItPulled: entry({
+    id: 'pull-remove-only-what-it-pulled',
+    since: '2026-12-01',
+    workflow: 'pullImage',
+    guards: 'a pull short of money removes only an image it pulled itself, and keeps the funds reason',
+    removable: SHORT,
+  }),
+  removeUserNetwork: entry({
+    id: 'remove-user-network',
+    since: '2026-12-02',
+    workflow: 'container',
+    guards: "a removal also removes the user's network on the host once no container of theirs is left (removeUserNetworkIfUnused)",
+    removable: LONG,
+  }),
+  releaseUserNetworks: entry({
+    id: 'release-user-networks',
+    since: '2026-12-02',
+    workflow: 'nightlyRelease',
+    guards: "the release sweeps users' networks left empty on each host (removeUnusedUserNetworks)",
+    removable: SHORT,
+  }),
+  dcuReuseObject: entry({
+    id: 'dcu-reuse-object',
+    since: '2026-12-02',
+    workflow: 'dcu',
+    guards: 'an image already packaged (same image id and reference) is copied server-side in MinIO (dcuReusableObjects, dcuCopyObject)',
+    removable: SHORT,
+  }),
+  dcuCharge: entry({
+    id: 'dcu-charge',
+    since: '2026-12-02',
+    workflow: 'dcu',
+    guards: 'a task is charged and completed in one step once its object is in MinIO (dcuChargeAndComplete)',
+    removable: SHORT,
+  }),
+  dcuBalanceBeforeWork: entry({
+    id: 'dcu-balance-before-work',
+    since: '2026-12-02',
+    workflow: 'dcu',
+    guards: 'a balance that cannot pay fails the task before compress and upload (dcuCheckBalance)',
+    removable: SHORT,
+  }),
+} as const satisfies Record<string, PatchEntry>;
+
+export type PatchName = keyof typeof PATCHES;
