@@ -1,22 +1,19 @@
-/** Container activities on the control worker: state, billing and release, each one transaction. */
+/**
+ * Container activities on the control worker: the workflow's states, its money and its release,
+ * each one transaction. A state is recorded with the record locked and only when the state
+ * machine allows it (core/container-state.ts): an illegal transition is the non-retryable
+ * IllegalTransition failure. Money moves through billing/ledger.ts with the key the workflow
+ * built (billing/keys.ts); a balance that cannot pay is billing's InsufficientFundsError, which
+ * the worker turns into the InsufficientFunds failure type.
+ */
 import { ApplicationFailure } from '@temporalio/activity';
-import { eq, sql } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
-import { containers } from '../db/schema.js';
-import { AppError } from '../core/errors.js';
+import { billing } from '../billing/ledger.js';
 import { FailureType } from '../core/failures.js';
-import type { Ledger } from '../services/ledger.js';
+import { IllegalContainerTransitionError, type ContainerReasonCode } from '../core/container-state.js';
+import * as containerRepo from '../repositories/containers.js';
 
-export type ContainerState = (typeof containers.$inferSelect)['state'];
-
-export interface ContainerStatePatch {
-  state: ContainerState;
-  stateReason?: string | null;
-  dockerId?: string;
-  exitCode?: number | null;
-  /** Epoch ms of the latest start. */
-  startedAt?: number;
-}
+export type { ContainerStatePatch } from '../repositories/containers.js';
 
 /** Money moved for one container: the ledger entry and the container's running total, keyed once. */
 export interface ContainerMoney {
@@ -24,70 +21,50 @@ export interface ContainerMoney {
   userId: string;
   /** Minor units, positive: charged, or given back. */
   amount: number;
+  /** billingKeys.containerPeriod or billingKeys.containerCreateRefund, built by the workflow. */
   idempotencyKey: string;
   reason: string;
 }
 
-export function createContainerDbActivities(deps: { db: Database; ledger: Ledger }) {
-  const { db, ledger } = deps;
-
-  function moveContainerMoney(input: ContainerMoney, kind: 'container_charge' | 'container_refund') {
-    const signed = kind === 'container_charge' ? -input.amount : input.amount;
-    return db.transaction(async (tx) => {
-      const { entry, applied } = await ledger.applyIn(tx, {
-        userId: input.userId,
-        amount: signed,
-        kind,
-        reason: input.reason,
-        idempotencyKey: input.idempotencyKey,
-      });
-      if (applied) {
-        await tx
-          .update(containers)
-          .set({ charged: sql`${containers.charged} - ${signed}` })
-          .where(eq(containers.id, input.containerId));
-      }
-      return { applied, balanceAfter: entry.balanceAfter };
-    });
+/** An illegal transition as the workflow sees it: a failure that no retry can mend. */
+async function legal<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    if (error instanceof IllegalContainerTransitionError) throw ApplicationFailure.nonRetryable(error.message, FailureType.IllegalTransition);
+    throw error;
   }
+}
+
+export function createContainerDbActivities(deps: { db: Database }) {
+  const { db } = deps;
 
   return {
-    async recordContainerState(id: string, patch: ContainerStatePatch): Promise<void> {
-      await db
-        .update(containers)
-        .set({
-          state: patch.state,
-          stateReason: patch.stateReason ?? null,
-          ...(patch.dockerId !== undefined ? { dockerId: patch.dockerId } : {}),
-          ...(patch.exitCode !== undefined ? { exitCode: patch.exitCode } : {}),
-          ...(patch.startedAt !== undefined ? { startedAt: new Date(patch.startedAt) } : {}),
-        })
-        .where(eq(containers.id, id));
+    async recordContainerState(id: string, patch: containerRepo.ContainerStatePatch): Promise<void> {
+      await legal(() => db.transaction((tx) => containerRepo.recordState(tx, id, patch)));
     },
 
     /** Charges one billing period, once per key; the container's running total follows. */
     async chargeContainerPeriod(input: ContainerMoney): Promise<{ applied: boolean; balanceAfter: number }> {
-      try {
-        return await moveContainerMoney(input, 'container_charge');
-      } catch (error) {
-        if (error instanceof AppError && error.type === 'insufficient-funds') {
-          throw ApplicationFailure.nonRetryable(`insufficient balance for the next billing period: ${error.detail}`, FailureType.InsufficientFunds);
-        }
-        throw error;
-      }
+      return db.transaction(async (tx) => {
+        const { entry, applied } = await billing.chargeContainerPeriod(tx, input);
+        if (applied) await containerRepo.addCharged(tx, input.containerId, input.amount);
+        return { applied, balanceAfter: entry.balanceAfter };
+      });
     },
 
     /** Gives back a charge for a container that never ran, once per key. */
     async refundContainerCharge(input: ContainerMoney): Promise<{ applied: boolean; balanceAfter: number }> {
-      return moveContainerMoney(input, 'container_refund');
+      return db.transaction(async (tx) => {
+        const { entry, applied } = await billing.refundFailedCreate(tx, input);
+        if (applied) await containerRepo.addCharged(tx, input.containerId, -input.amount);
+        return { applied, balanceAfter: entry.balanceAfter };
+      });
     },
 
-    /** The container is gone: its port and name are free again. */
-    async releaseContainer(id: string, state: 'removed' | 'failed', reason: string | null): Promise<void> {
-      await db
-        .update(containers)
-        .set({ state, stateReason: reason, removedAt: sql`coalesce(${containers.removedAt}, now())` })
-        .where(eq(containers.id, id));
+    /** The container is gone: its port and name are free again. `reasonCode` is absent in calls of older runs. */
+    async releaseContainer(id: string, state: 'removed' | 'failed', reason: string | null, reasonCode?: ContainerReasonCode | null): Promise<void> {
+      await legal(() => db.transaction((tx) => containerRepo.release(tx, id, state, reason, reasonCode ?? null)));
     },
   };
 }

@@ -4,6 +4,7 @@
  * removing an absent one succeeds.
  */
 import { ApplicationFailure } from '@temporalio/activity';
+import { FailureType } from '../core/failures.js';
 import type Docker from 'dockerode';
 import { LABEL_ID, LABEL_USER, dockerName } from '../core/container-labels.js';
 import { dockerMessage, isConflict, isNotFound, publicDockerMessage } from './docker-errors.js';
@@ -99,10 +100,10 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
       if (isConflict(error)) return; // an earlier attempt created it
       const message = `cannot create the container: ${publicDockerMessage(error)}`;
       // The network was removed outside this worker's lock (another process): the next attempt makes it again.
-      if (/network .* not found/i.test(dockerMessage(error))) throw ApplicationFailure.retryable(message, 'DockerError');
+      if (/network .* not found/i.test(dockerMessage(error))) throw ApplicationFailure.retryable(message, FailureType.DockerError);
       const status = (error as { statusCode?: number }).statusCode;
-      if (status === 400 || status === 404) throw ApplicationFailure.nonRetryable(message, 'ContainerInvalid');
-      throw ApplicationFailure.retryable(message, 'DockerError');
+      if (status === 400 || status === 404) throw ApplicationFailure.nonRetryable(message, FailureType.ContainerInvalid);
+      throw ApplicationFailure.retryable(message, FailureType.DockerError);
     }
   }
 
@@ -134,7 +135,7 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
           await createContainer(spec, name, network);
         });
         existing = await inspect(name);
-        if (!existing) throw ApplicationFailure.retryable(`container ${name} vanished right after its creation`, 'DockerError');
+        if (!existing) throw ApplicationFailure.retryable(`container ${name} vanished right after its creation`, FailureType.DockerError);
       }
       if (!existing.running) {
         try {
@@ -145,8 +146,8 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
             // 304: already started. Otherwise runc's reason, without the host's paths.
             const message = `cannot start the container: ${publicDockerMessage(error)}`;
             // A 400, or limits the kernel refuses (cgroup), would fail the same way on every attempt.
-            if (status === 400 || /cgroup/i.test(dockerMessage(error))) throw ApplicationFailure.nonRetryable(message, 'ContainerInvalid');
-            throw ApplicationFailure.retryable(message, 'DockerError');
+            if (status === 400 || /cgroup/i.test(dockerMessage(error))) throw ApplicationFailure.nonRetryable(message, FailureType.ContainerInvalid);
+            throw ApplicationFailure.retryable(message, FailureType.DockerError);
           }
         }
       }

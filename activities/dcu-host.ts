@@ -53,12 +53,9 @@ const GZIP_LEVEL = 6;
 /** Throws a non-retryable failure unless `fileName` is one safe archive name: no path traversal. */
 export function checkArchiveName(fileName: string): void {
   if (!DCU_GZIP_FILE.test(fileName) || fileName.includes('..')) {
-    throw ApplicationFailure.nonRetryable(`invalid archive name "${fileName.slice(0, 80)}"`, 'InvalidArchiveName');
+    throw ApplicationFailure.nonRetryable(`invalid archive name "${fileName.slice(0, 80)}"`, FailureType.InvalidArchiveName);
   }
 }
-
-/** The failure type of a host that refuses DCU work for want of disk (non-retryable). */
-export const DCU_DISK_FULL = 'DcuDiskFull';
 
 /** Bytes an unprivileged writer may still use on the filesystem holding `dir`. */
 export async function freeBytes(dir: string): Promise<number> {
@@ -89,7 +86,7 @@ export function createDcuHostActivities(deps: { docker: Docker; hostId: string; 
       checkArchiveName(input.fileName);
       await mkdir(gzipDir, { recursive: true, mode: 0o750 });
       const refusal = diskRefusal(hostId, await freeBytes(gzipDir), minFreeMb);
-      if (refusal) throw ApplicationFailure.nonRetryable(refusal, DCU_DISK_FULL);
+      if (refusal) throw ApplicationFailure.nonRetryable(refusal, FailureType.DcuDiskFull);
       for (const stale of await partialsOf(input.fileName)) await rm(join(gzipDir, stale), { force: true });
 
       const image = docker.getImage(input.reference);
@@ -120,7 +117,7 @@ export function createDcuHostActivities(deps: { docker: Docker; hostId: string; 
         await rm(partial, { force: true });
         if (ctx.cancellationSignal.aborted) throw cancellation(ctx);
         // The task's error_message is the user's: without the host's paths (the archive directory's, say).
-        throw ApplicationFailure.retryable(`docker save | gzip of ${input.reference} failed: ${publicDockerMessage(error)}`, 'CompressFailed');
+        throw ApplicationFailure.retryable(`docker save | gzip of ${input.reference} failed: ${publicDockerMessage(error)}`, FailureType.CompressFailed);
       } finally {
         clearInterval(beat);
       }

@@ -3,7 +3,7 @@ import type Docker from 'dockerode';
 import type { RegistryCredential } from '../core/config.js';
 import type { DcuHostConfig } from '../core/config.js';
 import type { Client as MinioClient } from 'minio';
-import { createDockerActivities } from './docker.js';
+import { createEngineActivities } from './engine.js';
 import { createImageDockerActivities } from './images-docker.js';
 import { createContainerDockerActivities } from './containers-docker.js';
 import { createDcuHostActivities } from './dcu-host.js';
@@ -21,7 +21,7 @@ export function createHostActivities(deps: {
 }) {
   const networks = createUserNetworks({ docker: deps.docker, hostId: deps.hostId });
   return {
-    ...createDockerActivities(deps),
+    ...createEngineActivities(deps),
     ...createImageDockerActivities(deps),
     ...createContainerDockerActivities({ docker: deps.docker, networks }),
     ...networks.activities,

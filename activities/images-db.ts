@@ -1,16 +1,15 @@
 /** Image activities on the control worker: records and money, each in one transaction. */
 import { ApplicationFailure } from '@temporalio/activity';
-import { and, count, eq, isNull } from 'drizzle-orm';
 import type { Database } from '../db/client.js';
-import { containers, images } from '../db/schema.js';
 import { FailureType } from '../core/failures.js';
 import { imageCharge } from '../billing/prices.js';
-import { AppError } from '../core/errors.js';
-import type { Ledger } from '../services/ledger.js';
-import { countOtherRecords, toImageView, type ImageView, type PullRequest } from '../services/images.js';
+import { billing, InsufficientFundsError } from '../billing/ledger.js';
+import type { ImageView, PullImageInput } from '../contracts/pull-image.js';
+import * as imageRepo from '../repositories/images.js';
+import { toImageView } from '../repositories/images.js';
 import type { InspectedImage } from './images-docker.js';
 
-export interface RecordImageInput extends PullRequest {
+export interface RecordImageInput extends PullImageInput {
   image: InspectedImage;
 }
 
@@ -19,99 +18,86 @@ export interface RemovedImage {
   deleted: boolean;
 }
 
-export function createImageDbActivities(deps: { db: Database; ledger: Ledger; pricePerMb: number }) {
-  const { db, ledger, pricePerMb } = deps;
+export function createImageDbActivities(deps: {
+  db: Database;
+  /** The price of pulls started before the API fixed it in their input (input.pricePerMb). */
+  pricePerMb: number;
+}) {
+  const { db } = deps;
 
   return {
     async findOwnedImage(userId: string, hostId: string, reference: string): Promise<ImageView | null> {
-      const [row] = await db
-        .select()
-        .from(images)
-        .where(and(eq(images.userId, userId), eq(images.hostId, hostId), eq(images.reference, reference)));
+      const row = await imageRepo.findOwned(db, { userId, hostId, reference });
       return row ? toImageView(row) : null;
     },
 
     /**
      * Charges the user and records the image in one transaction, keyed by the pull:
      * a retry charges nothing twice, and a charge the balance cannot pay records nothing.
+     * The price is the one the pull started with.
      */
     async chargeAndRecordImage(input: RecordImageInput): Promise<{ image: ImageView; deduped: boolean }> {
-      const amount = imageCharge(input.image.sizeBytes, pricePerMb);
+      const amount = imageCharge(input.image.sizeBytes, input.pricePerMb ?? deps.pricePerMb);
       try {
         return await db.transaction(async (tx) => {
-          const [row] = await tx
-            .insert(images)
-            .values({
-              userId: input.userId,
-              hostId: input.hostId,
-              reference: input.reference,
-              repository: input.repository,
-              tag: input.tag,
-              digest: input.digest,
-              imageId: input.image.imageId,
-              sizeBytes: input.image.sizeBytes,
-              ports: input.image.ports,
-              charged: amount,
-              pullId: input.pullId,
-            })
-            .onConflictDoNothing({ target: [images.userId, images.hostId, images.reference] })
-            .returning();
+          const row = await imageRepo.insertUnlessOwned(tx, {
+            userId: input.userId,
+            hostId: input.hostId,
+            reference: input.reference,
+            repository: input.repository,
+            tag: input.tag,
+            digest: input.digest,
+            imageId: input.image.imageId,
+            sizeBytes: input.image.sizeBytes,
+            ports: input.image.ports,
+            charged: amount,
+            pullId: input.pullId,
+          });
           if (!row) {
             // Recorded already: by this pull (a retry) or by another pull of the same reference.
-            const [existing] = await tx
-              .select()
-              .from(images)
-              .where(and(eq(images.userId, input.userId), eq(images.hostId, input.hostId), eq(images.reference, input.reference)));
-            return { image: toImageView(existing!), deduped: existing!.pullId !== input.pullId };
+            const existing = (await imageRepo.findOwned(tx, input))!;
+            return { image: toImageView(existing), deduped: existing.pullId !== input.pullId };
           }
           if (amount > 0) {
-            await ledger.applyIn(tx, {
+            await billing.chargeImage(tx, {
               userId: input.userId,
-              amount: -amount,
-              kind: 'image_charge',
+              pullId: input.pullId,
+              amount,
               reason: `image ${input.reference} on ${input.hostId} (${input.image.sizeBytes} bytes)`,
-              idempotencyKey: `image-charge-${input.pullId}`,
             });
           }
           return { image: toImageView(row), deduped: false };
         });
       } catch (error) {
-        if (error instanceof AppError && error.type === 'insufficient-funds') {
-          throw ApplicationFailure.nonRetryable(
-            `insufficient balance: ${input.reference} costs ${amount}; ${error.detail}`,
-            FailureType.InsufficientFunds,
-          );
+        // The same failure, saying what the image costs (the worker makes it InsufficientFunds).
+        if (error instanceof InsufficientFundsError) {
+          throw new InsufficientFundsError(`insufficient balance: ${input.reference} costs ${amount}; ${error.detail}`);
         }
         throw error;
       }
     },
 
     async countImageRecords(hostId: string, reference: string, exceptId?: string): Promise<number> {
-      return countOtherRecords(db, hostId, reference, exceptId);
+      return imageRepo.countOtherRecords(db, hostId, reference, exceptId);
     },
 
-    /** Refunds what was charged (once: keyed by the image) and deletes the record. */
-    async refundAndDeleteImage(imageId: string, reason: string): Promise<RemovedImage> {
+    /**
+     * Refunds what was charged (once: keyed by the image) and deletes the record. A removal by
+     * the nightly release (`releaseId`) records its refund as a release refund.
+     */
+    async refundAndDeleteImage(imageId: string, reason: string, options: { releaseId?: string } = {}): Promise<RemovedImage> {
       return db.transaction(async (tx) => {
-        const [row] = await tx.select().from(images).where(eq(images.id, imageId)).for('update');
+        const row = await imageRepo.lockById(tx, imageId);
         if (!row) return { refunded: 0, deleted: false };
-        const [inUse] = await tx
-          .select({ n: count() })
-          .from(containers)
-          .where(and(eq(containers.imageId, imageId), isNull(containers.removedAt)));
-        if (inUse && inUse.n > 0) {
-          throw ApplicationFailure.nonRetryable(`image ${row.reference} is used by ${inUse.n} container(s)`, FailureType.ImageInUse);
+        const inUse = await imageRepo.countContainersUsing(tx, imageId);
+        if (inUse > 0) {
+          throw ApplicationFailure.nonRetryable(`image ${row.reference} is used by ${inUse} container(s)`, FailureType.ImageInUse);
         }
         if (row.charged > 0) {
-          await ledger.applyIn(tx, {
-            userId: row.userId,
-            amount: row.charged,
-            kind: 'image_refund',
-            reason,
-            idempotencyKey: `image-refund-${row.id}`,
-          });
+          const refund = { userId: row.userId, imageId: row.id, amount: row.charged, reason };
+          await (options.releaseId ? billing.releaseRefund(tx, refund) : billing.refundImage(tx, refund));
         }
-        await tx.delete(images).where(eq(images.id, imageId));
+        await imageRepo.deleteById(tx, imageId);
         return { refunded: row.charged, deleted: true };
       });
     },

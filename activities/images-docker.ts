@@ -137,44 +137,52 @@ export function createImageDockerActivities(deps: {
     return shared;
   }
 
+  /**
+   * Pulls a normalized reference, reading the progress stream to its end and
+   * failing on any error message inside it. Heartbeats per-layer progress. Joins a
+   * pull of the same reference already under way on this host instead of starting
+   * another, and (skipIfPresent) pulls nothing when the image is on the host; the Docker pull is
+   * aborted when every activity waiting on it is cancelled.
+   */
+  async function dockerPull(reference: string, options: { skipIfPresent?: boolean } = {}): Promise<PullSnapshot> {
+    const ctx = Context.current();
+    let shared = inFlight.get(reference);
+    if (!shared) {
+      // A concurrent pull may have landed it since the workflow looked: nothing to download.
+      if (options.skipIfPresent && (await imagePresent(reference))) return new PullProgress().complete();
+      shared = inFlight.get(reference) ?? startPull(reference);
+      inFlight.set(reference, shared);
+    }
+    const pull = shared;
+    pull.joined++;
+    const onProgress = (snapshot: PullSnapshot) => ctx.heartbeat(snapshot);
+    pull.listeners.add(onProgress);
+    if (pull.latest) ctx.heartbeat(pull.latest);
+    let onCancel: (() => void) | undefined;
+    try {
+      return await Promise.race([
+        pull.result,
+        new Promise<never>((_, reject) => {
+          onCancel = () => reject(cancellation(ctx));
+          if (ctx.cancellationSignal.aborted) onCancel();
+          else ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
+        }),
+      ]);
+    } finally {
+      if (onCancel) ctx.cancellationSignal.removeEventListener('abort', onCancel);
+      pull.listeners.delete(onProgress);
+      if (--pull.joined === 0 && !pull.settled) pull.abort.abort();
+    }
+  }
+
   return {
+    /** The Docker pull (contracts/pull-image.ts PULL_ACTIVITY.current). */
+    dockerPull,
     /**
-     * Pulls a normalized reference, reading the progress stream to its end and
-     * failing on any error message inside it. Heartbeats per-layer progress. Joins a
-     * pull of the same reference already under way on this host instead of starting
-     * another, and (skipIfPresent) pulls nothing when the image is on the host; the Docker pull is
-     * aborted when every activity waiting on it is cancelled.
+     * The Docker pull under its former name (PULL_ACTIVITY.legacy): pulls started before the
+     * rename schedule it, and the DCU workflow's download still does.
      */
-    async pullImage(reference: string, options: { skipIfPresent?: boolean } = {}): Promise<PullSnapshot> {
-      const ctx = Context.current();
-      let shared = inFlight.get(reference);
-      if (!shared) {
-        // A concurrent pull may have landed it since the workflow looked: nothing to download.
-        if (options.skipIfPresent && (await imagePresent(reference))) return new PullProgress().complete();
-        shared = inFlight.get(reference) ?? startPull(reference);
-        inFlight.set(reference, shared);
-      }
-      const pull = shared;
-      pull.joined++;
-      const onProgress = (snapshot: PullSnapshot) => ctx.heartbeat(snapshot);
-      pull.listeners.add(onProgress);
-      if (pull.latest) ctx.heartbeat(pull.latest);
-      let onCancel: (() => void) | undefined;
-      try {
-        return await Promise.race([
-          pull.result,
-          new Promise<never>((_, reject) => {
-            onCancel = () => reject(cancellation(ctx));
-            if (ctx.cancellationSignal.aborted) onCancel();
-            else ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
-          }),
-        ]);
-      } finally {
-        if (onCancel) ctx.cancellationSignal.removeEventListener('abort', onCancel);
-        pull.listeners.delete(onProgress);
-        if (--pull.joined === 0 && !pull.settled) pull.abort.abort();
-      }
-    },
+    pullImage: dockerPull,
 
     /** The image as the daemon knows it, or null when it is not on this host. */
     async inspectImage(reference: string): Promise<InspectedImage | null> {

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
+import { FailureType } from '../core/failures.js';
 import type Docker from 'dockerode';
 import { LABEL_USER } from '../core/container-labels.js';
 import { LABEL_NETWORK, NETWORK_KIND_USER, USER_BRIDGE_PREFIX, userNetworkName } from '../core/network-names.js';
@@ -48,7 +49,7 @@ export function createUserNetworks(deps: { docker: Docker; hostId: string }) {
 
   async function inspect(name: string): Promise<Docker.NetworkInspectInfo | null> {
     try {
-      return (await docker.getNetwork(name).inspect()) as Docker.NetworkInspectInfo;
+      return await docker.getNetwork(name).inspect();
     } catch (error) {
       if (isNotFound(error)) return null;
       throw error;
@@ -83,7 +84,7 @@ export function createUserNetworks(deps: { docker: Docker; hostId: string }) {
       if (!isConflict(error)) throw error;
     }
     const made = await inspect(name);
-    if (!made) throw ApplicationFailure.retryable(`network ${name} vanished right after its creation`, 'DockerError');
+    if (!made) throw ApplicationFailure.retryable(`network ${name} vanished right after its creation`, FailureType.DockerError);
     verify(made, userId);
     return name;
   }

@@ -11,7 +11,8 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { CopyDestinationOptions, CopySourceOptions, type BucketItem, type BucketItemStat, type Client } from 'minio';
 import { cancellation } from './cancellation.js';
 import { checkArchiveName, type DcuPhaseProgress } from './dcu-host.js';
-import type { DcuReusable } from './dcu-db.js';
+import { FailureType } from '../core/failures.js';
+import type { DcuReusable } from '../repositories/dcu-tasks.js';
 
 export interface DcuUploadInput {
   taskId: string;
@@ -65,7 +66,7 @@ const OBJECT_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}\/[A-Za-z0-9_-][A-Za-z0-
 
 function checkObjectName(objectName: string): void {
   if (!OBJECT_NAME.test(objectName) || objectName.includes('..')) {
-    throw ApplicationFailure.nonRetryable(`invalid object name "${objectName.slice(0, 80)}"`, 'InvalidObjectName');
+    throw ApplicationFailure.nonRetryable(`invalid object name "${objectName.slice(0, 80)}"`, FailureType.InvalidObjectName);
   }
 }
 
@@ -130,7 +131,7 @@ export function createStorageActivities(deps: { minio: Client; bucket: string; p
       const path = join(gzipDir, input.fileName);
       const info = await stat(path).catch(() => null);
       if (!info?.isFile()) {
-        throw ApplicationFailure.nonRetryable(`the archive ${input.fileName} is not on this host any more`, 'ArchiveMissing');
+        throw ApplicationFailure.nonRetryable(`the archive ${input.fileName} is not on this host any more`, FailureType.ArchiveMissing);
       }
       const bytesTotal = info.size;
       await ensureBucket();
@@ -187,7 +188,7 @@ export function createStorageActivities(deps: { minio: Client; bucket: string; p
         if (actual !== input.sha256) {
           throw ApplicationFailure.nonRetryable(
             `the archive ${input.fileName} changed since compression: sha256 ${actual}, expected ${input.sha256}`,
-            'ChecksumMismatch',
+            FailureType.ChecksumMismatch,
           );
         }
         const done = await minio.completeMultipartUpload(bucket, input.objectName, uploadId, etags);

@@ -12,11 +12,11 @@ import type { Client } from '@temporalio/client';
 import type { ApiConfig } from '../core/config.js';
 import { AppError } from '../core/errors.js';
 import { serializeError, type Database } from '../db/client.js';
-import { createLedger } from '../services/ledger.js';
 import { createUserService } from '../services/users.js';
 import { createHostService } from '../services/hosts.js';
 import { createImageService } from '../services/images.js';
 import { createPullService } from '../services/pulls.js';
+import { createWorkflowRuns } from '../services/workflow-runs.js';
 import { createRegistryPolicy } from '../services/registry-policy.js';
 import { createContainerService } from '../services/containers.js';
 import { createDcuService } from '../services/dcu.js';
@@ -36,6 +36,7 @@ import dcuRoutes from './routes/dcu/index.js';
 import containerStreamRoutes from './routes/containers/streams.js';
 import releaseRoutes from './routes/releases/index.js';
 import { createReleaseService } from '../services/releases.js';
+import { createReadiness } from '../services/readiness.js';
 
 export interface AppDeps {
   config: Pick<ApiConfig, 'tokenTtlMs' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'registries' | 'pulls' | 'internalToken' | 'dcu' | 'streams'>;
@@ -61,23 +62,26 @@ export async function buildApp(deps: AppDeps) {
     schemaErrorFormatter: formatSchemaErrors,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const ledger = createLedger(db);
-  const users = createUserService({ db, ledger, tokenTtlMs: config.tokenTtlMs });
-  const hosts = createHostService({ db, staleAfterMs: config.hosts.staleAfterMs });
-  const images = createImageService(db);
+  // Starts and waits for workflows (BERTH_WAIT_TIMEOUT); the routes never see the Temporal client.
+  const runs = createWorkflowRuns({ temporal, waitTimeoutMs: config.waitTimeoutMs });
+  const users = createUserService({ db, tokenTtlMs: config.tokenTtlMs });
+  const hosts = createHostService({ db, staleAfterMs: config.hosts.staleAfterMs, runs });
+  const images = createImageService({ db, runs });
   const registries = createRegistryPolicy(config.registries);
   const pulls = createPullService({
     db,
     temporal,
+    runs,
     hosts,
     registries,
-    waitTimeoutMs: config.waitTimeoutMs,
     maxConcurrentPerUser: config.pulls.maxConcurrentPerUser,
+    pricePerMb: config.pulls.pricePerMb,
   });
-  const containers = createContainerService({ db, temporal, hosts, config: config.containers });
+  const containers = createContainerService({ db, temporal, runs, hosts, config: config.containers });
   const dcu = createDcuService({
     db,
     temporal,
+    runs,
     hosts,
     registries,
     minio: config.dcu.minio ? minioClient(config.dcu.minio) : null,
@@ -130,11 +134,11 @@ export async function buildApp(deps: AppDeps) {
   await app.register(auth, { users });
   await app.register(metrics);
 
-  await app.register(healthRoutes, { db, temporal });
+  await app.register(healthRoutes, { readiness: createReadiness({ db, temporal }) });
   await app.register(authRoutes, { prefix: '/api/v1/auth', users });
-  await app.register(userRoutes, { prefix: '/api/v1/users', users, ledger });
-  await app.register(hostRoutes, { prefix: '/api/v1/hosts', hosts, temporal });
-  await app.register(imageRoutes, { prefix: '/api/v1/images', images, pulls, temporal });
+  await app.register(userRoutes, { prefix: '/api/v1/users', users });
+  await app.register(hostRoutes, { prefix: '/api/v1/hosts', hosts });
+  await app.register(imageRoutes, { prefix: '/api/v1/images', images, pulls });
   await app.register(containerRoutes, { prefix: '/api/v1/containers', containers });
   await app.register(releaseRoutes, { prefix: '/api/v1/admin/releases', releases: createReleaseService({ db, temporal }) });
   await app.register(dcuRoutes, { prefix: '/api/dcu', dcu });

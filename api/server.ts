@@ -3,7 +3,6 @@ import { loadApiConfig, loadOrExit } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { connectTemporal } from '../core/temporal.js';
 import { connectDatabase } from '../db/client.js';
-import { createLedger } from '../services/ledger.js';
 import { createUserService } from '../services/users.js';
 import { buildApp } from './app.js';
 
@@ -11,7 +10,7 @@ const config = loadOrExit(loadApiConfig);
 const logger = createLogger('api', config.log);
 const database = connectDatabase(config.database.url);
 
-const bootstrap = createUserService({ db: database.db, ledger: createLedger(database.db), tokenTtlMs: config.tokenTtlMs });
+const bootstrap = createUserService({ db: database.db, tokenTtlMs: config.tokenTtlMs });
 const admin = await bootstrap.ensureAdmin(config.admin.username, config.admin.password).catch((error: unknown) => {
   process.stderr.write(`berth: invalid configuration: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(78);

@@ -74,7 +74,7 @@ async function main() {
       containers: { ...baseConfig.containers, maxPerUser: N, billingPeriodMs: 3_600_000 },
       // An operator removing hundreds of items one by one is not the user the limit is for.
       rateLimit: { max: 1_000_000, windowMs: 60_000 },
-      pulls: { maxConcurrentPerUser: 100 },
+      pulls: { ...baseConfig.pulls, maxConcurrentPerUser: 100 },
     },
   );
 

@@ -22,7 +22,7 @@ export async function benchApp(overrides: Parameters<typeof buildTestApp>[1] = {
   const app = await buildTestApp({ after: (fn: () => Promise<void>) => void closers.push(fn) } as never, {
     // A benchmark's user makes many requests in a minute; the limit is not what is measured.
     rateLimit: { max: 1_000_000, windowMs: 60_000 },
-    pulls: { maxConcurrentPerUser: 100 },
+    pulls: { ...baseConfig.pulls, maxConcurrentPerUser: 100 },
     ...overrides,
   });
   return { app, close: async () => { for (const close of closers) await close(); } };

@@ -118,10 +118,21 @@ export const billing = {
    * a DCU task's archive): the charge itself is still the last word. Locks the user's row, so
    * it serialises with the user's other movements inside `tx`.
    */
-  async assertCanPay(tx: Transaction, m: { userId: string; amount: number; what: string }): Promise<number> {
+  async assertCanPay(
+    tx: Transaction,
+    m: {
+      userId: string;
+      amount: number;
+      what: string;
+      /** The refusal's wording, where callers already read a message of their own (the DCU's, say); else cannotPay's. */
+      refusal?: (balance: number, amount: number) => string;
+    },
+  ): Promise<number> {
     const [user] = await tx.select({ balance: users.balance }).from(users).where(eq(users.id, m.userId)).for('update');
     if (!user) throw notFound('User');
-    if (user.balance < m.amount) throw InsufficientFundsError.cannotPay(user.balance, m.amount, m.what);
+    if (user.balance < m.amount) {
+      throw m.refusal ? new InsufficientFundsError(m.refusal(user.balance, m.amount)) : InsufficientFundsError.cannotPay(user.balance, m.amount, m.what);
+    }
     return user.balance;
   },
 

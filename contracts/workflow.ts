@@ -9,8 +9,11 @@ export interface WorkflowContract<Args extends unknown[], Result> {
   /** The workflow type, as the worker registers it and operators type it into the CLI. */
   readonly type: string;
   readonly taskQueue: string;
-  /** Never set: carries the signature for type inference only. */
-  readonly signature?: (...args: Args) => Promise<Result>;
+  /**
+   * Never set: carries the signature for type inference only. A method (its parameters are
+   * compared bivariantly), so that every contract is a WorkflowContract<unknown[], unknown>.
+   */
+  signature?(...args: Args): Promise<Result>;
 }
 
 export type ContractArgs<C> = C extends WorkflowContract<infer A, unknown> ? A : never;

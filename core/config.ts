@@ -210,6 +210,8 @@ export interface RegistryPolicyConfig {
 export interface PullsConfig {
   /** Pulls in flight per user at most (beyond: 429). */
   maxConcurrentPerUser: number;
+  /** Minor units per started MB of a pulled image: fixed by the API in each pull's input. */
+  pricePerMb: number;
 }
 
 /** A container's price per billing period: base + per CPU + per GB of memory (minor units). */
@@ -241,7 +243,7 @@ export interface ControlWorkerConfig {
   log: LogConfig;
   database: DatabaseConfig;
   temporal: TemporalConfig;
-  /** Minor units charged per started MB of an image. */
+  /** Minor units per started MB of an image, for pulls started before the API put the price in their input. */
   pricePerMb: number;
   dcu: DcuControlConfig;
   release: ReleaseConfig;
@@ -550,7 +552,10 @@ export function loadApiConfig(env: Env): Readonly<ApiConfig> {
     },
     containers: containers(r),
     registries: registries(r),
-    pulls: { maxConcurrentPerUser: r.int('BERTH_MAX_PULLS_PER_USER', 3, { min: 1, max: 1000 }) },
+    pulls: {
+      maxConcurrentPerUser: r.int('BERTH_MAX_PULLS_PER_USER', 3, { min: 1, max: 1000 }),
+      pricePerMb: pricePerMb(r),
+    },
     internalToken: internalToken(r),
     shutdownGraceMs: shutdownGrace(r),
     streams: {
@@ -558,6 +563,11 @@ export function loadApiConfig(env: Env): Readonly<ApiConfig> {
       idleTimeoutMs: r.duration('BERTH_STREAM_IDLE_TIMEOUT', '10m', { minMs: 1000 }),
     },
   });
+}
+
+/** BERTH_PRICE_PER_MB: the API fixes it in each pull; the control worker's is the price of pulls started before that. */
+function pricePerMb(r: Reader): number {
+  return r.int('BERTH_PRICE_PER_MB', 1, { min: 0, max: 1_000_000 });
 }
 
 export function loadMigrationConfig(env: Env): Readonly<{ database: DatabaseConfig }> {
@@ -570,7 +580,7 @@ export function loadControlWorkerConfig(env: Env): Readonly<ControlWorkerConfig>
     log: log(r),
     database: database(r),
     temporal: temporal(r),
-    pricePerMb: r.int('BERTH_PRICE_PER_MB', 1, { min: 0, max: 1_000_000 }),
+    pricePerMb: pricePerMb(r),
     dcu: dcuControl(r),
     release: release(r),
     shutdownGraceMs: shutdownGrace(r),

@@ -27,12 +27,3 @@ export const unavailable = (detail: string) =>
   new AppError(503, 'unavailable', 'Service Unavailable', detail);
 export const gatewayTimeout = (detail: string) => new AppError(504, 'timeout', 'Gateway Timeout', detail);
 
-/**
- * The message at the root of an error's cause chain: an activity's own reason rather than
- * "Activity task failed", the driver's "connect ECONNREFUSED" rather than drizzle's "Failed query".
- */
-export function rootMessage(error: unknown): string {
-  let e: unknown = error;
-  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
-  return e instanceof Error ? e.message : String(error);
-}

@@ -15,6 +15,8 @@ export const FailureType = {
   HostUnavailable: 'HostUnavailable',
   /** What answered at the registry's address is not a registry, or it never answered. */
   RegistryError: 'RegistryError',
+  /** A Docker call failed in a way another attempt may mend (a network that vanished, a daemon error): retried. */
+  DockerError: 'DockerError',
   /** Docker refused the container's specification (bad command, bad limits): retrying cannot help. */
   ContainerInvalid: 'ContainerInvalid',
   /** The release found a live record whose workflow is gone. */
@@ -28,6 +30,17 @@ export const FailureType = {
   DcuTaskNotFound: 'DcuTaskNotFound',
   DcuNotPackaged: 'DcuNotPackaged',
   DcuCleanupFailed: 'DcuCleanupFailed',
+  /** The host's archive disk has less free than BERTH_DCU_MIN_FREE_MB: it refuses new DCU work (non-retryable). */
+  DcuDiskFull: 'DcuDiskFull',
+  /** `docker save | gzip` failed: retried. */
+  CompressFailed: 'CompressFailed',
+  /** An archive file name or object name that is not one safe name (a crafted input): never retried. */
+  InvalidArchiveName: 'InvalidArchiveName',
+  InvalidObjectName: 'InvalidObjectName',
+  /** The archive to upload is no longer on the host (swept): never retried. */
+  ArchiveMissing: 'ArchiveMissing',
+  /** The archive's bytes changed since it was compressed: never retried. */
+  ChecksumMismatch: 'ChecksumMismatch',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

@@ -20,6 +20,7 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
+import { CONTAINER_REASON_CODES, CONTAINER_STATES } from '../core/container-state.js';
 
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
 
@@ -148,10 +149,10 @@ export const containers = pgTable(
     containerPort: integer('container_port').notNull(),
     memoryMb: integer('memory_mb').notNull(),
     cpuMillis: integer('cpu_millis').notNull(),
-    state: text('state', {
-      enum: ['creating', 'running', 'stopped', 'suspended', 'exited', 'removing', 'removed', 'failed'],
-    }).notNull(),
+    state: text('state', { enum: CONTAINER_STATES }).notNull(),
     stateReason: text('state_reason'),
+    /** Why it is in its state, as a code (core/container-state.ts); null when no reason is needed, and on records older than codes. */
+    stateReasonCode: text('state_reason_code', { enum: CONTAINER_REASON_CODES }),
     charged: bigint('charged', { mode: 'number' }).notNull().default(0),
     env: jsonb('env').$type<string[]>().notNull().default([]),
     cmd: jsonb('cmd').$type<string[] | null>(),
@@ -171,6 +172,7 @@ export const containers = pgTable(
     uniqueIndex('containers_user_name_live_key').on(t.userId, t.name).where(sql`${t.removedAt} is null`),
     check('containers_host_port_range', sql`${t.hostPort} between 1 and 65535`),
     check('containers_container_port_range', sql`${t.containerPort} between 1 and 65535`),
+    check('containers_state_valid', sql.raw(`"containers"."state" in (${CONTAINER_STATES.map((s) => `'${s}'`).join(', ')})`)),
   ],
 );
 

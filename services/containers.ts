@@ -3,22 +3,31 @@
  * durable workflow that owns each container from then on.
  */
 import { randomUUID } from 'node:crypto';
-import { and, asc, count, desc, eq, isNull, isNotNull, type SQL } from 'drizzle-orm';
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { ContainersConfig } from '../core/config.js';
 import { AppError, badRequest, conflict, notFound, unprocessable } from '../core/errors.js';
-import { CONTROL_TASK_QUEUE, workflowIds } from '../core/temporal-names.js';
+import { rootCause } from '../core/failures.js';
+import { isContainerStatus } from '../core/container-state.js';
 import type { Database } from '../db/client.js';
-import { containers, images, users } from '../db/schema.js';
-import type { container as containerWorkflow } from '../workflows/container.js';
-import { CONTAINER_OPERATIONS, type ContainerOperation, type ContainerView } from '../workflows/container-api.js';
-import type { HostService } from './hosts.js';
-import type { PublicUser } from './users.js';
-import { problemForFailureType, problemForWorkflowFailure } from './workflow-failures.js';
-import { FailureType } from '../core/failures.js';
+import { billing, InsufficientFundsError } from '../billing/ledger.js';
 import { containerPricePerPeriod } from '../billing/prices.js';
+import {
+  CONTAINER_OPERATIONS,
+  containerWorkflow,
+  containerWorkflowId,
+  type ContainerInput,
+  type ContainerOperation,
+  type ContainerView,
+} from '../contracts/container.js';
+import * as containerRepo from '../repositories/containers.js';
+import { CONTAINER_CONSTRAINTS, type ContainerRow, type Viewer } from '../repositories/containers.js';
+import type { Page, PageRequest } from '../repositories/paging.js';
+import * as imageRepo from '../repositories/images.js';
+import type { HostService } from './hosts.js';
+import type { WorkflowRuns } from './workflow-runs.js';
+import { problemForWorkflowFailure } from './workflow-failures.js';
 
-export type ContainerRow = typeof containers.$inferSelect;
+export type { ContainerRow } from '../repositories/containers.js';
 
 export interface CreateContainerInput {
   imageId: string;
@@ -70,6 +79,7 @@ export function toContainerView(row: ContainerRow) {
     image: row.imageReference,
     state: row.state,
     stateReason: row.stateReason,
+    stateReasonCode: row.stateReasonCode,
     hostIp: row.hostIp,
     hostPort: row.hostPort,
     containerPort: row.containerPort,
@@ -79,10 +89,37 @@ export function toContainerView(row: ContainerRow) {
     pricePerPeriod: row.pricePerPeriod,
     exitCode: row.exitCode,
     charged: row.charged,
-    workflowId: workflowIds.container(row.id),
+    workflowId: containerWorkflowId(row.id),
     createdAt: row.createdAt,
     startedAt: row.startedAt,
     removedAt: row.removedAt,
+  };
+}
+
+export type ContainerApiView = ReturnType<typeof toContainerView>;
+
+/** The workflow's input for an admitted record: the record fixed everything it needs. */
+function workflowInput(row: ContainerRow, config: ContainersConfig): ContainerInput {
+  return {
+    id: row.id,
+    userId: row.userId,
+    hostId: row.hostId,
+    spec: {
+      id: row.id,
+      userId: row.userId,
+      image: row.imageReference,
+      hostIp: row.hostIp,
+      hostPort: row.hostPort,
+      containerPort: row.containerPort,
+      memoryMb: row.memoryMb,
+      cpuMillis: row.cpuMillis,
+      env: row.env,
+      cmd: row.cmd,
+      pidsLimit: row.pidsLimit!,
+    },
+    pricePerPeriod: row.pricePerPeriod!, // set by admit(); null only on rows older than prices by resources
+    billingPeriodMs: config.billingPeriodMs,
+    historyLimit: config.historyLimit,
   };
 }
 
@@ -95,30 +132,28 @@ const constraintOf = (error: unknown): string | undefined => {
 
 export function createContainerService(deps: {
   db: Database;
+  /** For the container's updates (start, stop, restart, remove). */
   temporal: Client;
+  runs: Pick<WorkflowRuns, 'start'>;
   hosts: Pick<HostService, 'get'>;
   config: ContainersConfig;
 }) {
-  const { db, temporal, hosts, config } = deps;
+  const { db, temporal, runs, hosts, config } = deps;
 
-  function visibleTo(user: PublicUser): SQL | undefined {
-    return user.role === 'admin' ? undefined : eq(containers.userId, user.id);
-  }
-
-  async function getVisible(user: PublicUser, id: string) {
-    const [row] = await db.select().from(containers).where(and(eq(containers.id, id), visibleTo(user)));
+  async function getVisible(user: Viewer, id: string) {
+    const row = await containerRepo.findVisible(db, user, id);
     if (!row) throw notFound('Container');
     return toContainerView(row);
   }
 
   /** Runs an operation through the container's workflow update and answers with the new state. */
-  async function operate(user: PublicUser, id: string, operation: ContainerOperation): Promise<ContainerView> {
+  async function operate(user: Viewer, id: string, operation: ContainerOperation): Promise<ContainerView> {
     const current = await getVisible(user, id);
     if (current.removedAt) {
       if (operation === 'remove') throw notFound('Container');
       throw conflict(`The container is ${current.state}.`);
     }
-    const handle = temporal.workflow.getHandle(workflowIds.container(id));
+    const handle = temporal.workflow.getHandle(containerWorkflowId(id));
     try {
       return await handle.executeUpdate(CONTAINER_OPERATIONS[operation]);
     } catch (error) {
@@ -128,11 +163,12 @@ export function createContainerService(deps: {
   }
 
   /** Admission and port allocation, in one transaction serialised per user. */
-  async function admit(user: PublicUser, input: CreateContainerInput) {
+  async function admit(user: Viewer, input: CreateContainerInput): Promise<ContainerRow> {
     const resources = resourcesFor(config, input);
 
-    const [image] = await db.select().from(images).where(eq(images.id, input.imageId));
-    if (!image || (image.userId !== user.id && image.visibility !== 'public')) throw notFound('Image');
+    // Their own image or a public one, admins included: an admin runs no one else's private image.
+    const image = await imageRepo.findVisible(db, { id: user.id, role: 'user' }, input.imageId);
+    if (!image) throw notFound('Image');
     let containerPort = input.containerPort;
     if (containerPort === undefined) {
       const first = image.ports.map((p) => Number.parseInt(p, 10)).find((p) => p >= 1 && p <= 65535);
@@ -145,60 +181,36 @@ export function createContainerService(deps: {
     for (let attempt = 0; ; attempt++) {
       try {
         return await db.transaction(async (tx) => {
-          const [owner] = await tx.select({ balance: users.balance }).from(users).where(eq(users.id, user.id)).for('update');
-          const [live] = await tx
-            .select({ n: count() })
-            .from(containers)
-            .where(and(eq(containers.userId, user.id), isNull(containers.removedAt)));
-          if ((live?.n ?? 0) >= config.maxPerUser) {
+          await containerRepo.lockUserContainers(tx, user.id);
+          if ((await containerRepo.countLive(tx, user.id)) >= config.maxPerUser) {
             throw conflict(`Container limit reached: at most ${config.maxPerUser} containers per user.`);
           }
-          if ((owner?.balance ?? 0) < resources.pricePerPeriod) {
-            throw new AppError(409, 'insufficient-funds', 'Insufficient Funds', `The balance (${owner?.balance ?? 0}) cannot pay the first billing period (${resources.pricePerPeriod}).`);
-          }
-          const used = new Set(
-            (
-              await tx
-                .select({ port: containers.hostPort })
-                .from(containers)
-                .where(and(eq(containers.hostId, image.hostId), isNull(containers.removedAt)))
-            ).map((r) => r.port),
-          );
-          let hostPort: number | undefined;
-          for (let p = config.portRange.from; p <= config.portRange.to; p++) {
-            if (!used.has(p)) {
-              hostPort = p;
-              break;
-            }
-          }
+          await billing.assertCanPay(tx, { userId: user.id, amount: resources.pricePerPeriod, what: 'the first billing period' });
+          const hostPort = await containerRepo.freePort(tx, image.hostId, config.portRange);
           if (hostPort === undefined) throw conflict(`No free host port on ${image.hostId} in ${config.portRange.from}-${config.portRange.to}.`);
-          const [row] = await tx
-            .insert(containers)
-            .values({
-              userId: user.id,
-              hostId: image.hostId,
-              imageId: image.id,
-              imageReference: image.reference,
-              hostIp: host.publishIp,
-              name: input.name ?? `c-${randomUUID().slice(0, 8)}`,
-              hostPort,
-              containerPort: containerPort!,
-              memoryMb: resources.memoryMb,
-              cpuMillis: resources.cpuMillis,
-              pidsLimit: resources.pidsLimit,
-              pricePerPeriod: resources.pricePerPeriod,
-              state: 'creating',
-              env: Object.entries(input.env ?? {}).map(([k, v]) => `${k}=${v}`),
-              cmd: input.cmd ?? null,
-            })
-            .returning();
-          return row!;
+          return containerRepo.insert(tx, {
+            userId: user.id,
+            hostId: image.hostId,
+            imageId: image.id,
+            imageReference: image.reference,
+            hostIp: host.publishIp,
+            name: input.name ?? `c-${randomUUID().slice(0, 8)}`,
+            hostPort,
+            containerPort,
+            memoryMb: resources.memoryMb,
+            cpuMillis: resources.cpuMillis,
+            pidsLimit: resources.pidsLimit,
+            pricePerPeriod: resources.pricePerPeriod,
+            state: 'creating',
+            env: Object.entries(input.env ?? {}).map(([k, v]) => `${k}=${v}`),
+            cmd: input.cmd ?? null,
+          });
         });
       } catch (error) {
         const constraint = constraintOf(error);
-        if (constraint === 'containers_user_name_live_key') throw conflict(`You already have a container named "${input.name}".`);
+        if (constraint === CONTAINER_CONSTRAINTS.userNameLive) throw conflict(`You already have a container named "${input.name}".`);
         // Another request took the same port at the same moment: pick again.
-        if (constraint === 'containers_host_port_live_key' && attempt < 20) continue;
+        if (constraint === CONTAINER_CONSTRAINTS.hostPortLive && attempt < 20) continue;
         throw error;
       }
     }
@@ -220,66 +232,44 @@ export function createContainerService(deps: {
       };
     },
 
-    async create(user: PublicUser, input: CreateContainerInput) {
+    /**
+     * Admits the container (its record holds a port and one of the user's slots), then starts
+     * its workflow. A workflow that cannot be started releases the record in the same request
+     * (failed, start_failed), so the port and the slot are free again, and the error is raised.
+     */
+    async create(user: Viewer, input: CreateContainerInput) {
       const row = await admit(user, input);
-      await temporal.workflow.start<typeof containerWorkflow>('container', {
-        taskQueue: CONTROL_TASK_QUEUE,
-        workflowId: workflowIds.container(row.id),
-        args: [
-          {
-            id: row.id,
-            userId: user.id,
-            hostId: row.hostId,
-            spec: {
-              id: row.id,
-              userId: user.id,
-              image: row.imageReference,
-              hostIp: row.hostIp,
-              hostPort: row.hostPort,
-              containerPort: row.containerPort,
-              memoryMb: row.memoryMb,
-              cpuMillis: row.cpuMillis,
-              env: row.env,
-              cmd: row.cmd,
-              pidsLimit: row.pidsLimit!,
-            },
-            pricePerPeriod: row.pricePerPeriod!, // set by admit(); null only on rows older than prices by resources
-            billingPeriodMs: config.billingPeriodMs,
-            historyLimit: config.historyLimit,
-          },
-        ],
-        memo: { userId: user.id },
-      });
-      return { id: row.id, workflowId: workflowIds.container(row.id) };
+      const workflowId = containerWorkflowId(row.id);
+      try {
+        await runs.start(containerWorkflow, { workflowId, args: [workflowInput(row, config)], memo: { userId: row.userId } });
+      } catch (error) {
+        const reason = `its workflow could not be started: ${rootCause(error).message}`;
+        // Should the release fail too, the nightly release finds the record without a workflow.
+        await db.transaction((tx) => containerRepo.release(tx, row.id, 'failed', reason, 'start_failed')).catch(() => undefined);
+        throw error;
+      }
+      return { id: row.id, workflowId };
     },
 
-    async list(user: PublicUser, filter: { userId?: string; host?: string; state?: string; limit: number; offset: number }) {
-      const where = and(
-        visibleTo(user),
-        filter.userId && user.role === 'admin' ? eq(containers.userId, filter.userId) : undefined,
-        filter.host ? eq(containers.hostId, filter.host) : undefined,
-        filter.state ? eq(containers.state, filter.state as ContainerRow['state']) : isNull(containers.removedAt),
+    /** The containers the user may see, newest first (admins: all, filtered by user, host and state). */
+    async list(user: Viewer, filter: { userId?: string; host?: string; state?: string }, page: PageRequest): Promise<Page<ContainerApiView>> {
+      const { items, total } = await containerRepo.listVisible(
+        db,
+        user,
+        { userId: filter.userId, host: filter.host, state: isContainerStatus(filter.state) ? filter.state : undefined },
+        page,
       );
-      const [rows, [totals]] = await Promise.all([
-        db
-          .select()
-          .from(containers)
-          .where(where)
-          .orderBy(desc(containers.createdAt), asc(containers.id))
-          .limit(filter.limit)
-          .offset(filter.offset),
-        db.select({ n: count() }).from(containers).where(where),
-      ]);
-      return { items: rows.map(toContainerView), total: totals?.n ?? 0 };
+      return { items: items.map(toContainerView), total };
     },
 
     operate,
 
     /**
      * Waits for a new container to have run (the start update queues behind its creation) and
-     * answers it; a container that could not be run is a problem with the workflow's reason.
+     * answers it; a container that could not be run is a problem told by its reason code:
+     * insufficient funds a 409, anything else a 502 with the workflow's reason.
      */
-    async waitRunning(user: PublicUser, id: string) {
+    async waitRunning(user: Viewer, id: string) {
       // A creation that failed first ended the workflow, so the update may fail: the reason is told below.
       const refused = await operate(user, id, 'start').then(() => null, (error: unknown) => ({ error }));
       const view = await getVisible(user, id);
@@ -288,18 +278,11 @@ export function createContainerService(deps: {
         return view;
       }
       const reason = view.stateReason ?? 'the container could not be run';
-      const unpaid = reason.startsWith('insufficient balance') ? problemForFailureType(FailureType.InsufficientFunds, reason) : undefined;
-      throw unpaid ?? new AppError(502, 'container-failed', 'Container Failed', reason);
+      if (view.stateReasonCode === 'insufficient_funds') throw new InsufficientFundsError(reason);
+      throw new AppError(502, 'container-failed', 'Container Failed', reason);
     },
   };
 }
 
 export type ContainerService = ReturnType<typeof createContainerService>;
 
-/** Live containers of a host that Docker has seen, for reconciliation on its host worker. */
-export async function liveContainersOnHost(db: Database, hostId: string): Promise<Array<{ id: string }>> {
-  return db
-    .select({ id: containers.id })
-    .from(containers)
-    .where(and(eq(containers.hostId, hostId), isNull(containers.removedAt), isNotNull(containers.dockerId)));
-}

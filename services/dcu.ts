@@ -7,22 +7,26 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { and, count, desc, eq, ilike, inArray, lt, notInArray, sql, type SQL } from 'drizzle-orm';
 import type { Client as MinioClient } from 'minio';
 import type { Database, Transaction } from '../db/client.js';
-import { dcuTasks, users } from '../db/schema.js';
 import { AppError, badRequest, conflict, forbidden, notFound, unavailable } from '../core/errors.js';
-import { DCU_PROGRESS, DCU_STATES, DCU_STATE_DISPLAY, isTerminal, type DcuState } from '../core/dcu-state.js';
+import { DCU_PROGRESS, DCU_STATE_DISPLAY, isTerminal, type DcuState } from '../core/dcu-state.js';
 import { quotaRefusal } from '../core/dcu-limits.js';
 import { InvalidReferenceError, parseImageReference } from '../core/image-ref.js';
-import { CONTROL_TASK_QUEUE, DCU_SIGNALS, workflowIds } from '../core/temporal-names.js';
-import type { dcu, DcuInput } from '../workflows/dcu.js';
+import { billing } from '../billing/ledger.js';
+import { dcuCancelSignal, dcuWorkflow, dcuWorkflowId, type DcuInput } from '../contracts/dcu.js';
+import { PULL_ACTIVITY_NAMES } from '../contracts/pull-image.js';
+import * as tasks from '../repositories/dcu-tasks.js';
+import type { DcuTaskRow } from '../repositories/dcu-tasks.js';
+import { pageRequest } from '../repositories/paging.js';
+import { findUserIdByName } from '../repositories/users.js';
 import type { HostService } from './hosts.js';
 import type { RegistryPolicy } from './registry-policy.js';
+import type { WorkflowRuns } from './workflow-runs.js';
 import { workflowRunning } from './workflow-status.js';
 import type { PublicUser } from './users.js';
 
-export type DcuTaskRow = typeof dcuTasks.$inferSelect;
+export type { DcuTaskRow } from '../repositories/dcu-tasks.js';
 
 /** A task in the original service's shape (snake_case), plus Berth's additions. */
 export interface DcuTaskView {
@@ -72,21 +76,12 @@ export interface DcuLimits {
   pricePerGb: number;
 }
 
-const TERMINAL_STATES = DCU_STATES.filter((s) => isTerminal(s));
 /** A task row this old whose workflow is not running any more no longer counts as in flight. */
 const STALE_AFTER_MS = 60_000;
 
 export const tooManyDcuTasks = (inFlight: number, limit: number) =>
   new AppError(429, 'too-many-dcu-tasks', 'Too Many Requests', `You have ${inFlight} DCU tasks in flight, the most allowed is ${limit}: start another once one has ended.`);
 export const dcuQuotaExceeded = (message: string) => new AppError(409, 'dcu-quota-exceeded', 'DCU Quota Exceeded', message);
-export const dcuInsufficientFunds = (balance: number, pricePerGb: number) =>
-  new AppError(
-    409,
-    'insufficient-funds',
-    'Insufficient Funds',
-    `insufficient balance: a DCU task costs ${pricePerGb} per started GB of image and your balance is ${balance}.`,
-  );
-
 const pad = (n: number) => String(n).padStart(2, '0');
 
 /** "YYYY-MM-DD HH:mm:ss" in UTC, as the original wrote times; '' for none. */
@@ -99,7 +94,7 @@ export function formatDcuTime(date: Date | null): string {
 }
 
 export function toDcuTaskView(row: DcuTaskRow, now = new Date(), live?: { bytesDone: number; bytesTotal: number }): DcuTaskView {
-  const state = row.state as DcuState;
+  const state = row.state;
   const end = row.endTime ?? (isTerminal(state) ? row.updatedAt : now);
   return {
     task_id: row.id,
@@ -125,15 +120,14 @@ export function toDcuTaskView(row: DcuTaskRow, now = new Date(), live?: { bytesD
   };
 }
 
-/** Activities whose heartbeat carries the running phase's bytes. */
-const PHASE_ACTIVITIES = new Set(['pullImage', 'dcuCompress', 'dcuUpload']);
-
-/** Escapes LIKE wildcards so a substring filter matches literally. */
-const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+/** Activities whose heartbeat carries the running phase's bytes: the Docker pull (by either of its names), compress, upload. */
+const PHASE_ACTIVITIES = new Set([...PULL_ACTIVITY_NAMES, 'dcuCompress', 'dcuUpload']);
 
 export function createDcuService(deps: {
   db: Database;
+  /** For the cancel signal and the running phase's progress; starts go through `runs`. */
   temporal: Client;
+  runs: Pick<WorkflowRuns, 'start'>;
   hosts: Pick<HostService, 'pick'>;
   /** Where images may be pulled from: the same rule as the images API. */
   registries: RegistryPolicy;
@@ -143,7 +137,7 @@ export function createDcuService(deps: {
   downloadUrlTtlSeconds: number;
   limits: DcuLimits;
 }) {
-  const { db, temporal, hosts, registries, minio, bucket, downloadUrlTtlSeconds, limits } = deps;
+  const { db, temporal, runs, hosts, registries, minio, bucket, downloadUrlTtlSeconds, limits } = deps;
 
   /**
    * The owner's tasks in flight (not in a terminal state). Counted with the owner's row locked
@@ -152,47 +146,24 @@ export function createDcuService(deps: {
    * the user for ever.
    */
   async function tasksInFlight(tx: Transaction, userId: string): Promise<number> {
-    const open = and(eq(dcuTasks.userId, userId), notInArray(dcuTasks.state, TERMINAL_STATES));
-    const [row] = await tx.select({ n: count() }).from(dcuTasks).where(open);
-    const n = row?.n ?? 0;
+    const n = await tasks.countInFlight(tx, userId);
     if (n < limits.maxInFlight) return n;
-    const old = await tx
-      .select({ id: dcuTasks.id })
-      .from(dcuTasks)
-      .where(and(open, lt(dcuTasks.createdAt, new Date(Date.now() - STALE_AFTER_MS))));
     const ended: string[] = [];
-    for (const { id } of old) {
+    for (const id of await tasks.inFlightCreatedBefore(tx, userId, new Date(Date.now() - STALE_AFTER_MS))) {
       try {
-        if (!(await workflowRunning(temporal, workflowIds.dcu(id)))) ended.push(id);
+        if (!(await workflowRunning(temporal, dcuWorkflowId(id)))) ended.push(id);
       } catch {
         // Temporal could not say: count it, rather than let a hiccup lift the limit.
       }
     }
     if (ended.length === 0) return n;
-    await tx
-      .update(dcuTasks)
-      .set({ state: 'failed', errorMessage: 'the task’s workflow ended without finishing it', endTime: sql`now()`, updatedAt: sql`now()` })
-      .where(and(inArray(dcuTasks.id, ended), notInArray(dcuTasks.state, TERMINAL_STATES)));
+    await tasks.failUnfinished(tx, ended, 'the task’s workflow ended without finishing it');
     return n - ended.length;
-  }
-
-  /** Bytes of the owner's stored archives: completed, not expired, each object once. */
-  async function storedBytes(tx: Transaction, userId: string): Promise<number> {
-    const result = await tx.execute<{ used: string | null }>(sql`
-      select coalesce(sum(compressed_bytes), 0)::text as used from (
-        select distinct on (${dcuTasks.minioObjectName}) ${dcuTasks.compressedBytes} as compressed_bytes
-        from ${dcuTasks}
-        where ${dcuTasks.userId} = ${userId} and ${dcuTasks.state} = 'completed' and ${dcuTasks.artifactsExpired} = false
-      ) stored`);
-    return Number(result.rows[0]?.used ?? 0);
   }
 
   /** The caller's own task, or any task for an admin; 404 otherwise (also for someone else's). */
   async function visibleTask(user: PublicUser, taskId: string): Promise<DcuTaskRow> {
-    const [row] = await db
-      .select()
-      .from(dcuTasks)
-      .where(and(eq(dcuTasks.id, taskId), user.role === 'admin' ? undefined : eq(dcuTasks.userId, user.id)));
+    const row = await tasks.findVisible(db, user, taskId);
     if (!row) throw notFound('Task');
     return row;
   }
@@ -200,7 +171,7 @@ export function createDcuService(deps: {
   /** Bytes of the running phase, from its last heartbeat; undefined when unknown. */
   async function liveProgress(taskId: string): Promise<{ bytesDone: number; bytesTotal: number } | undefined> {
     try {
-      const description = await temporal.workflow.getHandle(workflowIds.dcu(taskId)).describe();
+      const description = await temporal.workflow.getHandle(dcuWorkflowId(taskId)).describe();
       const pending = description.raw.pendingActivities?.find((a) => PHASE_ACTIVITIES.has(a.activityType?.name ?? ''));
       const payload = pending?.heartbeatDetails?.payloads?.[0];
       if (!payload) return undefined;
@@ -218,9 +189,9 @@ export function createDcuService(deps: {
       let owner: { id: string; username: string } = user;
       if (body.username !== user.username) {
         if (user.role !== 'admin') throw forbidden(`username must be your own ("${user.username}").`);
-        const [row] = await db.select({ id: users.id, username: users.username }).from(users).where(eq(users.username, body.username));
-        if (!row) throw badRequest(`Unknown username "${body.username}".`);
-        owner = row;
+        const id = await findUserIdByName(db, body.username);
+        if (!id) throw badRequest(`Unknown username "${body.username}".`);
+        owner = { id, username: body.username };
       }
       // Not trimmed: a name with surrounding spaces is refused, as the images API refuses it.
       const imageName = body.docker_image_name;
@@ -237,21 +208,19 @@ export function createDcuService(deps: {
       const taskId = randomUUID();
       await db.transaction(async (tx) => {
         // The owner's row lock serialises their starts: concurrent starts cannot overshoot the limits.
-        const [locked] = await tx.select({ balance: users.balance }).from(users).where(eq(users.id, owner.id)).for('update');
-        if (!locked) throw badRequest(`Unknown username "${owner.username}".`);
+        if (!(await tasks.lockOwner(tx, owner.id))) throw badRequest(`Unknown username "${owner.username}".`);
         const inFlight = await tasksInFlight(tx, owner.id);
         if (inFlight >= limits.maxInFlight) throw tooManyDcuTasks(inFlight, limits.maxInFlight);
-        const refusal = quotaRefusal(await storedBytes(tx, owner.id), limits.quotaMb);
+        const refusal = quotaRefusal(await tasks.storedBytes(tx, owner.id), limits.quotaMb);
         if (refusal) throw dcuQuotaExceeded(refusal);
-        if (locked.balance < limits.pricePerGb) throw dcuInsufficientFunds(locked.balance, limits.pricePerGb);
-        await tx.insert(dcuTasks).values({
-          id: taskId,
+        // A start needs at least one GB's price in the balance (the charge comes once the object is in MinIO).
+        await billing.assertCanPay(tx, {
           userId: owner.id,
-          username: owner.username,
-          hostId: host.id,
-          dockerImageName: imageName,
-          state: 'idle',
+          amount: limits.pricePerGb,
+          what: 'a DCU task',
+          refusal: (balance) => `insufficient balance: a DCU task costs ${limits.pricePerGb} per started GB of image and your balance is ${balance}.`,
         });
+        await tasks.insertTask(tx, { id: taskId, userId: owner.id, username: owner.username, hostId: host.id, dockerImageName: imageName, state: 'idle' });
       });
       const input: DcuInput = {
         taskId,
@@ -262,17 +231,13 @@ export function createDcuService(deps: {
         pricePerGb: limits.pricePerGb,
       };
       try {
-        await temporal.workflow.start<typeof dcu>('dcu', {
-          taskQueue: CONTROL_TASK_QUEUE,
-          workflowId: workflowIds.dcu(taskId),
+        await runs.start(dcuWorkflow, {
+          workflowId: dcuWorkflowId(taskId),
           args: [input],
           memo: { userId: owner.id, taskId, reference: ref.reference, hostId: host.id },
         });
       } catch (error) {
-        await db
-          .update(dcuTasks)
-          .set({ state: 'failed', errorMessage: 'the workflow could not be started', endTime: sql`now()`, updatedAt: sql`now()` })
-          .where(eq(dcuTasks.id, taskId));
+        await tasks.failUnfinished(db, [taskId], 'the workflow could not be started');
         throw unavailable(`The task could not be started: ${error instanceof Error ? error.message : String(error)}`);
       }
       return { task_id: taskId, state: 'idle' as const };
@@ -280,43 +245,28 @@ export function createDcuService(deps: {
 
     async status(user: PublicUser, taskId: string): Promise<DcuTaskView> {
       const row = await visibleTask(user, taskId);
-      const live = isTerminal(row.state as DcuState) || row.state === 'idle' ? undefined : await liveProgress(taskId);
+      const live = isTerminal(row.state) || row.state === 'idle' ? undefined : await liveProgress(taskId);
       return toDcuTaskView(row, new Date(), live);
     },
 
     async query(user: PublicUser, q: DcuQuery): Promise<{ total: number; items: DcuTaskView[] }> {
-      const filters: Array<SQL | undefined> = [];
-      if (user.role !== 'admin') filters.push(eq(dcuTasks.userId, user.id));
-      if (q.username) filters.push(eq(dcuTasks.username, q.username));
-      if (q.state) filters.push(eq(dcuTasks.state, q.state));
-      if (q.docker_image_name) filters.push(ilike(dcuTasks.dockerImageName, `%${likeLiteral(q.docker_image_name)}%`));
-      const where = and(...filters);
-      const pageSize = Math.min(q.page_size, DCU_PAGE_SIZE_MAX);
-      const [rows, [totals]] = await Promise.all([
-        db
-          .select()
-          .from(dcuTasks)
-          .where(where)
-          .orderBy(desc(dcuTasks.createdAt), desc(dcuTasks.id))
-          .limit(pageSize)
-          .offset((q.page - 1) * pageSize),
-        db.select({ total: count() }).from(dcuTasks).where(where),
-      ]);
+      const page = pageRequest({ page: q.page, pageSize: Math.min(q.page_size, DCU_PAGE_SIZE_MAX) });
+      const { items, total } = await tasks.listVisible(db, user, { dockerImageName: q.docker_image_name, username: q.username, state: q.state }, page);
       const now = new Date();
-      return { total: totals?.total ?? 0, items: rows.map((row) => toDcuTaskView(row, now)) };
+      return { total, items: items.map((row) => toDcuTaskView(row, now)) };
     },
 
     /** Signals `cancel`; the workflow stops the running phase and ends the task in failed. */
     async cancel(user: PublicUser, taskId: string) {
       const row = await visibleTask(user, taskId);
-      if (isTerminal(row.state as DcuState)) throw conflict(`The task has ended already (${row.state}).`);
+      if (isTerminal(row.state)) throw conflict(`The task has ended already (${row.state}).`);
       try {
-        await temporal.workflow.getHandle(workflowIds.dcu(taskId)).signal(DCU_SIGNALS.cancel, `cancelled by ${user.username}`);
+        await temporal.workflow.getHandle(dcuWorkflowId(taskId)).signal(dcuCancelSignal, `cancelled by ${user.username}`);
       } catch (error) {
         if (error instanceof WorkflowNotFoundError) throw conflict('The task has ended already.');
         throw error;
       }
-      return { task_id: taskId, state: row.state as DcuState, cancel_requested: true };
+      return { task_id: taskId, state: row.state, cancel_requested: true };
     },
 
     /** A presigned GET URL of the task's archive. */

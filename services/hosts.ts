@@ -1,71 +1,72 @@
-/** Docker hosts as the database knows them; status is derived from the last heartbeat. */
-import { and, asc, count, eq, isNull, sql } from 'drizzle-orm';
-import { unprocessable } from '../core/errors.js';
+/** Docker hosts as the database knows them (status from the last heartbeat), and the host ping. */
+import { AppError, gatewayTimeout, notFound, unprocessable } from '../core/errors.js';
 import type { Database } from '../db/client.js';
-import { containers, hosts } from '../db/schema.js';
+import { PING_TIMEOUT, pingHostId, pingHostWorkflow, type EngineInfo } from '../contracts/ping-host.js';
+import * as repo from '../repositories/hosts.js';
+import type { WorkflowRuns } from './workflow-runs.js';
 
-export type HostRow = typeof hosts.$inferSelect;
+export type HostRow = repo.HostRow;
 export interface HostView extends HostRow {
   status: 'up' | 'down';
 }
 
-export function createHostService(deps: { db: Database; staleAfterMs: number }) {
-  const { db, staleAfterMs } = deps;
+export function createHostService(deps: { db: Database; staleAfterMs: number; runs: Pick<WorkflowRuns, 'start' | 'wait'> }) {
+  const { db, staleAfterMs, runs } = deps;
   const view = (row: HostRow, now = Date.now()): HostView => ({
     ...row,
     status: now - row.lastHeartbeatAt.getTime() <= staleAfterMs ? 'up' : 'down',
   });
+
+  async function get(id: string): Promise<HostView | undefined> {
+    const row = await repo.findHost(db, id);
+    return row && view(row);
+  }
+
   return {
     async list(): Promise<HostView[]> {
-      const rows = await db.select().from(hosts).orderBy(asc(hosts.id));
-      return rows.map((row) => view(row));
+      return (await repo.listHosts(db)).map((row) => view(row));
     },
-    async get(id: string): Promise<HostView | undefined> {
-      const [row] = await db.select().from(hosts).where(eq(hosts.id, id));
-      return row && view(row);
-    },
-    /** Called by a host worker at start: the engine it talks to may have changed. */
-    async register(row: Pick<HostRow, 'id' | 'dockerEndpoint' | 'engineId' | 'engineVersion' | 'streamUrl' | 'publishIp'>): Promise<void> {
-      await db
-        .insert(hosts)
-        .values(row)
-        .onConflictDoUpdate({
-          target: hosts.id,
-          set: {
-            dockerEndpoint: row.dockerEndpoint,
-            engineId: row.engineId,
-            engineVersion: row.engineVersion,
-            streamUrl: row.streamUrl,
-            publishIp: row.publishIp,
-            lastHeartbeatAt: sql`now()`,
-          },
-        });
-    },
+
+    get,
+
     /**
      * The host to run on: the one named (it must exist and be up), else the up host
      * with the fewest live containers.
      */
     async pick(requested?: string): Promise<HostView> {
       if (requested !== undefined) {
-        const [row] = await db.select().from(hosts).where(eq(hosts.id, requested));
+        const row = await repo.findHost(db, requested);
         if (!row) throw unprocessable(`Host "${requested}" is not known.`);
         const host = view(row);
         if (host.status !== 'up') throw unprocessable(`Host "${requested}" is down.`);
         return host;
       }
-      const rows = await db
-        .select({ host: hosts, load: count(containers.id) })
-        .from(hosts)
-        .leftJoin(containers, and(eq(containers.hostId, hosts.id), isNull(containers.removedAt)))
-        .groupBy(hosts.id)
-        .orderBy(asc(count(containers.id)), asc(hosts.id));
-      const up = rows.map((r) => view(r.host)).filter((h) => h.status === 'up');
+      const up = (await repo.hostsByLoad(db)).map((r) => view(r.host)).filter((h) => h.status === 'up');
       if (!up[0]) throw unprocessable('No Docker host is up.');
       return up[0];
     },
 
-    async heartbeat(id: string): Promise<void> {
-      await db.update(hosts).set({ lastHeartbeatAt: sql`now()` }).where(eq(hosts.id, id));
+    /**
+     * Runs the pingHost workflow for an up host and waits for its answer (the run is bounded by
+     * PING_TIMEOUT): 404 for an unknown host, 422 for one that is down, 504 when it did not answer.
+     */
+    async ping(hostId: string, requestId: string): Promise<EngineInfo & { workflowId: string; durationMs: number }> {
+      const host = await get(hostId);
+      if (!host) throw notFound(`Host "${hostId}"`);
+      if (host.status !== 'up') throw unprocessable(`Host "${host.id}" is down: no heartbeat since ${host.lastHeartbeatAt.toISOString()}.`);
+      const workflowId = pingHostId(host.id, requestId);
+      const started = Date.now();
+      await runs.start(pingHostWorkflow, { workflowId, args: [host.id], workflowExecutionTimeout: PING_TIMEOUT });
+      try {
+        const info = await runs.wait(pingHostWorkflow, workflowId, { followAt: `temporal workflow describe --workflow-id ${workflowId}` });
+        return { ...info, workflowId, durationMs: Date.now() - started };
+      } catch (error) {
+        // Whatever made the run fail (the activity's timeout on a host that stopped polling, the run's own), the host did not answer.
+        if (error instanceof AppError && error.status === 502) {
+          throw gatewayTimeout(`Host "${host.id}" did not answer: ${error.detail || error.title}`);
+        }
+        throw error;
+      }
     },
   };
 }

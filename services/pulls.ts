@@ -1,20 +1,19 @@
 /** Image pulls as the API sees them: started, watched and awaited through Temporal. */
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { and, count, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { CONTROL_TASK_QUEUE, workflowIds } from '../core/temporal-names.js';
 import { InvalidReferenceError, parseImageReference } from '../core/image-ref.js';
-import { AppError, badRequest, gatewayTimeout, notFound } from '../core/errors.js';
+import { AppError, badRequest, notFound } from '../core/errors.js';
 import type { Database } from '../db/client.js';
-import { pullSlots, users } from '../db/schema.js';
 import type { RegistryPolicy } from './registry-policy.js';
 import { workflowRunning } from './workflow-status.js';
 import type { PullSnapshot } from '../core/pull-progress.js';
-import type { PullImageInput, PullImageResult, pullImage } from '../workflows/pull-image.js';
+import { PULL_ACTIVITY_NAMES, pullId as newPullId, pullImageWorkflow, type PullImageInput, type PullImageResult } from '../contracts/pull-image.js';
+import * as pullSlots from '../repositories/pull-slots.js';
+import type { Viewer } from '../repositories/images.js';
 import { rootCause } from '../core/failures.js';
 import type { HostService } from './hosts.js';
-import type { PublicUser } from './users.js';
+import type { WorkflowRuns } from './workflow-runs.js';
 
 export interface PullStatus {
   pullId: string;
@@ -33,19 +32,20 @@ export const tooManyPulls = (max: number) =>
 
 export function createPullService(deps: {
   db: Database;
+  /** Read by status(): a pull's description, pending activity and result. */
   temporal: Client;
+  runs: Pick<WorkflowRuns, 'start' | 'wait'>;
   hosts: Pick<HostService, 'pick'>;
   registries: RegistryPolicy;
-  waitTimeoutMs: number;
   /** Pulls in flight per user at most. */
   maxConcurrentPerUser: number;
+  /** Minor units per started MB: the price a pull started now is charged at. */
+  pricePerMb: number;
 }) {
-  const { db, temporal, hosts, registries, waitTimeoutMs, maxConcurrentPerUser } = deps;
+  const { db, temporal, runs, hosts, registries, maxConcurrentPerUser, pricePerMb } = deps;
 
   /** Marks a pull's slot free (idempotent). */
-  async function releaseSlot(pullId: string) {
-    await db.update(pullSlots).set({ releasedAt: sql`now()` }).where(and(eq(pullSlots.pullId, pullId), isNull(pullSlots.releasedAt)));
-  }
+  const releaseSlot = (pullId: string) => pullSlots.release(db, [pullId]);
 
   /**
    * Takes one of the user's pull slots, in a transaction serialised per user (the user's row
@@ -54,30 +54,26 @@ export function createPullService(deps: {
    */
   async function takeSlot(userId: string, pullId: string) {
     await db.transaction(async (tx) => {
-      await tx.select({ id: users.id }).from(users).where(eq(users.id, userId)).for('update');
-      const open = and(eq(pullSlots.userId, userId), isNull(pullSlots.releasedAt));
-      const [{ n } = { n: 0 }] = await tx.select({ n: count() }).from(pullSlots).where(open);
+      await pullSlots.lockUserSlots(tx, userId);
+      const n = await pullSlots.countOpen(tx, userId);
       if (n >= maxConcurrentPerUser) {
         // Only slots older than a minute: a slot just taken belongs to a pull whose workflow is being
         // started right now, which Temporal does not know yet (it would look ended).
-        const held = await tx
-          .select({ pullId: pullSlots.pullId })
-          .from(pullSlots)
-          .where(and(open, lt(pullSlots.createdAt, new Date(Date.now() - SLOT_STARTING_MS))));
+        const held = await pullSlots.openTakenBefore(tx, userId, new Date(Date.now() - SLOT_STARTING_MS));
         const ended: string[] = [];
-        for (const slot of held) if (!(await workflowRunning(temporal, slot.pullId))) ended.push(slot.pullId);
-        if (ended.length > 0) await tx.update(pullSlots).set({ releasedAt: sql`now()` }).where(inArray(pullSlots.pullId, ended));
+        for (const slot of held) if (!(await workflowRunning(temporal, slot))) ended.push(slot);
+        await pullSlots.release(tx, ended);
         if (n - ended.length >= maxConcurrentPerUser) throw tooManyPulls(maxConcurrentPerUser);
       }
-      await tx.insert(pullSlots).values({ pullId, userId });
+      await pullSlots.take(tx, userId, pullId);
     });
   }
 
-  async function ownedHandle(user: PublicUser, pullId: string) {
-    const handle = temporal.workflow.getHandle<typeof pullImage>(pullId);
+  async function ownedHandle(user: Viewer, pullId: string) {
+    const handle = temporal.workflow.getHandle<(input: PullImageInput) => Promise<PullImageResult>>(pullId);
     try {
       const description = await handle.describe();
-      if (description.type !== 'pullImage' || (user.role !== 'admin' && description.memo?.userId !== user.id)) {
+      if (description.type !== pullImageWorkflow.type || (user.role !== 'admin' && description.memo?.userId !== user.id)) {
         throw notFound('Pull');
       }
       return { handle, description };
@@ -88,8 +84,8 @@ export function createPullService(deps: {
   }
 
   return {
-    /** Validates the reference and the host, then starts the workflow; nothing starts on bad input. */
-    async start(user: PublicUser, body: { image: string; host?: string }) {
+    /** Validates the reference and the host, then starts the workflow at today's price; nothing starts on bad input. */
+    async start(user: Viewer, body: { image: string; host?: string }) {
       let ref;
       try {
         ref = parseImageReference(body.image);
@@ -100,7 +96,7 @@ export function createPullService(deps: {
       const host = await hosts.pick(body.host);
       // Last, as it may resolve the registry's name: a refused host or reference never gets that far.
       await registries.check(ref, user);
-      const pullId = workflowIds.pullImage(randomUUID());
+      const pullId = newPullId(randomUUID());
       await takeSlot(user.id, pullId);
       const input: PullImageInput = {
         pullId,
@@ -110,10 +106,10 @@ export function createPullService(deps: {
         repository: ref.repository,
         tag: ref.tag ?? null,
         digest: ref.digest ?? null,
+        pricePerMb,
       };
       try {
-        await temporal.workflow.start<typeof pullImage>('pullImage', {
-          taskQueue: CONTROL_TASK_QUEUE,
+        await runs.start(pullImageWorkflow, {
           workflowId: pullId,
           args: [input],
           memo: { userId: user.id, reference: ref.reference, hostId: host.id },
@@ -125,10 +121,11 @@ export function createPullService(deps: {
       return { pullId, image: ref.reference, host: host.id };
     },
 
-    async status(user: PublicUser, pullId: string): Promise<PullStatus> {
+    async status(user: Viewer, pullId: string): Promise<PullStatus> {
       const { handle, description } = await ownedHandle(user, pullId);
       if (description.status.name === 'RUNNING') {
-        const pending = description.raw.pendingActivities?.find((a) => a.activityType?.name === 'pullImage');
+        // The Docker pull's heartbeats, under the host activity's name of today or of before its rename.
+        const pending = description.raw.pendingActivities?.find((a) => PULL_ACTIVITY_NAMES.includes(a.activityType?.name ?? ''));
         const payload = pending?.heartbeatDetails?.payloads?.[0];
         const progress = payload ? defaultPayloadConverter.fromPayload<PullSnapshot>(payload) : null;
         return { pullId, state: 'running', progress };
@@ -143,23 +140,16 @@ export function createPullService(deps: {
       }
     },
 
-    /** Waits for the end; the workflow's failure is thrown as it is, for the caller to map. */
+    /**
+     * Waits for the pull's end, up to BERTH_WAIT_TIMEOUT (then 504: the pull goes on); its failure
+     * is the problem its type says. The slot is freed when it ends.
+     */
     async result(pullId: string): Promise<PullImageResult> {
-      const handle = temporal.workflow.getHandle<typeof pullImage>(pullId);
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        return await Promise.race([
-          handle.result().finally(() => releaseSlot(pullId)),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(
-              () => reject(gatewayTimeout(`The pull is still running; follow it at /api/v1/images/pulls/${pullId}.`)),
-              waitTimeoutMs,
-            );
-          }),
-        ]);
-      } finally {
-        clearTimeout(timer);
-      }
+      return runs.wait(pullImageWorkflow, pullId, {
+        followAt: `/api/v1/images/pulls/${pullId}`,
+        what: 'pull',
+        onSettled: () => releaseSlot(pullId),
+      });
     },
   };
 }

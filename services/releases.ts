@@ -1,17 +1,16 @@
 /** Nightly releases for admins: the schedule, its runs and their reports. */
-import { desc, eq, count } from 'drizzle-orm';
 import { ScheduleNotFoundError, type Client } from '@temporalio/client';
 import type { Database } from '../db/client.js';
-import { releaseRuns } from '../db/schema.js';
 import { notFound, unavailable } from '../core/errors.js';
-import { RELEASE_SCHEDULE_ID } from '../core/temporal-names.js';
-import type { ReleaseReport } from '../activities/release.js';
+import { RELEASE_SCHEDULE_ID, type ReleaseReport } from '../contracts/nightly-release.js';
+import type { PageRequest } from '../repositories/paging.js';
+import * as repo from '../repositories/releases.js';
 
 export function createReleaseService(deps: { db: Database; temporal: Client }) {
   const { db, temporal } = deps;
   const schedule = () => temporal.schedule.getHandle(RELEASE_SCHEDULE_ID);
 
-  const summary = (row: typeof releaseRuns.$inferSelect) => {
+  const summary = (row: repo.ReleaseRunRow) => {
     const report = row.report as unknown as ReleaseReport | null;
     return {
       id: row.id,
@@ -25,7 +24,7 @@ export function createReleaseService(deps: { db: Database; temporal: Client }) {
   };
 
   return {
-    async overview(opts: { limit: number; offset: number }) {
+    async overview(page: PageRequest) {
       let scheduleInfo;
       try {
         const described = await schedule().describe();
@@ -40,15 +39,12 @@ export function createReleaseService(deps: { db: Database; temporal: Client }) {
         if (!(error instanceof ScheduleNotFoundError)) throw error;
         scheduleInfo = null;
       }
-      const [rows, [totals]] = await Promise.all([
-        db.select().from(releaseRuns).orderBy(desc(releaseRuns.startedAt)).limit(opts.limit).offset(opts.offset),
-        db.select({ n: count() }).from(releaseRuns),
-      ]);
-      return { schedule: scheduleInfo, items: rows.map(summary), total: totals?.n ?? 0 };
+      const { items, total } = await repo.runsPage(db, page);
+      return { schedule: scheduleInfo, items: items.map(summary), total };
     },
 
     async get(id: string) {
-      const [row] = await db.select().from(releaseRuns).where(eq(releaseRuns.id, id));
+      const row = await repo.findRun(db, id);
       if (!row) throw notFound('Release');
       const report = row.report as unknown as ReleaseReport | null;
       return { ...summary(row), failures: report?.failures ?? [] };

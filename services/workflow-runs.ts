@@ -5,7 +5,7 @@
  * that uses this; routes never see the Temporal client.
  */
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import type { Workflow } from '@temporalio/common';
+import type { Duration, Workflow } from '@temporalio/common';
 import { gatewayTimeout } from '../core/errors.js';
 import type { ContractArgs, ContractResult, WorkflowContract } from '../contracts/workflow.js';
 import { problemForWorkflowFailure } from './workflow-failures.js';
@@ -15,11 +15,15 @@ export interface StartOptions<C extends WorkflowContract<unknown[], unknown>> {
   args: ContractArgs<C>;
   /** Who the run belongs to, and anything the API reads back without a query. */
   memo?: Record<string, unknown>;
+  /** The most the whole run may take (a ping's 30s), else unbounded. */
+  workflowExecutionTimeout?: Duration;
 }
 
 export interface WaitOptions {
   /** Where the caller can follow the run after a 504 (a URL path), said in the problem's detail. */
   followAt: string;
+  /** What is still running, in the 504's detail ("The pull is still running; ..."); default "workflow". */
+  what?: string;
 }
 
 export function createWorkflowRuns(deps: { temporal: Client; waitTimeoutMs: number }) {
@@ -31,6 +35,7 @@ export function createWorkflowRuns(deps: { temporal: Client; waitTimeoutMs: numb
       workflowId: options.workflowId,
       args: options.args as unknown[],
       ...(options.memo ? { memo: options.memo } : {}),
+      ...(options.workflowExecutionTimeout ? { workflowExecutionTimeout: options.workflowExecutionTimeout } : {}),
     });
   }
 
@@ -50,7 +55,7 @@ export function createWorkflowRuns(deps: { temporal: Client; waitTimeoutMs: numb
       return (await Promise.race([
         settled,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(gatewayTimeout(`The workflow is still running; follow it at ${options.followAt}.`)), waitTimeoutMs);
+          timer = setTimeout(() => reject(gatewayTimeout(`The ${options.what ?? 'workflow'} is still running; follow it at ${options.followAt}.`)), waitTimeoutMs);
         }),
       ])) as ContractResult<C>;
     } catch (error) {

@@ -11,8 +11,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { LABEL_ID } from '../core/container-labels.js';
-import { workflowIds } from '../core/temporal-names.js';
-import { observedSignal } from '../workflows/container-api.js';
+import { containerWorkflowId, observedSignal } from '../contracts/container.js';
 
 export function watchContainerEvents(opts: {
   docker: Docker;
@@ -26,7 +25,7 @@ export function watchContainerEvents(opts: {
 
   async function signal(id: string, action: string) {
     try {
-      await temporal.workflow.getHandle(workflowIds.container(id)).signal(observedSignal, { action });
+      await temporal.workflow.getHandle(containerWorkflowId(id)).signal(observedSignal, { action });
     } catch (error) {
       if (!(error instanceof WorkflowNotFoundError)) logger.warn({ err: error, id }, 'could not signal container workflow');
     }

@@ -7,12 +7,12 @@ import { loadHostWorkerConfig, loadOrExit } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { hostTaskQueue } from '../core/temporal-names.js';
 import { connectDatabase } from '../db/client.js';
-import { createHostService } from '../services/hosts.js';
+import { recordHeartbeat, upsertHost } from '../repositories/hosts.js';
 import { createHostActivities } from '../activities/host-activities.js';
 import { dockerFromEndpoint } from '../activities/docker-client.js';
 import { minioClient } from '../core/minio.js';
 import { connectTemporal } from '../core/temporal.js';
-import { liveContainersOnHost } from '../services/containers.js';
+import { liveOnHost } from '../repositories/containers.js';
 import { runWorker } from './run-worker.js';
 import { startStreamServer } from './host-streams.js';
 import { watchContainerEvents } from './host-events.js';
@@ -22,10 +22,9 @@ import { hostNameservers, installFirewall, otherBridges } from './host-firewall.
 const config = loadOrExit(loadHostWorkerConfig);
 const logger = createLogger(`worker-${config.hostId}`, config.log);
 const database = connectDatabase(config.database.url, { max: 2 });
-const hostService = createHostService({ db: database.db, staleAfterMs: config.hosts.staleAfterMs });
 
 const docker = dockerFromEndpoint(config.dockerHost);
-const info = await docker.info();
+const info = (await docker.info()) as { ID: unknown };
 const version = await docker.version();
 
 // Users' networks are confined before this worker takes any work (the daemon is up, so
@@ -44,7 +43,7 @@ if (config.egress.firewall === 'iptables') {
   logger.warn('BERTH_EGRESS_FIREWALL=off: users\' containers are confined by Docker\'s network isolation only');
 }
 const streams = await startStreamServer({ docker, token: config.internalToken, logger, ...config.streams });
-await hostService.register({
+await upsertHost(database.db, {
   id: config.hostId,
   dockerEndpoint: config.dockerHost,
   engineId: String(info.ID),
@@ -60,14 +59,14 @@ const events = watchContainerEvents({
   docker,
   temporal,
   logger,
-  liveContainerIds: async () => (await liveContainersOnHost(database.db, config.hostId)).map((c) => c.id),
+  liveContainerIds: () => liveOnHost(database.db, config.hostId),
 });
 
 // The DCU compress phase runs in a thread of its own: have one booted before the first task.
 prewarmSaveGzip();
 
 const heartbeat = setInterval(() => {
-  hostService.heartbeat(config.hostId).catch((error: unknown) => logger.warn({ err: error }, 'host heartbeat failed'));
+  recordHeartbeat(database.db, config.hostId).catch((error: unknown) => logger.warn({ err: error }, 'host heartbeat failed'));
 }, config.hosts.heartbeatIntervalMs);
 
 await runWorker({

@@ -11,9 +11,9 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { DcuControlConfig, ReleaseConfig } from '../core/config.js';
-import type { NightlyReleaseInput } from '../workflows/nightly-release.js';
-import { CONTROL_TASK_QUEUE, DCU_SCHEDULES, RELEASE_SCHEDULE_ID } from '../core/temporal-names.js';
-import type { DcuCleanupInput } from '../workflows/dcu-cleanup.js';
+import { RELEASE_SCHEDULE_ID, type NightlyReleaseInput } from '../contracts/nightly-release.js';
+import { CONTROL_TASK_QUEUE } from '../core/temporal-names.js';
+import { DCU_SCHEDULES, type DcuCleanupInput } from '../contracts/dcu-cleanup.js';
 
 interface ScheduleDefinition {
   scheduleId: string;

@@ -10,11 +10,9 @@ import {
 } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control-activities.js';
 import type { HostActivities } from '../activities/host-activities.js';
-import type { ContainerSpec, ObservedContainer } from '../activities/containers-docker.js';
-import { FailureType, NON_RETRYABLE } from '../core/failures.js';
-import { hostTaskQueue } from '../core/temporal-names.js';
-import { failureType } from './failures.js';
-import { rootMessage } from '../core/errors.js';
+import type { ObservedContainer } from '../activities/containers-docker.js';
+import { FailureType, failureTypeOf, rootCause } from '../core/failures.js';
+import { createRefundKey, creationFailureCode, isEnded, nextChargeDue, nextPeriodKey, type ContainerReasonCode } from '../core/container-state.js';
 import {
   describeQuery,
   observedSignal,
@@ -22,45 +20,17 @@ import {
   restartUpdate,
   startUpdate,
   stopUpdate,
+  type ContainerInput,
+  type ContainerState,
   type ContainerStatus,
   type ContainerView,
-} from './container-api.js';
-
-export interface ContainerState {
-  status: ContainerStatus;
-  reason: string | null;
-  dockerId: string | null;
-  exitCode: number | null;
-  charged: number;
-  /** A billing segment is one uninterrupted run; periods are counted from its start. */
-  segment: number;
-  segmentStartedAt: number;
-  periodsCharged: number;
-}
-
-export interface ContainerInput {
-  id: string;
-  userId: string;
-  hostId: string;
-  spec: ContainerSpec;
-  pricePerPeriod: number;
-  billingPeriodMs: number;
-  /** History events after which the workflow continues as new (default 2000). */
-  historyLimit?: number;
-  /** Carried across continue-as-new. */
-  state?: ContainerState;
-  /** Carried across continue-as-new: Docker reported something the previous run had not looked at yet. */
-  lookAgain?: boolean;
-}
+} from '../contracts/container.js';
+import { database, host as onHost } from './activity-profiles.js';
+import { PATCHES } from './patches.js';
 
 const HISTORY_LIMIT = 2000;
-/** patched() id of the step that removes the user's network after a removal. */
-const NETWORK_REMOVAL_PATCH = 'remove-user-network';
 
-const db = proxyActivities<ControlActivities>({
-  startToCloseTimeout: '30s',
-  retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE },
-});
+const db = proxyActivities<ControlActivities>(database);
 
 /**
  * One container's whole life: create and start it on its host, charge each started
@@ -68,22 +38,13 @@ const db = proxyActivities<ControlActivities>({
  * what Docker reports, and end when it is removed.
  */
 export async function container(input: ContainerInput): Promise<ContainerView> {
-  const host = proxyActivities<HostActivities>({
-    taskQueue: hostTaskQueue(input.hostId),
-    scheduleToStartTimeout: '1m',
-    startToCloseTimeout: '1m',
-    retry: { initialInterval: '1s', maximumInterval: '20s', maximumAttempts: 10, nonRetryableErrorTypes: ['ContainerInvalid'] },
-  });
+  const host = proxyActivities<HostActivities>(onHost.container(input.hostId));
   // Best effort: a network left behind is removed by the next removal or the nightly release.
-  const hostNetworks = proxyActivities<HostActivities>({
-    taskQueue: hostTaskQueue(input.hostId),
-    scheduleToStartTimeout: '1m',
-    startToCloseTimeout: '30s',
-    retry: { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 3 },
-  });
+  const hostNetworks = proxyActivities<HostActivities>(onHost.bestEffort(input.hostId));
   const s: ContainerState = input.state ?? {
     status: 'creating',
     reason: null,
+    reasonCode: null,
     dockerId: null,
     exitCode: null,
     charged: 0,
@@ -105,6 +66,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     id: input.id,
     status: s.status,
     reason: s.reason,
+    reasonCode: s.reasonCode ?? null,
     hostId: input.hostId,
     hostPort: input.spec.hostPort,
     dockerId: s.dockerId,
@@ -113,11 +75,23 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     periodsCharged: s.periodsCharged,
   });
 
-  async function setStatus(status: ContainerStatus, reason: string | null, extra: { exitCode?: number | null; startedAt?: number } = {}) {
+  async function setStatus(
+    status: ContainerStatus,
+    reason: string | null,
+    reasonCode: ContainerReasonCode | null,
+    extra: { exitCode?: number | null; startedAt?: number } = {},
+  ) {
     s.status = status;
     s.reason = reason;
+    s.reasonCode = reasonCode;
     if (extra.exitCode !== undefined) s.exitCode = extra.exitCode;
-    await db.recordContainerState(input.id, { state: status, stateReason: reason, ...(s.dockerId ? { dockerId: s.dockerId } : {}), ...extra });
+    await db.recordContainerState(input.id, {
+      state: status,
+      stateReason: reason,
+      stateReasonCode: reasonCode,
+      ...(s.dockerId ? { dockerId: s.dockerId } : {}),
+      ...extra,
+    });
   }
 
   /** Charges the next period of the current segment; false when the balance cannot pay it. */
@@ -128,12 +102,12 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
           containerId: input.id,
           userId: input.userId,
           amount: input.pricePerPeriod,
-          idempotencyKey: `container-${input.id}-run-${s.segment}-period-${s.periodsCharged}`,
+          idempotencyKey: nextPeriodKey(input.id, s),
           reason: `container ${input.spec.image} on ${input.hostId}: run ${s.segment}, period ${s.periodsCharged + 1}`,
         });
         if (applied) s.charged += input.pricePerPeriod;
       } catch (error) {
-        if (failureType(error) === FailureType.InsufficientFunds) return false;
+        if (failureTypeOf(error) === FailureType.InsufficientFunds) return false;
         throw error;
       }
     }
@@ -147,10 +121,11 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     s.periodsCharged = 0;
   }
 
-  async function release(status: 'removed' | 'failed', reason: string | null) {
+  async function release(status: 'removed' | 'failed', reason: string | null, reasonCode: ContainerReasonCode | null) {
     s.status = status;
     s.reason = reason;
-    await db.releaseContainer(input.id, status, reason);
+    s.reasonCode = reasonCode;
+    await db.releaseContainer(input.id, status, reason, reasonCode);
   }
 
   /**
@@ -159,7 +134,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
    * emit, hence the patch.
    */
   async function removeNetworkIfUnused() {
-    if (!patched(NETWORK_REMOVAL_PATCH)) return;
+    if (!patched(PATCHES.removeUserNetwork.id)) return;
     try {
       await hostNetworks.removeUserNetworkIfUnused(input.spec.userId);
     } catch {
@@ -170,7 +145,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
   /** Docker no longer has the container: its record is released, and the user's network may go with it. */
   async function releaseRemovedOutside() {
     await removeNetworkIfUnused();
-    await release('removed', 'removed outside Berth');
+    await release('removed', 'removed outside Berth', 'removed_outside');
   }
 
   function applyObserved(observed: ObservedContainer) {
@@ -180,16 +155,24 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
   async function create() {
     beginSegment();
     if (!(await chargePeriod())) {
-      await release('failed', 'insufficient balance for the first billing period');
+      await release('failed', 'insufficient balance for the first billing period', 'insufficient_funds');
       return;
     }
     try {
       const observed = await host.createAndStartContainer(input.spec);
       applyObserved(observed);
-      if (observed.running) await setStatus('running', null, { startedAt: Date.now(), exitCode: null });
-      else await setStatus('exited', `container exited at start (code ${observed.exitCode})`, { exitCode: observed.exitCode });
+      if (observed.running) await setStatus('running', null, null, { startedAt: Date.now(), exitCode: null });
+      else await setStatus('exited', `container exited at start (code ${observed.exitCode})`, 'exited', { exitCode: observed.exitCode });
     } catch (error) {
-      await host.removeContainer(input.id);
+      if (patched(PATCHES.containerCreateCleanupBestEffort.id)) {
+        try {
+          await host.removeContainer(input.id);
+        } catch {
+          // An unreachable host cannot remove what it may have made: the nightly release's orphan sweep does.
+        }
+      } else {
+        await host.removeContainer(input.id);
+      }
       await removeNetworkIfUnused();
       // It never ran: the first period is given back.
       if (s.charged > 0) {
@@ -197,17 +180,18 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
           containerId: input.id,
           userId: input.userId,
           amount: s.charged,
-          idempotencyKey: `container-${input.id}-create-refund`,
+          idempotencyKey: createRefundKey(input.id),
           reason: `container ${input.spec.image} on ${input.hostId} could not be created`,
         });
         if (applied) s.charged = 0;
       }
-      await release('failed', rootMessage(error));
+      const cause = rootCause(error);
+      await release('failed', cause.message, creationFailureCode(cause));
     }
   }
 
   async function start(): Promise<ContainerView> {
-    if (s.status === 'running' || s.status === 'removed' || s.status === 'failed') return view();
+    if (s.status === 'running' || isEnded(s.status)) return view();
     beginSegment();
     if (!(await chargePeriod())) {
       throw ApplicationFailure.create({ message: 'insufficient balance for the first billing period; top up, then start', type: FailureType.InsufficientFunds });
@@ -218,21 +202,24 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
       return view();
     }
     applyObserved(observed);
-    await setStatus('running', null, { startedAt: Date.now(), exitCode: null });
+    await setStatus('running', null, null, { startedAt: Date.now(), exitCode: null });
     return view();
   }
 
-  async function stop(status: 'stopped' | 'suspended' = 'stopped', reason: string | null = null): Promise<ContainerView> {
-    if (s.status === 'removed' || s.status === 'failed') return view();
+  async function stop(status: 'stopped' | 'suspended' = 'stopped', reason: string | null = null, reasonCode: ContainerReasonCode | null = null): Promise<ContainerView> {
+    if (isEnded(s.status)) return view();
     if (s.status === 'stopped' || (s.status === 'suspended' && status === 'stopped')) return view();
     const observed = await host.stopContainer(input.id);
     if (!observed) {
       await releaseRemovedOutside();
       return view();
     }
-    await setStatus(status, reason, { exitCode: observed.exitCode });
+    await setStatus(status, reason, reasonCode, { exitCode: observed.exitCode });
     return view();
   }
+
+  /** An unpaid period: the container stops until its user tops up and starts it. */
+  const suspend = () => stop('suspended', 'insufficient balance for the next billing period', 'insufficient_funds');
 
   async function restart(): Promise<ContainerView> {
     if (s.status !== 'running') return start();
@@ -245,13 +232,13 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     if (s.status === 'removed') return view();
     await host.removeContainer(input.id);
     await removeNetworkIfUnused();
-    await release('removed', null);
+    await release('removed', null, null);
     return view();
   }
 
   /** Billing follows the real state: Docker is asked, and the record is corrected. */
   async function reconcile() {
-    if (s.status === 'removed' || s.status === 'failed' || s.status === 'creating') return;
+    if (isEnded(s.status) || s.status === 'creating') return;
     const observed = await host.inspectContainer(input.id);
     if (!observed) {
       await releaseRemovedOutside();
@@ -259,18 +246,18 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     }
     applyObserved(observed);
     if (!observed.running && s.status === 'running') {
-      const why = observed.oomKilled ? 'killed: out of memory' : `exited with code ${observed.exitCode}`;
-      await setStatus('exited', why, { exitCode: observed.exitCode });
+      if (observed.oomKilled) await setStatus('exited', 'killed: out of memory', 'oom_killed', { exitCode: observed.exitCode });
+      else await setStatus('exited', `exited with code ${observed.exitCode}`, 'exited', { exitCode: observed.exitCode });
     } else if (observed.running && s.status !== 'running') {
       // Started outside Berth: it runs, so it is billed.
       beginSegment();
-      if (await chargePeriod()) await setStatus('running', 'started outside Berth', { startedAt: Date.now() });
-      else await stop('suspended', 'insufficient balance for the next billing period');
+      if (await chargePeriod()) await setStatus('running', 'started outside Berth', 'started_outside', { startedAt: Date.now() });
+      else await suspend();
     }
   }
 
   // A function, so that TypeScript does not narrow the status across awaits.
-  const ended = () => s.status === 'removed' || s.status === 'failed';
+  const ended = () => isEnded(s.status);
   const notRemoved = () => {
     if (ended()) throw new Error(`container ${input.id} is ${s.status}`);
   };
@@ -309,11 +296,11 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
       continue;
     }
     if (s.status === 'running') {
-      const due = s.segmentStartedAt + s.periodsCharged * input.billingPeriodMs;
+      const due = nextChargeDue(s, input.billingPeriodMs);
       if (due <= Date.now()) {
         await exclusive(async () => {
-          if (s.status !== 'running' || s.segmentStartedAt + s.periodsCharged * input.billingPeriodMs > Date.now()) return;
-          if (!(await chargePeriod())) await stop('suspended', 'insufficient balance for the next billing period');
+          if (s.status !== 'running' || nextChargeDue(s, input.billingPeriodMs) > Date.now()) return;
+          if (!(await chargePeriod())) await suspend();
         });
         continue;
       }

@@ -1,112 +1,34 @@
-import {
-  ActivityCancellationType,
-  ActivityFailure,
-  ApplicationFailure,
-  CancellationScope,
-  CancelledFailure,
-  defineQuery,
-  defineSignal,
-  isCancellation,
-  patched,
-  proxyActivities,
-  setHandler,
-} from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, CancelledFailure, isCancellation, patched, proxyActivities, setHandler } from '@temporalio/workflow';
+import type { ControlActivities } from '../activities/control-activities.js';
 import type { HostActivities } from '../activities/host-activities.js';
 import type { DcuTransitionPatch } from '../activities/dcu-db.js';
+import { dcuCancelSignal, dcuStatusQuery, type DcuInput, type DcuWorkflowStatus } from '../contracts/dcu.js';
 import { DCU_CANCELLED_MESSAGE, type DcuState } from '../core/dcu-state.js';
 import { dcuGzipFileName, dcuObjectName } from '../core/dcu-names.js';
-import { FailureType } from '../core/failures.js';
+import { FailureType, rootCause, type RootCause } from '../core/failures.js';
 import { parseImageReference } from '../core/image-ref.js';
-import { DCU_QUERIES, DCU_SIGNALS } from '../core/temporal-names.js';
-import { controlDb, onHost } from './activity-options.js';
+import { database, host as hostProfiles, HOST_MAX_ATTEMPTS } from './activity-profiles.js';
+import { PATCHES } from './patches.js';
 
-/** The task as the API created it (row in dcu_tasks, state idle). */
-export interface DcuInput {
-  taskId: string;
-  userId: string;
-  username: string;
-  hostId: string;
-  /** Normalized by core/image-ref before the workflow starts. */
-  reference: string;
-  /** Minor units per started GB of tar, charged when the upload completes; absent on tasks started before DCU was charged (free). */
-  pricePerGb?: number;
-}
+const db = proxyActivities<ControlActivities>(database);
 
-/** What the `status` query answers: the workflow's own view of its task. */
-export interface DcuWorkflowStatus {
-  taskId: string;
-  hostId: string;
-  reference: string;
-  state: DcuState;
-  cancelRequested: boolean;
-  gzipFileName: string | null;
-  minioObjectName: string | null;
-  sizeBytes: number | null;
-  compressedBytes: number | null;
-  sha256: string | null;
-  errorMessage: string | null;
-  /** The object this task's was copied from (another task's archive of the same image), if it was. */
-  reusedFrom?: string | null;
-  /** Minor units charged, once charged. */
-  charged?: number | null;
-}
-
-export const dcuCancelSignal = defineSignal<[reason?: string]>(DCU_SIGNALS.cancel);
-export const dcuStatusQuery = defineQuery<DcuWorkflowStatus>(DCU_QUERIES.status);
-
-const db = controlDb();
-
-/** patched() ids: workflows started before these changes replay as they ran. */
-const KEEP_ARCHIVE_ON_UPLOAD_FAILURE = 'dcu-keep-archive-on-upload-failure';
-const REUSE_KEPT_ARCHIVE = 'dcu-reuse-kept-archive';
-const REUSE_OBJECT = 'dcu-reuse-object';
-const CHARGE = 'dcu-charge';
-const BALANCE_BEFORE_WORK = 'dcu-balance-before-work';
-/** The steps on berth-control (controlDb's retry policy, not the host's). */
+/** The steps on berth-control (the database profile's retry policy, not the host's). */
 const DB_STEPS = new Set(['dcuTransition', 'dcuKeptArchive', 'dcuReusableObjects', 'dcuCheckBalance', 'dcuChargeAndComplete']);
 
 function hostActivities(hostId: string) {
-  const common = onHost(hostId);
   return {
-    quick: proxyActivities<HostActivities>({ ...common, startToCloseTimeout: '1m', scheduleToCloseTimeout: '10m' }),
+    quick: proxyActivities<HostActivities>(hostProfiles.quickBounded(hostId)),
     /** Compensation after a failure or a cancel: short, so a dead host cannot hold the task's end. */
-    discard: proxyActivities<HostActivities>({
-      ...common,
-      scheduleToStartTimeout: '1m',
-      startToCloseTimeout: '1m',
-      scheduleToCloseTimeout: '3m',
-      retry: { ...common.retry, maximumAttempts: 3 },
-    }),
+    discard: proxyActivities<HostActivities>(hostProfiles.compensation(hostId)),
     /** The pull: its cancel ends the Docker request; the workflow need not wait for that. */
-    download: proxyActivities<HostActivities>({
-      ...common,
-      startToCloseTimeout: '1h',
-      scheduleToCloseTimeout: '3h',
-      heartbeatTimeout: '10s',
-      cancellationType: ActivityCancellationType.TRY_CANCEL,
-    }),
+    download: proxyActivities<HostActivities>(hostProfiles.download(hostId)),
     /**
      * Compress and upload heartbeat every second and learn of a cancel within the
-     * heartbeat throttle (80% of 5s); the workflow waits until they have removed their
+     * heartbeat throttle; the workflow waits until they have removed their
      * partial file or aborted their multipart upload.
      */
-    phase: proxyActivities<HostActivities>({
-      ...common,
-      startToCloseTimeout: '1h',
-      scheduleToCloseTimeout: '3h',
-      heartbeatTimeout: '5s',
-      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    }),
+    phase: proxyActivities<HostActivities>(hostProfiles.phase(hostId)),
   };
-}
-
-/** The reason a phase failed, as the activity put it (e.g. the registry's message). */
-export function reasonOf(error: unknown): { message: string; type?: string } {
-  let cause: unknown = error;
-  while (cause instanceof ActivityFailure && cause.cause) cause = cause.cause;
-  if (cause instanceof ApplicationFailure) return { message: cause.message, type: cause.type ?? undefined };
-  if (cause instanceof Error) return { message: cause.message };
-  return { message: String(cause) };
 }
 
 /**
@@ -171,14 +93,16 @@ export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
 
   try {
     await transition('downloading', { hostId: input.hostId, bytesDone: 0, bytesTotal: 0 });
-    await phase(() => host.download.pullImage(input.reference));
+    // The Docker pull, under the host activity's new name (the old one stays registered as an alias).
+    if (patched(PATCHES.dcuDockerPullActivity.id)) await phase(() => host.download.dockerPull(input.reference));
+    else await phase(() => host.download.pullImage(input.reference));
     const inspected = await phase(() => host.quick.inspectImage(input.reference));
     if (!inspected) {
       throw ApplicationFailure.nonRetryable(`${input.reference} is not on ${input.hostId} after its pull`, FailureType.ImageNotFound);
     }
 
     // A balance that cannot pay for this image fails the task before any compress or upload.
-    if (input.pricePerGb !== undefined && input.pricePerGb > 0 && patched(BALANCE_BEFORE_WORK)) {
+    if (input.pricePerGb !== undefined && input.pricePerGb > 0 && patched(PATCHES.dcuBalanceBeforeWork.id)) {
       await db.dcuCheckBalance({ userId: input.userId, imageBytes: inspected.sizeBytes, pricePerGb: input.pricePerGb });
     }
 
@@ -186,14 +110,14 @@ export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
     const objectName = dcuObjectName(input.username, ref, inspected.imageId);
     const fileName = dcuGzipFileName(input.taskId, objectName);
     // The same image (and reference) packaged already, by anyone: copy its object instead.
-    const reusable = patched(REUSE_OBJECT)
+    const reusable = patched(PATCHES.dcuReuseObject.id)
       ? await db.dcuReusableObjects({ taskId: input.taskId, imageId: inspected.imageId, objectName })
       : [];
     sharesObject = reusable.some((c) => c.objectName === objectName);
     // An earlier task of this user whose upload of the same object failed kept its archive on
     // this host: take it over (its sha256 checked) instead of compressing again.
     const kept =
-      reusable.length === 0 && patched(REUSE_KEPT_ARCHIVE)
+      reusable.length === 0 && patched(PATCHES.dcuReuseKeptArchive.id)
         ? await db.dcuKeptArchive({ taskId: input.taskId, userId: input.userId, hostId: input.hostId, minioObjectName: objectName })
         : null;
     status.minioObjectName = objectName;
@@ -247,7 +171,7 @@ export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
     if (status.cancelRequested) throw new CancelledFailure(DCU_CANCELLED_MESSAGE);
     const complete = { bytesDone: archive.compressedBytes, bytesTotal: archive.compressedBytes };
     // The object is in MinIO: charge it and complete, in one step (a task that failed before cost nothing).
-    if (input.pricePerGb !== undefined && patched(CHARGE)) {
+    if (input.pricePerGb !== undefined && patched(PATCHES.dcuCharge.id)) {
       try {
         const charge = { taskId: input.taskId, userId: input.userId, reference: input.reference, pricePerGb: input.pricePerGb, complete };
         status.charged = (await db.dcuChargeAndComplete(charge)).amount;
@@ -262,15 +186,15 @@ export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
     return status;
   } catch (error) {
     const cancelled = status.cancelRequested || isCancellation(error);
-    const reason = cancelled ? { message: DCU_CANCELLED_MESSAGE, type: 'DcuCancelled' } : reasonOf(error);
+    const reason: RootCause = cancelled ? { message: DCU_CANCELLED_MESSAGE, type: FailureType.DcuCancelled } : rootCause(error);
     // A host step that used up its retry policy says so (the database steps have their own policy).
     if (!cancelled && error instanceof ActivityFailure && error.retryState === 'MAXIMUM_ATTEMPTS_REACHED' && !DB_STEPS.has(error.activityType)) {
-      reason.message = `${status.state} failed after ${onHost(input.hostId).retry.maximumAttempts} attempts: ${reason.message}`;
+      reason.message = `${status.state} failed after ${HOST_MAX_ATTEMPTS} attempts: ${reason.message}`;
     }
     status.errorMessage = reason.message;
     // A failed upload (not a cancel) keeps the archive: a new start of the image by the same user uploads it.
     // A failed charge does not keep it: the task is over, its object removed.
-    const keepArchive = !cancelled && status.state === 'uploading' && !chargeFailed && patched(KEEP_ARCHIVE_ON_UPLOAD_FAILURE);
+    const keepArchive = !cancelled && status.state === 'uploading' && !chargeFailed && patched(PATCHES.dcuKeepArchiveOnUploadFailure.id);
     // Runs even when the workflow itself was cancelled (temporal workflow cancel).
     await CancellationScope.nonCancellable(async () => {
       if (status.gzipFileName && !keepArchive) await host.discard.dcuRemoveLocalFiles(status.gzipFileName).catch(() => undefined);
@@ -278,6 +202,6 @@ export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
       if (status.minioObjectName && !sharesObject) await host.discard.dcuRemoveObject(status.minioObjectName).catch(() => undefined);
       await transition('failed', { errorMessage: reason.message.slice(0, 4000) });
     });
-    throw ApplicationFailure.create({ message: reason.message, type: reason.type ?? 'DcuFailed', nonRetryable: true });
+    throw ApplicationFailure.create({ message: reason.message, type: reason.type ?? FailureType.DcuFailed, nonRetryable: true });
   }
 }

@@ -1,46 +1,22 @@
 import { ParentClosePolicy, continueAsNew, executeChild, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control-activities.js';
-import type { ReleaseFailure, ReleaseItem, ReleaseReport } from '../activities/release.js';
 import type { HostActivities } from '../activities/host-activities.js';
-import { CONTROL_TASK_QUEUE, workflowIds } from '../core/temporal-names.js';
-import { onHost } from './activity-options.js';
-import { removeImage } from './remove-image.js';
+import { rootCause } from '../core/failures.js';
+import type { NightlyReleaseInput, ReleaseFailure, ReleaseItem, ReleaseReport } from '../contracts/nightly-release.js';
+import { removeImageId, removeImageWorkflow } from '../contracts/remove-image.js';
+import { containerUpdate, host, sweepDatabase } from './activity-profiles.js';
+import { PATCHES } from './patches.js';
 
-export interface NightlyReleaseInput {
-  /** Removals in flight per host at most. */
-  concurrency: number;
-  /** Items listed per batch (default 50). */
-  batchSize?: number;
-  /** History events after which the run continues as new, between batches (default 4000). */
-  historyLimit?: number;
-  /** Carried across continue-as-new. */
-  carry?: { releaseId: string; phase: 'containers' | 'images'; report: ReleaseReport };
-}
+export type { NightlyReleaseInput } from '../contracts/nightly-release.js';
 
 const BATCH = 50;
-/** patched() id of the sweep of users' networks, a step releases started before it did not take. */
-const NETWORK_SWEEP_PATCH = 'release-user-networks';
 const HISTORY_LIMIT = 4000;
 
-const db = proxyActivities<ControlActivities>({
-  startToCloseTimeout: '1m',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10 },
-});
-// A container's removal waits for its workflow's update (Docker stop and remove).
-const containerRelease = proxyActivities<ControlActivities>({
-  startToCloseTimeout: '3m',
-  retry: { initialInterval: '2s', maximumInterval: '30s', maximumAttempts: 3, nonRetryableErrorTypes: ['ContainerOrphaned', 'ContainerRemoveFailed'] },
-});
+type RemoveImage = NonNullable<typeof removeImageWorkflow.signature>;
 
-const reasonOf = (error: unknown): string => {
-  let e = error as { message?: string; cause?: unknown } | undefined;
-  let message = e?.message ?? String(error);
-  while (e?.cause) {
-    e = e.cause as { message?: string; cause?: unknown };
-    if (e.message) message = e.message;
-  }
-  return message;
-};
+const db = proxyActivities<ControlActivities>(sweepDatabase);
+// A container's removal waits for its workflow's update (Docker stop and remove).
+const containerRelease = proxyActivities<ControlActivities>(containerUpdate);
 
 /** Runs `work` on every item, at most `concurrency` at once per host, hosts side by side. */
 async function perHost<T extends ReleaseItem>(items: T[], concurrency: number, work: (item: T) => Promise<void>) {
@@ -76,7 +52,7 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
   const failed = (p: ReleaseFailure['phase']) => report.failures.filter((f) => f.phase === p).map((f) => f.id);
   const fail = (phase: ReleaseFailure['phase'], item: ReleaseItem, error: unknown) => {
     report[phase].failed += 1;
-    report.failures.push({ phase, id: item.id, hostId: item.hostId, reason: reasonOf(error) });
+    report.failures.push({ phase, id: item.id, hostId: item.hostId, reason: rootCause(error).message });
   };
   const maybeContinue = async () => {
     if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (input.historyLimit ?? HISTORY_LIMIT)) {
@@ -89,11 +65,12 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
    * removed while Docker kept them): removed directly on their host, so that none is left.
    */
   const removeOrphans = async () => {
-    await Promise.all((await db.dcuListHosts()).map(async (hostId) => {
-      const host = proxyActivities<HostActivities>({ ...onHost(hostId), scheduleToStartTimeout: '30s', startToCloseTimeout: '1m' });
+    const hostIds = patched(PATCHES.releaseListHostIds.id) ? await db.listHostIds() : await db.dcuListHosts();
+    await Promise.all(hostIds.map(async (hostId) => {
+      const onHost = proxyActivities<HostActivities>(host.release(hostId));
       let found: Array<{ id: string; dockerId: string }>;
       try {
-        found = await host.listBerthContainers();
+        found = await onHost.listBerthContainers();
       } catch (error) {
         fail('containers', { id: `host ${hostId}`, hostId }, error);
         return;
@@ -102,17 +79,17 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
       const orphans = found.filter((c) => !live.has(c.id)).map((c) => ({ id: c.id || c.dockerId, hostId, dockerId: c.dockerId }));
       await perHost(orphans, input.concurrency, async (item) => {
         try {
-          await host.removeDockerContainer(item.dockerId);
+          await onHost.removeDockerContainer(item.dockerId);
           report.containers.removed += 1;
         } catch (error) {
           fail('containers', item, error);
         }
       });
       // With the containers gone, their users' networks go too (one whose container failed to go stays).
-      if (patched(NETWORK_SWEEP_PATCH)) {
+      if (patched(PATCHES.releaseUserNetworks.id)) {
         try {
           // One removal after another: thousands of networks take minutes.
-          await proxyActivities<HostActivities>({ ...onHost(hostId), scheduleToStartTimeout: '30s', startToCloseTimeout: '15m' }).removeUnusedUserNetworks();
+          await proxyActivities<HostActivities>(host.networkSweep(hostId)).removeUnusedUserNetworks();
         } catch (error) {
           fail('containers', { id: `networks on ${hostId}`, hostId }, error);
         }
@@ -143,10 +120,11 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
     if (batch.length === 0) break;
     await perHost(batch, input.concurrency, async (item) => {
       try {
-        const result = await executeChild(removeImage, {
-          workflowId: workflowIds.removeImage(item.id),
-          taskQueue: CONTROL_TASK_QUEUE,
-          args: [{ imageId: item.id, hostId: item.hostId, reference: item.reference!, reason: `nightly release ${releaseId}` }],
+        const result = await executeChild<RemoveImage>(removeImageWorkflow.type, {
+          workflowId: removeImageId(item.id),
+          taskQueue: removeImageWorkflow.taskQueue,
+          // The release's id makes the refund a release_refund (same key as any image refund: once per image).
+          args: [{ imageId: item.id, hostId: item.hostId, reference: item.reference!, reason: `nightly release ${releaseId}`, releaseId }],
           parentClosePolicy: ParentClosePolicy.ABANDON,
         });
         report.images.removed += 1;

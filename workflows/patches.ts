@@ -57,6 +57,14 @@ export const PATCHES = {
     guards: "a removal also removes the user's network on the host once no container of theirs is left (removeUserNetworkIfUnused)",
     removable: LONG,
   }),
+  containerCreateCleanupBestEffort: entry({
+    id: 'container-create-cleanup-best-effort',
+    since: '2026-12-02',
+    workflow: 'container',
+    guards:
+      "a creation that failed goes on to its refund and release (failed, with its reason code) when the host cannot remove what it may have made (an unreachable host: the release's orphan sweep removes it later), instead of failing the workflow with the record left creating",
+    removable: LONG,
+  }),
   releaseUserNetworks: entry({
     id: 'release-user-networks',
     since: '2026-12-02',
@@ -84,6 +92,41 @@ export const PATCHES = {
     workflow: 'dcu',
     guards: 'a balance that cannot pay fails the task before compress and upload (dcuCheckBalance)',
     removable: SHORT,
+  }),
+  pullDockerPullActivity: entry({
+    id: 'pull-docker-pull-activity',
+    since: '2026-12-02',
+    workflow: 'pullImage',
+    guards: "the Docker pull is scheduled as the host activity dockerPull, no longer under the workflow's own name pullImage (kept registered as an alias on host workers)",
+    removable: `${SHORT}; the host workers' pullImage alias goes with it once the DCU workflow calls dockerPull too`,
+  }),
+  releaseListHostIds: entry({
+    id: 'release-list-host-ids',
+    since: '2026-12-02',
+    workflow: 'nightlyRelease',
+    guards: 'the release lists the hosts it sweeps for orphans with listHostIds, no longer with the DCU-named dcuListHosts (kept registered as an alias on berth-control)',
+    removable: `${SHORT}; the control worker's dcuListHosts alias (activities/hosts-db.ts) goes with it once the DCU cleanups' patch goes too`,
+  }),
+  dcuDockerPullActivity: entry({
+    id: 'dcu-docker-pull-activity',
+    since: '2026-12-02',
+    workflow: 'dcu',
+    guards: 'the download schedules the host activity dockerPull, no longer pullImage (kept registered as an alias on host workers)',
+    removable: `${SHORT}; the host workers' pullImage alias goes once this and pullDockerPullActivity are gone`,
+  }),
+  dcuGzipCleanupListHostIds: entry({
+    id: 'dcu-gzip-cleanup-list-host-ids',
+    since: '2026-12-02',
+    workflow: 'dcuGzipCleanup',
+    guards: 'the gzip cleanup lists the hosts it sweeps with listHostIds, no longer with dcuListHosts (kept registered as an alias on berth-control)',
+    removable: `${SHORT}; the dcuListHosts alias goes once this, dcuObjectCleanupListHostIds and releaseListHostIds are gone`,
+  }),
+  dcuObjectCleanupListHostIds: entry({
+    id: 'dcu-object-cleanup-list-host-ids',
+    since: '2026-12-02',
+    workflow: 'dcuObjectCleanup',
+    guards: 'the object cleanup lists the hosts it may sweep the bucket from with listHostIds, no longer with dcuListHosts (kept registered as an alias on berth-control)',
+    removable: `${SHORT}; the dcuListHosts alias goes once this, dcuGzipCleanupListHostIds and releaseListHostIds are gone`,
   }),
 } as const satisfies Record<string, PatchEntry>;
 

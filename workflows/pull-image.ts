@@ -1,39 +1,27 @@
 import { ApplicationFailure, patched, proxyActivities } from '@temporalio/workflow';
-import type { HostActivities } from '../activities/host-activities.js';
-import type { ImageView, PullRequest } from '../services/images.js';
+import type { ImageDbActivities } from '../activities/images-db.js';
+import type { ImageDockerActivities } from '../activities/images-docker.js';
 import type { PullSnapshot } from '../core/pull-progress.js';
-import { FailureType } from '../core/failures.js';
-import { asWorkflowFailure, failureType } from './failures.js';
-import { controlDb, onHost } from './activity-options.js';
+import { FailureType, failureTypeOf } from '../core/failures.js';
+import type { PullImageInput, PullImageResult } from '../contracts/pull-image.js';
+import { asWorkflowFailure } from './failures.js';
+import { database, host as hostProfiles } from './activity-profiles.js';
+import { PATCHES } from './patches.js';
 
-export type PullImageInput = PullRequest;
+export type { PullImageInput, PullImageResult } from '../contracts/pull-image.js';
 
-export interface PullImageResult {
-  image: ImageView;
-  /** The user owned this reference on this host already: nothing was pulled or charged. */
-  deduped: boolean;
-  /** A Docker pull ran (false when the image was already on the host). */
-  pulled: boolean;
-  /** The pull's final progress, when one ran. */
-  progress: PullSnapshot | null;
-}
-
-const db = controlDb();
-
-/** patched() id: a pull that finds no money removes only an image it pulled itself, and keeps the funds reason. */
-const REMOVE_ONLY_WHAT_IT_PULLED = 'pull-remove-only-what-it-pulled';
+const db = proxyActivities<ImageDbActivities>(database);
 
 function hostActivities(hostId: string) {
-  const common = onHost(hostId);
   return {
-    quick: proxyActivities<HostActivities>({ ...common, startToCloseTimeout: '1m' }),
-    pull: proxyActivities<HostActivities>({ ...common, startToCloseTimeout: '30m', heartbeatTimeout: '30s' }),
+    quick: proxyActivities<ImageDockerActivities>(hostProfiles.quick(hostId)),
+    pull: proxyActivities<ImageDockerActivities>(hostProfiles.pull(hostId)),
   };
 }
 
 /**
  * Pull-and-bill: dedup, pull on the host (stream read to its end), inspect,
- * charge by size through the ledger and record the private image.
+ * charge by size (at the price the pull started with) through the ledger and record the private image.
  */
 export async function pullImage(input: PullImageInput): Promise<PullImageResult> {
   const owned = await db.findOwnedImage(input.userId, input.hostId, input.reference);
@@ -44,7 +32,10 @@ export async function pullImage(input: PullImageInput): Promise<PullImageResult>
   try {
     let inspected = await host.quick.inspectImage(input.reference);
     if (!inspected) {
-      progress = await host.pull.pullImage(input.reference, { skipIfPresent: true });
+      // The host activity is dockerPull; runs started before it was renamed scheduled pullImage.
+      progress = patched(PATCHES.pullDockerPullActivity.id)
+        ? await host.pull.dockerPull(input.reference, { skipIfPresent: true })
+        : await host.pull.pullImage(input.reference, { skipIfPresent: true });
       inspected = await host.quick.inspectImage(input.reference);
       if (!inspected) throw ApplicationFailure.nonRetryable(`${input.reference} is not on ${input.hostId} after its pull`, FailureType.ImageNotFound);
     }
@@ -52,8 +43,8 @@ export async function pullImage(input: PullImageInput): Promise<PullImageResult>
       const { image, deduped } = await db.chargeAndRecordImage({ ...input, image: inspected });
       return { image, deduped, pulled: progress !== null, progress };
     } catch (error) {
-      if (failureType(error) !== FailureType.InsufficientFunds) throw error;
-      if (!patched(REMOVE_ONLY_WHAT_IT_PULLED)) {
+      if (failureTypeOf(error) !== FailureType.InsufficientFunds) throw error;
+      if (!patched(PATCHES.pullRemoveOnlyWhatItPulled.id)) {
         if ((await db.countImageRecords(input.hostId, input.reference)) === 0) await host.quick.removeImageReference(input.reference);
         throw error;
       }

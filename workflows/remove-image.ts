@@ -1,35 +1,26 @@
 import { proxyActivities } from '@temporalio/workflow';
-import type { HostActivities } from '../activities/host-activities.js';
+import type { ImageDbActivities } from '../activities/images-db.js';
+import type { ImageDockerActivities } from '../activities/images-docker.js';
+import type { RemoveImageInput, RemoveImageResult } from '../contracts/remove-image.js';
 import { asWorkflowFailure } from './failures.js';
-import { controlDb, onHost } from './activity-options.js';
+import { database, host } from './activity-profiles.js';
 
-export interface RemoveImageInput {
-  imageId: string;
-  hostId: string;
-  reference: string;
-  /** Ledger reason for the refund ("image removed", "nightly release ..."). */
-  reason: string;
-}
+export type { RemoveImageInput, RemoveImageResult } from '../contracts/remove-image.js';
 
-export interface RemoveImageResult {
-  refunded: number;
-  /** What happened on the host: removed, absent, or kept for another record. */
-  host: 'removed' | 'absent' | 'kept';
-}
-
-const db = controlDb();
+const db = proxyActivities<ImageDbActivities>(database);
 
 /**
  * Removes an image record: off the host first when no other record references it
  * there (so an image Docker cannot remove keeps its record and its charge), then
- * the refund and the record's deletion in one transaction, once.
+ * the refund (a release refund when the nightly release removes it) and the record's
+ * deletion in one transaction, once.
  */
 export async function removeImage(input: RemoveImageInput): Promise<RemoveImageResult> {
-  const host = proxyActivities<HostActivities>({ ...onHost(input.hostId), startToCloseTimeout: '2m' });
+  const onHost = proxyActivities<ImageDockerActivities>(host.removal(input.hostId));
   try {
     const others = await db.countImageRecords(input.hostId, input.reference, input.imageId);
-    const onTheHost = others > 0 ? 'kept' : await host.removeImageReference(input.reference);
-    const { refunded } = await db.refundAndDeleteImage(input.imageId, input.reason);
+    const onTheHost = others > 0 ? 'kept' : await onHost.removeImageReference(input.reference);
+    const { refunded } = await db.refundAndDeleteImage(input.imageId, input.reason, { releaseId: input.releaseId });
     return { refunded, host: onTheHost };
   } catch (error) {
     throw asWorkflowFailure(error);

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { eq } from 'drizzle-orm';
 import { tokens, users } from '../../db/schema.js';
-import { baseConfig, bearer, buildTestApp, createUser, login, testDb } from '../support/app.js';
+import { baseConfig, bearer, buildTestApp, createUser, testDb } from '../support/app.js';
+import { sleep } from '../support/wait.js';
 
 test('the admin from BERTH_ADMIN_USERNAME exists with a hashed password', async () => {
   const [admin] = await testDb().db.select().from(users).where(eq(users.username, baseConfig.admin.username));
@@ -54,9 +55,14 @@ test('routes need a bearer token; a bad or expired token is refused', async (t) 
   const garbage = await app.inject({ method: 'GET', url: '/api/v1/users/me', headers: bearer('not-a-token') });
   assert.equal(garbage.statusCode, 401);
 
-  const shortLived = await login(app, user.username, user.password);
+  const loggedIn = await app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password: user.password } });
+  assert.equal(loggedIn.statusCode, 200, loggedIn.body);
+  const { token: shortLived, expiresAt } = loggedIn.json<{ token: string; expiresAt: string }>();
+  const expiry = new Date(expiresAt).getTime();
+  assert.ok(expiry - Date.now() <= 1000, `the token expires within its 1 s lifetime (${expiresAt})`);
   assert.equal((await app.inject({ method: 'GET', url: '/api/v1/users/me', headers: bearer(shortLived) })).statusCode, 200);
-  await new Promise((resolve) => setTimeout(resolve, 1300));
+  // Once the expiry the login answered has passed:
+  while (Date.now() <= expiry) await sleep(expiry - Date.now() + 1);
   const expired = await app.inject({ method: 'GET', url: '/api/v1/users/me', headers: bearer(shortLived) });
   assert.equal(expired.statusCode, 401);
   assert.match(expired.json().detail, /expired/);

@@ -14,7 +14,12 @@ import { pushUniqueImage } from '../support/images.js';
 import { containerPricePerPeriod } from '../../billing/prices.js';
 import { closedStatus } from '../support/history.js';
 import { eventually, sleep } from '../support/wait.js';
-import type { App } from '../../api/app.js';
+import { buildApp, type App } from '../../api/app.js';
+import { ApplicationFailure } from '@temporalio/common';
+import { connectDatabase } from '../../db/client.js';
+import { createContainerDbActivities } from '../../activities/containers-db.js';
+import { FailureType } from '../../core/failures.js';
+import { containerWorkflowId, describeQuery, type ContainerInput } from '../../contracts/container.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
 test.after(() => temporal.connection.close());
@@ -144,7 +149,7 @@ test('operations are Temporal updates: idempotent, answered with the new state, 
   assert.equal((described as { status: string }).status, 'running');
   const history = await temporal.workflow.getHandle(`container-${c.id}`).fetchHistory();
   const updates = (history.events ?? []).flatMap((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ?? []);
-  assert.ok(['stop', 'start', 'restart'].every((u) => updates.includes(u)), `updates in history: ${updates}`);
+  assert.ok(['stop', 'start', 'restart'].every((u) => updates.includes(u)), `updates in history: ${updates.join(', ')}`);
 
   // Ops stop it from the CLI, the same update the API sends.
   const cliStop = await promisify(execFile)(TEMPORAL_CLI, [
@@ -302,6 +307,9 @@ test('a container that cannot be created fails with the reason, and its first pe
     return r.state === 'failed' && r;
   }, 60);
   assert.match(row.stateReason ?? '', /no such image|not found/i, row.stateReason ?? '');
+  assert.equal(row.stateReasonCode, 'docker_error', 'Docker refused it: the code says so beside the message');
+  assert.equal((await app.inject({ method: 'GET', url: `/api/v1/containers/${id}`, headers: bearer(user.token) })).json().stateReasonCode, 'docker_error');
+  assert.equal((await temporal.workflow.getHandle(containerWorkflowId(id)).query(describeQuery)).reasonCode, 'docker_error');
   assert.ok(row.removedAt, 'its port is free again');
   assert.equal(row.charged, 0);
   assert.equal(await balanceOf(user.id), before, 'charged, then refunded');
@@ -329,6 +337,7 @@ test('metering: each started period is charged once; an unpaid period suspends; 
     return row.state === 'suspended' && row;
   }, 30);
   assert.match(suspended.stateReason ?? '', /insufficient balance/);
+  assert.equal(suspended.stateReasonCode, 'insufficient_funds');
   assert.equal(await balanceOf(user.id), 0);
   const charges = (await testDb().db.select().from(ledgerEntries).where(and(eq(ledgerEntries.userId, user.id), eq(ledgerEntries.kind, 'container_charge'))));
   assert.equal(charges.length, 3);
@@ -345,6 +354,7 @@ test('metering: each started period is charged once; an unpaid period suspends; 
   const resumed = await op(app, user, c.id, 'start');
   assert.equal(resumed.statusCode, 200, resumed.body);
   assert.equal(resumed.json().state, 'running');
+  assert.equal(resumed.json().stateReasonCode, null, 'started by its user: no reason');
   const stopped = await op(app, user, c.id, 'stop');
   assert.equal(stopped.json().state, 'stopped');
   const balance = await balanceOf(user.id);
@@ -365,6 +375,8 @@ test('reconciliation: a container that dies or is removed outside Berth shows it
     return row.state === 'exited' && row;
   });
   assert.match(exited.stateReason ?? '', /exited with code/);
+  assert.equal(exited.stateReasonCode, 'exited');
+  assert.equal((await temporal.workflow.getHandle(containerWorkflowId(a.id)).query(describeQuery)).reasonCode, 'exited');
   const chargesOfA = async () => (await testDb().db.select().from(ledgerEntries).where(and(
     eq(ledgerEntries.kind, 'container_charge'), like(ledgerEntries.idempotencyKey, `container-${a.id}-%`)))).length;
   const chargedAtExit = await chargesOfA();
@@ -378,6 +390,7 @@ test('reconciliation: a container that dies or is removed outside Berth shows it
   });
   assert.ok(gone.removedAt);
   assert.match(gone.stateReason ?? '', /outside Berth/);
+  assert.equal(gone.stateReasonCode, 'removed_outside');
   assert.equal(await closedStatus(temporal, `container-${b.id}`), 'COMPLETED');
   await app.inject({ method: 'DELETE', url: `/api/v1/containers/${a.id}`, headers: bearer(user.token) });
 });
@@ -465,8 +478,7 @@ test('past its history limit the container workflow continues as new, carrying i
 
   // The new run was given the same input, with the limit, and the state it carries.
   const started = (await temporal.workflow.getHandle(workflowId, latest.runId).fetchHistory()).events![0]!.workflowExecutionStartedEventAttributes!;
-  const [carried] = started.input!.payloads!.map((p) => temporal.options.loadedDataConverter.payloadConverter.fromPayload(p)) as Array<{
-    id: string; historyLimit: number; pricePerPeriod: number; state: { status: string; charged: number; segment: number } }>;
+  const [carried] = started.input!.payloads!.map((p) => temporal.options.loadedDataConverter.payloadConverter.fromPayload<ContainerInput>(p));
   assert.equal(carried!.id, c.id);
   assert.equal(carried!.historyLimit, historyLimit, 'the limit is carried');
   assert.equal(carried!.pricePerPeriod, price);
@@ -474,7 +486,7 @@ test('past its history limit the container workflow continues as new, carrying i
   assert.ok(started.continuedExecutionRunId && started.continuedExecutionRunId !== latest.runId, 'continued from the run before');
 
   // It still answers, with the state carried over.
-  let view = (await handle.query('describe')) as { status: string; charged: number; periodsCharged: number; dockerId: string };
+  let view = await handle.query(describeQuery);
   assert.equal(view.status, 'running');
   assert.equal(view.charged, starts * price, 'charged carried: one period per start');
   assert.equal(view.periodsCharged, 1);
@@ -491,7 +503,7 @@ test('past its history limit the container workflow continues as new, carrying i
   starts++;
   assert.equal((await docker.inspect()).State.Running, true);
   assert.match(await (await fetch(`http://${c.hostIp}:${c.hostPort}/`)).text(), /Berth httpd/);
-  view = (await handle.query('describe')) as typeof view;
+  view = await handle.query(describeQuery);
   assert.equal(view.charged, starts * price);
 
   // Billing: the record, the workflow and the ledger agree; every period charged once.
@@ -509,4 +521,105 @@ test('past its history limit the container workflow continues as new, carrying i
   await assert.rejects(docker.inspect(), /no such container/i);
   assert.ok((await rowOf(c.id)).removedAt);
   assert.equal(await closedStatus(temporal, handle.workflowId), 'COMPLETED');
+});
+
+test('a workflow that cannot be started releases the record it was admitted with: no port, no slot held', async (t) => {
+  // One port and one container per user, so that the next run proves both are free again.
+  const limits = containersConfig({ maxPerUser: 1, portRange: { from: 21950, to: 21950 } });
+  const app = await buildTestApp(t, { containers: limits });
+  const user = await createUser(app, { balance: 10_000 });
+  const image = await pullHttpd(app, user, 'host-b');
+
+  // The same API, whose Temporal refuses every start (a namespace that does not exist).
+  const database = connectDatabase(baseConfig.database.url, { max: 2 });
+  const refusing = await connectTemporal({ ...baseConfig.temporal, namespace: `berth-no-such-namespace-${user.id.slice(0, 8)}` });
+  const broken = await buildApp({ config: { ...baseConfig, containers: limits }, db: database.db, temporal: refusing });
+  t.after(async () => {
+    await broken.close();
+    await refusing.connection.close();
+    await database.close();
+  });
+  const res = await broken.inject({ method: 'POST', url: '/api/v1/containers', headers: bearer(user.token), payload: { imageId: image.id, name: 'first' } });
+  assert.equal(res.statusCode, 500, res.body);
+  const [row] = await testDb().db.select().from(containers).where(eq(containers.userId, user.id));
+  assert.ok(row, 'the record was admitted');
+  assert.equal(row.state, 'failed');
+  assert.equal(row.stateReasonCode, 'start_failed');
+  assert.match(row.stateReason ?? '', /workflow could not be started/);
+  assert.ok(row.removedAt, 'released in the same request');
+  assert.equal(row.charged, 0);
+  assert.deepEqual(await testDb().db.select().from(ledgerEntries).where(like(ledgerEntries.idempotencyKey, `container-${row.id}-%`)), [], 'nothing charged');
+  const listed = await app.inject({ method: 'GET', url: '/api/v1/containers', headers: bearer(user.token) });
+  assert.deepEqual(listed.json().items, [], 'not among the live containers');
+  const failed = await app.inject({ method: 'GET', url: '/api/v1/containers?state=failed', headers: bearer(user.token) });
+  assert.deepEqual(failed.json().items.map((c: { id: string; stateReasonCode: string }) => [c.id, c.stateReasonCode]), [[row.id, 'start_failed']]);
+
+  // The slot, the port and the name are free: the working API runs the next one on that very port.
+  const next = await run(app, user, { imageId: image.id, name: 'first' });
+  assert.equal(next.hostPort, 21950);
+  assert.equal(next.state, 'running');
+  assert.equal((await app.inject({ method: 'DELETE', url: `/api/v1/containers/${next.id}`, headers: bearer(user.token) })).statusCode, 200);
+});
+
+test('recording a state refuses an illegal transition (non-retryable IllegalTransition) and changes nothing', async (t) => {
+  const app = await buildTestApp(t);
+  const user = await createUser(app, { balance: 10_000 });
+  const image = await pullHttpd(app, user);
+  const c = await run(app, user, { imageId: image.id });
+  const removed = await app.inject({ method: 'DELETE', url: `/api/v1/containers/${c.id}`, headers: bearer(user.token) });
+  assert.equal(removed.statusCode, 200, removed.body);
+  const before = await rowOf(c.id);
+  assert.equal(before.state, 'removed');
+
+  const activities = createContainerDbActivities({ db: testDb().db });
+  const refused = await activities.recordContainerState(c.id, { state: 'running', stateReason: null }).then(
+    () => assert.fail('removed → running must be refused'),
+    (error: unknown) => error,
+  );
+  assert.ok(refused instanceof ApplicationFailure, String(refused));
+  assert.equal(refused.type, FailureType.IllegalTransition);
+  assert.equal(refused.nonRetryable, true);
+  assert.match(refused.message, /removed → running/);
+  await assert.rejects(activities.releaseContainer(c.id, 'failed', 'late failure', 'docker_error'), (e: ApplicationFailure) => e.type === FailureType.IllegalTransition);
+  // A retried release of the state it is in changes nothing (its reason stays the first one).
+  await activities.releaseContainer(c.id, 'removed', 'again', 'removed_outside');
+  assert.deepEqual(await rowOf(c.id), before, 'the record is as it was');
+});
+
+test('a first period the balance cannot pay once the container is admitted: failed, insufficient_funds, a 409 for ?wait=true', async (t) => {
+  const price = 7;
+  const app = await buildTestApp(t, { containers: containersConfig({ prices: flatPrice(price), maxPerUser: 5 }) });
+  const owner = await createUser(app, { balance: 10_000 });
+  const image = await pullHttpd(app, owner);
+  const published = await app.inject({ method: 'POST', url: `/api/v1/images/${image.id}/publish`, headers: bearer(await adminToken(app)) });
+  assert.equal(published.statusCode, 200, published.body);
+  // Two runs at once with the balance for one first period: admission checks the balance but
+  // charges nothing, so both may be admitted and the second workflow's charge is refused. Should
+  // admission refuse the second (the first workflow charged first), try again with a new user.
+  for (let attempt = 1; ; attempt++) {
+    const user = await createUser(app);
+    await testDb().db.update(users).set({ balance: price }).where(eq(users.id, user.id));
+    const results = await Promise.all([0, 1].map(() =>
+      app.inject({ method: 'POST', url: '/api/v1/containers?wait=true', headers: bearer(user.token), payload: { imageId: image.id } })));
+    assert.deepEqual(results.map((r) => r.statusCode).sort(), [201, 409], results.map((r) => r.body).join('\n'));
+    const ran = results.find((r) => r.statusCode === 201)!.json<{ id: string }>();
+    t.after(() => temporal.workflow.getHandle(`container-${ran.id}`).executeUpdate('remove').catch(() => undefined));
+    const refused = results.find((r) => r.statusCode === 409)!.json<{ type: string; detail: string }>();
+    assert.ok(refused.type.endsWith('insufficient-funds'), JSON.stringify(refused));
+    const rows = await testDb().db.select().from(containers).where(eq(containers.userId, user.id));
+    if (rows.length === 1 && attempt < 5) {
+      t.diagnostic(`attempt ${attempt}: admission refused the second run; again`);
+      continue;
+    }
+    assert.equal(rows.length, 2, 'both runs admitted');
+    const failed = rows.find((r) => r.state === 'failed')!;
+    assert.ok(failed, rows.map((r) => r.state).join(', '));
+    assert.equal(failed.stateReasonCode, 'insufficient_funds');
+    assert.equal(failed.stateReason, 'insufficient balance for the first billing period');
+    assert.equal(refused.detail, failed.stateReason, 'the 409 tells the workflow’s reason');
+    assert.ok(failed.removedAt);
+    assert.equal(failed.charged, 0);
+    assert.equal(await balanceOf(user.id), 0, 'one first period charged');
+    break;
+  }
 });

@@ -20,11 +20,12 @@ import { connectTemporal } from '../../core/temporal.js';
 import { parseImageReference } from '../../core/image-ref.js';
 import { GB } from '../../core/sizes.js';
 import { dcuCharge } from '../../billing/prices.js';
-import { CONTROL_TASK_QUEUE, workflowIds } from '../../core/temporal-names.js';
+import { InsufficientFundsError } from '../../billing/ledger.js';
 import { createDcuDbActivities } from '../../activities/dcu-db.js';
-import { DCU_DISK_FULL, createDcuHostActivities, freeBytes } from '../../activities/dcu-host.js';
+import { createDcuHostActivities, freeBytes } from '../../activities/dcu-host.js';
+import { FailureType } from '../../core/failures.js';
 import { IMAGE_METADATA, SHA256_METADATA } from '../../activities/storage.js';
-import type { DcuInput } from '../../workflows/dcu.js';
+import { dcuWorkflow, dcuWorkflowId, type DcuInput } from '../../contracts/dcu.js';
 import { baseConfig, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
 import { inspectOn, pushUniqueImage } from '../support/images.js';
 import { closedStatus } from '../support/history.js';
@@ -63,7 +64,7 @@ const dcuChargesOf = (userId: string) =>
   testDb().db.select().from(ledgerEntries).where(and(eq(ledgerEntries.userId, userId), eq(ledgerEntries.kind, 'dcu_charge')));
 
 async function activityTypes(taskId: string): Promise<string[]> {
-  const events = (await temporal.workflow.getHandle(workflowIds.dcu(taskId)).fetchHistory()).events ?? [];
+  const events = (await temporal.workflow.getHandle(dcuWorkflowId(taskId)).fetchHistory()).events ?? [];
   return events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name ?? ''] : []));
 }
 
@@ -186,7 +187,7 @@ test('the second DCU of an image, by another user: a server-side copy of the arc
   assert.ok(types.includes('dcuCopyObject'), types.join(' '));
   assert.ok(!types.includes('dcuCompress'), `not compressed again: ${types.join(' ')}`);
   assert.ok(!types.includes('dcuUpload'), `not uploaded again: ${types.join(' ')}`);
-  const handle = temporal.workflow.getHandle(workflowIds.dcu(taskId));
+  const handle = temporal.workflow.getHandle(dcuWorkflowId(taskId));
   assert.equal(await closedStatus(temporal, handle.workflowId), 'COMPLETED');
   assert.equal((await handle.query<{ reusedFrom: string }>('status')).reusedFrom, first.minio_object_name);
 
@@ -275,7 +276,7 @@ test('a start needs one GB’s price in the balance; two tasks with only that mu
   assert.equal(done[0]!.charged, price);
   assert.deepEqual(await objectsUnder(`${user.username}/`), [done[0]!.minio_object_name], "the failed task's object was removed");
   assert.deepEqual((await readdir(GZIP_DIR)).filter((n) => n.startsWith(failed[0]!.task_id)), [], 'and its local archive');
-  assert.equal(await closedStatus(temporal, workflowIds.dcu(failed[0]!.task_id)), 'FAILED');
+  assert.equal(await closedStatus(temporal, dcuWorkflowId(failed[0]!.task_id)), 'FAILED');
   assert.match(assertErrorEnvelope(await startRequest(app, user, one!), 409), /your balance is 0/);
 });
 
@@ -303,10 +304,9 @@ test('the balance check: the expected charge of the image against the balance, n
   after(() => testDb().db.delete(users).where(eq(users.id, user.id)));
   await activities.dcuCheckBalance({ userId: user.id, imageBytes: 2 * GB, pricePerGb: 10 });
   await assert.rejects(activities.dcuCheckBalance({ userId: user.id, imageBytes: 2 * GB + 1, pricePerGb: 10 }), (error: unknown) => {
-    assert.ok(error instanceof ApplicationFailure);
-    assert.equal(error.type, 'InsufficientFunds');
-    assert.equal(error.nonRetryable, true);
-    assert.match(error.message, /costs 30, the balance is 25$/);
+    // The worker's interceptor makes it the non-retryable InsufficientFunds failure (workers/run-worker.ts).
+    assert.ok(error instanceof InsufficientFundsError);
+    assert.match(error.message, /^insufficient balance: packaging this image \(2048 MB\) costs 30, the balance is 25$/);
     return true;
   });
 });
@@ -325,7 +325,7 @@ test('compress activity: a host with less free disk than BERTH_DCU_MIN_FREE_MB r
     const host = createDcuHostActivities({ docker, hostId: 'host-a', gzipDir: dir, minFreeMb });
     await assert.rejects(quiet().run(host.dcuCompress, { taskId: randomUUID(), reference: image, fileName: `${randomUUID()}_disk.tar.gz` }), (error: unknown) => {
       assert.ok(error instanceof ApplicationFailure, String(error));
-      assert.equal(error.type, DCU_DISK_FULL);
+      assert.equal(error.type, FailureType.DcuDiskFull);
       assert.equal(error.nonRetryable, true);
       assert.match(error.message, new RegExp(`^host host-a refuses new DCU work: its archive disk has [0-9.]+ MB free, less than the ${minFreeMb} MB`));
       return true;
@@ -356,7 +356,7 @@ test('a task on a host short of disk fails at once with the host’s reason: com
     // What POST /api/dcu/start does, for a host the API would not pick.
     await testDb().db.insert(dcuTasks).values({ id: taskId, userId: user.id, username: user.username, hostId, dockerImageName: image, state: 'idle' });
     const input: DcuInput = { taskId, userId: user.id, username: user.username, hostId, reference: parseImageReference(image).reference, pricePerGb: PRICE };
-    await temporal.workflow.start('dcu', { taskQueue: CONTROL_TASK_QUEUE, workflowId: workflowIds.dcu(taskId), args: [input] });
+    await temporal.workflow.start(dcuWorkflow.type, { taskQueue: dcuWorkflow.taskQueue, workflowId: dcuWorkflowId(taskId), args: [input] });
     const data = await waitEnded(app, user.token, taskId);
     assert.equal(data.state, 'failed', JSON.stringify(data));
     assert.match(data.error_message, new RegExp(`^host ${hostId} refuses new DCU work: its archive disk has [0-9.]+ MB free, less than the ${minFreeMb} MB`));
@@ -366,7 +366,7 @@ test('a task on a host short of disk fails at once with the host’s reason: com
     assert.equal((await rowOf(taskId))?.charged, 0);
     assert.equal((await dcuChargesOf(user.id)).length, 0);
     assert.deepEqual(await readdir(dir), []);
-    assert.equal(await closedStatus(temporal, workflowIds.dcu(taskId)), 'FAILED');
+    assert.equal(await closedStatus(temporal, dcuWorkflowId(taskId)), 'FAILED');
   } finally {
     await stop();
     await rm(dir, { recursive: true, force: true });

@@ -1,14 +1,14 @@
 /**
  * DCU (Download-Compress-Upload) on the real stack: the original API and envelope, the
  * `dcu` workflow on a host's queue, the archive in the host's gzip dir and in MinIO,
- * `docker load` of it on the other host, cancellation (API and temporal CLI), and the
- * cleanup schedules triggered with the temporal CLI.
+ * `docker load` of it on the other host, cancellation (API and temporal CLI). The cleanup
+ * schedules, which act on every archive and object, are tested in serial/dcu.test.ts.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { mkdir, readdir, readFile, stat, utimes, writeFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -20,9 +20,9 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import type { BucketItem, IncompleteUploadedBucketItem } from 'minio';
 import { dcuTasks } from '../../db/schema.js';
-import { loadControlWorkerConfig } from '../../core/config.js';
 import { connectTemporal } from '../../core/temporal.js';
-import { DCU_SCHEDULES, workflowIds } from '../../core/temporal-names.js';
+import { dcuWorkflowId } from '../../contracts/dcu.js';
+import { dcuGzipCleanupWorkflow, dcuObjectCleanupWorkflow, type DcuGzipCleanupResult, type DcuObjectCleanupResult } from '../../contracts/dcu-cleanup.js';
 import { createStorageActivities, SHA256_METADATA, type DcuUploaded } from '../../activities/storage.js';
 import { createDcuHostActivities, type DcuArchive } from '../../activities/dcu-host.js';
 import { createDcuDbActivities } from '../../activities/dcu-db.js';
@@ -42,7 +42,6 @@ after(() => temporal.connection.close());
 const TEMPORAL_CLI = join(process.env.BERTH_TOOLS_DIR ?? join(homedir(), '.cache', 'berth'), 'bin', 'temporal');
 
 const TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
-const DAY_MS = 86_400_000;
 /** Enough balance for any DCU task here (each costs one GB's price: the images are small). */
 const FUNDS = 1_000;
 
@@ -80,7 +79,7 @@ async function waitFor(app: App, token: string, taskId: string, done: (data: { s
 }
 
 async function historyOf(taskId: string) {
-  return (await temporal.workflow.getHandle(workflowIds.dcu(taskId)).fetchHistory()).events ?? [];
+  return (await temporal.workflow.getHandle(dcuWorkflowId(taskId)).fetchHistory()).events ?? [];
 }
 
 const objectsUnder = async (prefix: string) =>
@@ -186,7 +185,7 @@ test('start → completed: status fields, the archive on disk and in MinIO, the 
   });
   assert.deepEqual(scheduled.map((s) => s.type), PACKAGING_ACTIVITIES);
   for (const s of scheduled) assert.equal(s.queue, CONTROL_ACTIVITIES.includes(String(s.type)) ? 'berth-control' : 'berth-host-host-a', String(s.type));
-  const handle = temporal.workflow.getHandle(workflowIds.dcu(taskId));
+  const handle = temporal.workflow.getHandle(dcuWorkflowId(taskId));
   assert.equal(await closedStatus(temporal, handle.workflowId), 'COMPLETED');
   const queried = await handle.query<{ state: string; sha256: string }>('status');
   assert.equal(queried.state, 'completed');
@@ -260,7 +259,7 @@ test('an unknown image fails with the registry’s reason and progress -1', { ti
   const row = await rowOf(taskId);
   assert.equal(row?.state, 'failed');
   assert.equal(row?.errorMessage, data.error_message);
-  assert.equal(await closedStatus(temporal, workflowIds.dcu(taskId)), 'FAILED');
+  assert.equal(await closedStatus(temporal, dcuWorkflowId(taskId)), 'FAILED');
   const events = await historyOf(taskId);
   const pulls = events.filter((e) => e.activityTaskStartedEventAttributes && e.activityTaskStartedEventAttributes.attempt === 1);
   assert.ok(pulls.length > 0);
@@ -391,11 +390,11 @@ test('cancel through the API: the running phase stops, nothing partial stays, th
   const image = await largeImage();
   const taskId = await startTask(app, user, image, 'host-a');
   // Cancel once a phase activity is running on the host (not merely scheduled).
-  const handle = temporal.workflow.getHandle(workflowIds.dcu(taskId));
+  const handle = temporal.workflow.getHandle(dcuWorkflowId(taskId));
   let runningPhase: string | undefined;
   for (let i = 0; i < 1200 && !runningPhase; i++) {
     const pending = (await handle.describe()).raw.pendingActivities ?? [];
-    runningPhase = pending.find((a) => ['pullImage', 'dcuCompress', 'dcuUpload'].includes(a.activityType?.name ?? '') && a.lastStartedTime)
+    runningPhase = pending.find((a) => ['dockerPull', 'dcuCompress', 'dcuUpload'].includes(a.activityType?.name ?? '') && a.lastStartedTime)
       ?.activityType?.name ?? undefined;
     if (!runningPhase) await sleep(50);
   }
@@ -422,7 +421,7 @@ test('cancel through the API: the running phase stops, nothing partial stays, th
   const scheduled = new Map(events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [[String(e.eventId), e.activityTaskScheduledEventAttributes.activityType?.name]] : [])));
   const cancelRequested = events.flatMap((e) => (e.activityTaskCancelRequestedEventAttributes ? [scheduled.get(String(e.activityTaskCancelRequestedEventAttributes.scheduledEventId))] : []));
   assert.deepEqual(cancelRequested, [runningPhase], 'the running phase activity was cancelled');
-  assert.equal(await closedStatus(temporal, workflowIds.dcu(taskId)), 'FAILED');
+  assert.equal(await closedStatus(temporal, dcuWorkflowId(taskId)), 'FAILED');
   assertErrorEnvelope(await dcuApi(app, user.token, 'POST', `/api/dcu/cancel/${taskId}`), 409);
 });
 
@@ -434,7 +433,7 @@ test('cancel with the temporal CLI while compressing: the compress activity remo
   const compressing = await waitFor(app, user.token, taskId, (d) => d.state !== 'idle' && d.state !== 'downloading', 6000);
   assert.equal(compressing.state, 'compressing', 'still compressing when cancelled');
 
-  await temporalCli(['workflow', 'signal', '--workflow-id', workflowIds.dcu(taskId), '--name', 'cancel']);
+  await temporalCli(['workflow', 'signal', '--workflow-id', dcuWorkflowId(taskId), '--name', 'cancel']);
   const data = await waitFor(app, user.token, taskId, ended);
   assert.equal(data.state, 'failed');
   assert.equal(data.error_message, 'cancelled');
@@ -500,94 +499,6 @@ test('activities: a cancelled upload aborts its multipart upload; a cancelled co
   await assert.rejects(new MockActivityEnvironment({}, { logger: quiet }).run(host.dcuRemoveLocalFiles, '../../etc/passwd.tar.gz'), /invalid archive name/);
 });
 
-/** Triggers a schedule with the temporal CLI and returns the result of the run it started. */
-async function triggerAndWait<T>(scheduleId: string): Promise<T> {
-  const handle = temporal.schedule.getHandle(scheduleId);
-  const seen = new Set((await handle.describe()).info.recentActions.map((a) => a.action.workflow.workflowId));
-  await temporalCli(['schedule', 'trigger', '--schedule-id', scheduleId, '--overlap-policy', 'AllowAll']);
-  for (let i = 0; i < 600; i++) {
-    const taken = (await handle.describe()).info.recentActions.find((a) => !seen.has(a.action.workflow.workflowId));
-    if (taken) {
-      const { workflowId, firstExecutionRunId } = taken.action.workflow;
-      return temporal.workflow.getHandle(workflowId, firstExecutionRunId).result() as Promise<T>;
-    }
-    await sleep(100);
-  }
-  throw new Error(`schedule ${scheduleId} did not start a run`);
-}
-
-test('cleanup schedules exist with the configured crons, and run when triggered with the temporal CLI', { timeout: 600_000 }, async (t) => {
-  const app = await buildTestApp(t);
-  const control = loadControlWorkerConfig(process.env).dcu;
-  const { stdout } = await temporalCli(['schedule', 'describe', '--schedule-id', DCU_SCHEDULES.gzipCleanup, '-o', 'json']);
-  assert.match(stdout, /dcuGzipCleanup/);
-  for (const [id, type, days] of [
-    [DCU_SCHEDULES.gzipCleanup, 'dcuGzipCleanup', control.gzipRetentionDays],
-    [DCU_SCHEDULES.objectCleanup, 'dcuObjectCleanup', control.objectRetentionDays],
-  ] as const) {
-    const description = await temporal.schedule.getHandle(id).describe();
-    assert.equal(description.action.type, 'startWorkflow');
-    assert.equal(description.action.workflowType, type);
-    assert.deepEqual(description.action.args, [{ retentionDays: days }]);
-  }
-  // The crons the stack configures (the defaults): archives daily at midnight UTC, objects on Sundays.
-  assert.deepEqual([control.gzipCleanupCron, control.objectCleanupCron], ['0 0 * * *', '0 0 * * 0']);
-  const nextRuns = async (id: string) => (await temporal.schedule.getHandle(id).describe()).info.nextActionTimes;
-  const gzipNext = await nextRuns(DCU_SCHEDULES.gzipCleanup);
-  const objectNext = await nextRuns(DCU_SCHEDULES.objectCleanup);
-  for (const at of [...gzipNext, ...objectNext]) assert.deepEqual([at.getUTCHours(), at.getUTCMinutes()], [0, 0], at.toISOString());
-  assert.equal(gzipNext[1]!.getTime() - gzipNext[0]!.getTime(), 24 * 3600_000, 'archives: every day');
-  assert.ok(objectNext.every((at) => at.getUTCDay() === 0), 'objects: on Sundays');
-  assert.equal(objectNext[1]!.getTime() - objectNext[0]!.getTime(), 7 * 24 * 3600_000, 'objects: every week');
-
-  // A task of its own, and the shared one as the control that must survive.
-  const user = await createUser(app, { balance: FUNDS });
-  // An image of its own: an image another task packaged already would be copied, with no local archive.
-  const image = await pushUniqueImage('dcu-cleanup', 16);
-  pulledImages.push(['host-a', image], ['host-b', image]);
-  const taskId = await startTask(app, user, image);
-  const task = await waitFor(app, user.token, taskId, ended);
-  assert.equal(task.state, 'completed', JSON.stringify(task));
-  const keep = (await completedTask()).data;
-
-  // Local archives: this task's is made older than the retention, a fresh file is not.
-  const oldArchive = join(GZIP_DIR, task.gzip_file_name);
-  const old = new Date(Date.now() - (control.gzipRetentionDays + 2) * DAY_MS);
-  await utimes(oldArchive, old, old);
-  const fresh = join(GZIP_DIR, `${randomUUID()}_fresh.tar.gz`);
-  const notAnArchive = join(GZIP_DIR, `${randomUUID()}-notes.txt`);
-  await writeFile(fresh, 'fresh');
-  await writeFile(notAnArchive, 'not an archive');
-  await utimes(notAnArchive, old, old);
-  try {
-    const gzip = await triggerAndWait<{ hosts: Array<{ hostId: string; deleted?: string[]; error?: string }> }>(DCU_SCHEDULES.gzipCleanup);
-    const hostIds = gzip.hosts.map((h) => h.hostId).sort();
-    assert.ok(hostIds.includes('host-a') && hostIds.includes('host-b'), `every registered host swept: ${hostIds.join(', ')}`);
-    assert.ok(gzip.hosts.some((h) => h.deleted?.includes(task.gzip_file_name)));
-    await assert.rejects(stat(oldArchive), { code: 'ENOENT' });
-    assert.ok((await stat(fresh)).isFile(), 'a fresh archive is kept');
-    assert.ok((await stat(notAnArchive)).isFile(), 'only archives are touched');
-  } finally {
-    await rm(fresh, { force: true });
-    await rm(notAnArchive, { force: true });
-  }
-
-  // Objects: this task ended longer ago than the retention (end_time moved back); the shared one did not.
-  await testDb()
-    .db.update(dcuTasks)
-    .set({ endTime: new Date(Date.now() - (control.objectRetentionDays + 1) * DAY_MS) })
-    .where(eq(dcuTasks.id, taskId));
-  const objects = await triggerAndWait<{ deleted: string[]; expiredTasks: number }>(DCU_SCHEDULES.objectCleanup);
-  assert.ok(objects.deleted.includes(task.minio_object_name), JSON.stringify(objects));
-  await assert.rejects(minio.statObject(BUCKET, task.minio_object_name), (error: { code?: string }) => error.code === 'NotFound' || error.code === 'NoSuchKey');
-  assert.equal((await rowOf(taskId))?.artifactsExpired, true);
-  assert.equal((await statusOf(app, user.token, taskId)).artifacts_expired, true);
-  assertErrorEnvelope(await dcuApi(app, user.token, 'GET', `/api/dcu/download/${taskId}`), 410);
-
-  assert.equal((await minio.statObject(BUCKET, keep.minio_object_name)).metaData[SHA256_METADATA], keep.sha256, 'a recent object is kept');
-  assert.equal((await rowOf(keep.task_id))?.artifactsExpired, false);
-});
-
 test('the transition activity persists legal transitions only, and a repeated one is a no-op', async (t) => {
   const app = await buildTestApp(t);
   const user = await createUser(app, { balance: FUNDS });
@@ -618,4 +529,34 @@ test('the transition activity persists legal transitions only, and a repeated on
   await assert.rejects(transition('compressing'), /illegal transition failed → compressing/);
   await assert.rejects(transition('completed'), /illegal transition failed → completed/);
   assert.equal((await rowOf(taskId))?.state, 'failed');
+});
+
+test('the cleanups list the hosts with listHostIds (not the DCU-named dcuListHosts); a retention of a century removes nothing', { timeout: 180_000 }, async () => {
+  const activityTypes = async (workflowId: string) =>
+    ((await temporal.workflow.getHandle(workflowId).fetchHistory()).events ?? []).flatMap((e) =>
+      e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name ?? ''] : [],
+    );
+  // Started directly (not through their schedules), on ids of their own: with this cutoff no file or object is old enough.
+  const start = <W extends typeof dcuGzipCleanupWorkflow | typeof dcuObjectCleanupWorkflow>(workflow: W) =>
+    temporal.workflow.start(workflow.type, {
+      taskQueue: workflow.taskQueue,
+      workflowId: `test-${workflow.type}-${randomUUID().slice(0, 8)}`,
+      args: [{ retentionDays: 36_500 }],
+    });
+
+  const gzip = await start(dcuGzipCleanupWorkflow);
+  const swept = (await gzip.result()) as DcuGzipCleanupResult;
+  assert.ok(new Date(swept.cutoff).getUTCFullYear() < 1950, swept.cutoff);
+  for (const hostId of ['host-a', 'host-b']) assert.ok(swept.hosts.some((h) => h.hostId === hostId), `${hostId} was swept`);
+  for (const h of swept.hosts) if ('deleted' in h) assert.deepEqual(h.deleted, [], h.hostId);
+  const gzipSteps = await activityTypes(gzip.workflowId);
+  assert.equal(gzipSteps[0], 'listHostIds', gzipSteps.join(' '));
+  assert.ok(!gzipSteps.includes('dcuListHosts'), gzipSteps.join(' '));
+
+  const objects = await start(dcuObjectCleanupWorkflow);
+  const result = (await objects.result()) as DcuObjectCleanupResult;
+  assert.deepEqual([result.deleted, result.expiredTasks], [[], 0]);
+  const objectSteps = await activityTypes(objects.workflowId);
+  assert.deepEqual(objectSteps.slice(0, 2), ['dcuTasksEndedBefore', 'listHostIds'], objectSteps.join(' '));
+  assert.ok(!objectSteps.includes('dcuListHosts'), objectSteps.join(' '));
 });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { eq } from 'drizzle-orm';
 import { connectTemporal } from '../../core/temporal.js';
 import { hosts } from '../../db/schema.js';
+import { createHostDbActivities } from '../../activities/hosts-db.js';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, uniqueName } from '../support/app.js';
 import { HOST_IDS, dockerFor } from '../support/stack.js';
 
@@ -75,4 +76,41 @@ test('ping: unknown host 404, down host 422, bad id 400, non-admin 403', async (
   const user = await createUser(app);
   const denied = await app.inject({ method: 'GET', url: '/api/v1/hosts/host-a/ping', headers: bearer(user.token) });
   assert.equal(denied.statusCode, 403);
+});
+
+test('ping: a host that looks up but whose worker takes no task is a 504 within the ping’s bound', { timeout: 90_000 }, async (t) => {
+  // Its last heartbeat is an hour old: down for every other app on the stack (which would else pick
+  // it for their pulls and containers), up for this one only.
+  const app = await buildTestApp(t, { hosts: { ...baseConfig.hosts, staleAfterMs: 2 * 3_600_000 } });
+  const token = await adminToken(app);
+  const ghostId = uniqueName('ghost');
+  await testDb().db.insert(hosts).values({
+    id: ghostId,
+    dockerEndpoint: 'unix:///nonexistent.sock',
+    engineId: 'X',
+    engineVersion: '0',
+    lastHeartbeatAt: new Date(Date.now() - 3_600_000),
+  });
+  t.after(() => testDb().db.delete(hosts).where(eq(hosts.id, ghostId)));
+  const started = Date.now();
+  const res = await app.inject({ method: 'GET', url: `/api/v1/hosts/${ghostId}/ping`, headers: bearer(token) });
+  assert.equal(res.statusCode, 504, res.body);
+  assert.match(res.json().detail, new RegExp(`^Host "${ghostId}" did not answer: `));
+  assert.ok(Date.now() - started < 40_000, 'bounded by the ping’s timeouts, not by BERTH_WAIT_TIMEOUT');
+});
+
+test('listHostIds (and its old name dcuListHosts): every registered host, the most recently alive first', async (t) => {
+  const staleId = uniqueName('stale');
+  await testDb().db.insert(hosts).values({
+    id: staleId,
+    dockerEndpoint: 'unix:///nonexistent.sock',
+    engineId: 'X',
+    engineVersion: '0',
+    lastHeartbeatAt: new Date(Date.now() - 86_400_000),
+  });
+  t.after(() => testDb().db.delete(hosts).where(eq(hosts.id, staleId)));
+  const activities = createHostDbActivities({ db: testDb().db });
+  const ids = await activities.listHostIds();
+  for (const id of HOST_IDS) assert.ok(ids.indexOf(id) >= 0 && ids.indexOf(id) < ids.indexOf(staleId), `${id} before the stale host`);
+  assert.deepEqual(await activities.dcuListHosts(), ids);
 });

@@ -2,7 +2,9 @@
  * Tenant isolation at runtime (issue 11, items 1 and 3's Docker part), proven with real
  * traffic on the stack's daemons. Traffic goes only to this machine: containers' addresses
  * on the stack's networks, the bridges' gateways, and a network namespace the test makes
- * itself (with its own link-local and private addresses and its own listener).
+ * itself (with its own link-local and private addresses and its own listener). Users'
+ * networks and the release's sweep of unused ones (which acts on every network of a host) are
+ * tested in serial/isolation.test.ts.
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,44 +24,14 @@ import { createUserNetworks, userBridgeName } from '../../activities/networks.js
 import { DEFAULT_PIDS_LIMIT, createContainerDockerActivities } from '../../activities/containers-docker.js';
 import { BLOCKED_DESTINATIONS, FORWARD_CHAIN, INPUT_CHAIN } from '../../workers/host-firewall.js';
 import { bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
+import { BUSYBOX, cleanupScope, idler, pull, removeContainer, runContainer, userWithBusybox } from '../support/containers.js';
 import { dockerFor, dockerSocket } from '../support/stack.js';
 import { eventually } from '../support/wait.js';
-import type { App } from '../../api/app.js';
 
 const run = promisify(execFile);
-const BUSYBOX = '127.0.0.1:5000/library/busybox:1.35';
 const HTTPD = '127.0.0.1:5000/library/httpd:latest';
 /** What the seeded httpd image serves. */
 const HTTPD_PAGE = /Berth httpd/;
-
-async function pull(app: App, user: TestUser, image: string, host: string) {
-  const res = await app.inject({ method: 'POST', url: '/api/v1/images/pull?wait=true', headers: bearer(user.token), payload: { image, host } });
-  assert.equal(res.statusCode, 201, res.body);
-  return res.json<{ id: string }>().id;
-}
-
-interface Running {
-  id: string;
-  host: string;
-  hostIp: string;
-  hostPort: number;
-  state: string;
-  pidsLimit?: number;
-}
-
-async function runContainer(app: App, user: TestUser, body: Record<string, unknown>): Promise<Running> {
-  const res = await app.inject({ method: 'POST', url: '/api/v1/containers?wait=true', headers: bearer(user.token), payload: body });
-  assert.equal(res.statusCode, 201, res.body);
-  return res.json<Running>();
-}
-
-async function removeContainer(app: App, user: TestUser, id: string) {
-  const res = await app.inject({ method: 'DELETE', url: `/api/v1/containers/${id}`, headers: bearer(user.token) });
-  assert.equal(res.statusCode, 200, res.body);
-}
-
-/** A busybox that idles, for probes run inside it with `docker exec`. */
-const idler = (imageId: string) => ({ imageId, containerPort: 8080, cmd: ['sleep', '3600'] });
 
 const inspectOn = (host: string, id: string) => dockerFor(host).getContainer(dockerName(id)).inspect();
 
@@ -106,34 +78,6 @@ async function controlContainer(scope: { after: (hook: () => unknown) => void },
   await container.start();
   const info = await container.inspect();
   return { name, gateway: info.NetworkSettings.Networks.bridge!.Gateway };
-}
-
-/**
- * Cleanups that run before the app closes: buildTestApp registers its close first, and
- * node:test runs after-hooks in the order they were registered, so removals through the API
- * registered with t.after would find the app closed. These run last-registered first.
- */
-function cleanupScope(t: TestContext) {
-  const hooks: Array<() => unknown> = [];
-  t.after(async () => {
-    for (const hook of hooks.reverse()) {
-      try {
-        await hook();
-      } catch (error) {
-        console.error('cleanup failed:', error);
-      }
-    }
-  });
-  return { after: (hook: () => unknown) => void hooks.push(hook) };
-}
-
-/** A test's cleanup scope and app, a user of its own, and busybox pulled for them on `host`. */
-async function userWithBusybox(t: TestContext, host: string) {
-  const scope = cleanupScope(t);
-  const app = await buildTestApp(scope);
-  const user = await createUser(app, { balance: 100_000 });
-  const image = await pull(app, user, BUSYBOX, host);
-  return { scope, app, user, image };
 }
 
 /** As userWithBusybox, with an idle busybox container of the user's (removed after the test). */
@@ -346,41 +290,4 @@ test('egress: link-local and private addresses are dropped from users’ network
     assert.ok(await iptablesHas(FORWARD_CHAIN, `-i bth+ -d ${cidr} -j DROP`), `${cidr} is dropped`);
   }
   assert.ok(await iptablesHas(FORWARD_CHAIN, '-i bth+ -o bth+ -j DROP'), 'another user’s network is dropped');
-});
-
-test('a user’s network exists while they have a container on the host and goes with the last one; the release’s sweep removes unused ones', async (t) => {
-  const { scope, app, user, image } = await userWithBusybox(t, 'host-b');
-  const docker = dockerFor('host-b');
-  const network = userNetworkName(user.id);
-  const exists = () => docker.getNetwork(network).inspect().then(() => true, () => false);
-  assert.equal(await exists(), false, 'no network before the first container');
-
-  const first = await runContainer(app, user, idler(image));
-  const second = await runContainer(app, user, idler(image));
-  scope.after(async () => {
-    await removeContainer(app, user, first.id).catch(() => undefined);
-    await removeContainer(app, user, second.id).catch(() => undefined);
-  });
-  const info = await docker.getNetwork(network).inspect();
-  assert.deepEqual(
-    Object.values(info.Containers ?? {}).map((e) => (e as { Name: string }).Name).sort(),
-    [dockerName(first.id), dockerName(second.id)].sort(),
-    'both containers are on the user’s one network',
-  );
-
-  // The nightly release's sweep (the host activity it calls) removes a network nobody uses and
-  // keeps one in use.
-  const networks = createUserNetworks({ docker, hostId: 'host-b' });
-  const idle = randomUUID();
-  await networks.withUserLock(idle, () => networks.ensure(idle));
-  scope.after(() => docker.getNetwork(userNetworkName(idle)).remove().catch(() => undefined));
-  const swept = await networks.activities.removeUnusedUserNetworks();
-  assert.ok(swept.removed >= 1 && swept.inUse >= 1, JSON.stringify(swept));
-  assert.equal(await docker.getNetwork(userNetworkName(idle)).inspect().then(() => true, () => false), false, 'the unused network is gone');
-  assert.equal(await exists(), true, 'the network in use stays');
-
-  await removeContainer(app, user, first.id);
-  assert.equal(await exists(), true, 'still used by the second container');
-  await removeContainer(app, user, second.id);
-  await eventually('the network’s removal', async () => !(await exists()), 15);
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { eq, sql } from 'drizzle-orm';
 import { ledgerEntries, users } from '../../db/schema.js';
-import { createLedger } from '../../services/ledger.js';
+import { billing } from '../../billing/ledger.js';
 import { adminToken, bearer, buildTestApp, createUser, testDb, uniqueName } from '../support/app.js';
 
 const balanceOf = async (id: string) =>
@@ -26,7 +26,9 @@ test('an admin creates users; the opening balance goes through the ledger', asyn
   assert.equal(created.balance, 1000);
   assert.equal(await balanceOf(created.id), 1000);
   const entries = await testDb().db.select().from(ledgerEntries).where(eq(ledgerEntries.userId, created.id));
-  assert.deepEqual(entries.map((e) => [e.amount, e.balanceAfter, e.kind]), [[1000, 1000, 'credit']]);
+  assert.deepEqual(entries.map((e) => [e.amount, e.balanceAfter, e.kind, e.reason, e.idempotencyKey]), [
+    [1000, 1000, 'credit', 'opening balance', `user-opening-balance-${created.id}`],
+  ]);
 
   const again = await app.inject({ method: 'POST', url: '/api/v1/users', headers: bearer(admin), payload: { username, password: 'another one' } });
   assert.equal(again.statusCode, 409);
@@ -86,6 +88,11 @@ test('credit moves money through the ledger once per idempotency key', async (t)
     payload: { amount: 25, reason: 'bonus' },
   });
   assert.equal(other.json().balance, 525);
+  // The keys: the admin's and the request's (the Idempotency-Key header, else a fresh UUID).
+  const adminId = (await app.inject({ method: 'GET', url: '/api/v1/users/me', headers: bearer(admin) })).json<{ id: string }>().id;
+  const keys = (await testDb().db.select().from(ledgerEntries).where(eq(ledgerEntries.userId, user.id))).map((e) => [e.amount, e.idempotencyKey]);
+  assert.deepEqual(keys.find(([amount]) => amount === 500), [500, `credit-${adminId}-${key}`]);
+  assert.match(String(keys.find(([amount]) => amount === 25)?.[1]), new RegExp(`^credit-${adminId}-[0-9a-f-]{36}$`));
 
   for (const payload of [{ amount: 0, reason: 'x' }, { amount: -5, reason: 'x' }, { amount: 2.5, reason: 'x' }, { amount: 5 }]) {
     const res = await app.inject({ method: 'POST', url: `/api/v1/users/${user.id}/credit`, headers: bearer(admin), payload });
@@ -135,13 +142,11 @@ test("someone else's user id answers 404; an admin sees it", async (t) => {
 test('a balance never goes below zero: the ledger refuses, and so does the database', async (t) => {
   const app = await buildTestApp(t);
   const user = await createUser(app, { balance: 100 });
-  const ledger = createLedger(testDb().db);
-  await assert.rejects(
-    ledger.apply({ userId: user.id, amount: -101, kind: 'image_charge', reason: 'too much', idempotencyKey: `t-${randomUUID()}` }),
-    /cannot pay 101/,
-  );
+  const charge = (amount: number, reason: string) =>
+    billing.inTransaction(testDb().db, (tx) => billing.chargeImage(tx, { userId: user.id, pullId: `pull-${randomUUID()}`, amount, reason }));
+  await assert.rejects(charge(101, 'too much'), /cannot pay 101/);
   assert.equal(await balanceOf(user.id), 100);
-  const { entry } = await ledger.apply({ userId: user.id, amount: -100, kind: 'image_charge', reason: 'all of it', idempotencyKey: `t-${randomUUID()}` });
+  const { entry } = await charge(100, 'all of it');
   assert.equal(entry.balanceAfter, 0);
   await assert.rejects(
     testDb().db.execute(sql`update users set balance = -1 where id = ${user.id}`),
@@ -157,10 +162,13 @@ test('a balance never goes below zero: the ledger refuses, and so does the datab
 test('concurrent movements with one idempotency key apply once', async (t) => {
   const app = await buildTestApp(t);
   const user = await createUser(app);
-  const ledger = createLedger(testDb().db);
-  const key = `t-${randomUUID()}`;
+  const admin = await adminToken(app);
+  const adminId = (await app.inject({ method: 'GET', url: '/api/v1/users/me', headers: bearer(admin) })).json<{ id: string }>().id;
+  const requestKey = randomUUID();
   const results = await Promise.all(
-    Array.from({ length: 5 }, () => ledger.apply({ userId: user.id, amount: 40, kind: 'credit', reason: 'race', idempotencyKey: key })),
+    Array.from({ length: 5 }, () =>
+      billing.inTransaction(testDb().db, (tx) => billing.credit(tx, { userId: user.id, adminId, amount: 40, reason: 'race', requestKey })),
+    ),
   );
   assert.equal(results.filter((r) => r.applied).length, 1);
   assert.equal(await balanceOf(user.id), 40);

@@ -146,7 +146,8 @@ export async function startOwnHost(
 /** The activities a task that packages its image (no archive of another task to reuse) schedules, in order. */
 export const PACKAGING_ACTIVITIES: readonly string[] = [
   'dcuTransition',
-  'pullImage',
+  // The Docker pull, under its new name (PATCHES.dcuDockerPullActivity; tasks started before it ran pullImage).
+  'dockerPull',
   'inspectImage',
   'dcuCheckBalance',
   'dcuReusableObjects',

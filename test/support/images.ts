@@ -1,7 +1,11 @@
-/** Test images: unique references in the local registry, made from the seeded busybox. */
+/** Test images: unique references in the local registry, made from the seeded busybox; pulls. */
+import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type Docker from 'dockerode';
+import type { App } from '../../api/app.js';
+import { bearer } from './app.js';
 import { REGISTRY, dockerFor } from './stack.js';
+import { sleep } from './wait.js';
 
 async function drain(docker: Docker, stream: NodeJS.ReadableStream): Promise<void> {
   await new Promise<void>((resolve, reject) =>
@@ -45,4 +49,15 @@ export async function inspectOn(hostId: string, reference: string) {
     if ((error as { statusCode?: number }).statusCode === 404) return null;
     throw error;
   }
+}
+
+/** Polls a pull's status (GET /api/v1/images/pulls/:pullId) every 250 ms until it is no longer running; returns it. */
+export async function waitForPull(app: App, token: string, pullId: string, polls = 120) {
+  for (let i = 0; i < polls; i++) {
+    const res = await app.inject({ method: 'GET', url: `/api/v1/images/pulls/${pullId}`, headers: bearer(token) });
+    assert.equal(res.statusCode, 200, res.body);
+    if (res.json().state !== 'running') return res.json();
+    await sleep(250);
+  }
+  throw new Error(`pull ${pullId} did not end`);
 }

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ContainerService } from '../../../services/containers.js';
+import { pageRequest } from '../../../repositories/paging.js';
 import { caller } from '../../plugins/auth.js';
 import { authErrors, problemRef } from '../../schemas.js';
 import { Container, ContainerPage, ContainerParams, CreateBody, Created, ListQuery, OperationParams, Quote, QuoteBody, WaitQuery } from './schemas.js';
@@ -53,7 +54,7 @@ const containerRoutes: FastifyPluginAsyncTypebox<{ containers: ContainerService 
     },
     async (request) => {
       const { page, pageSize, ...filter } = request.query;
-      return containers.list(caller(request), { ...filter, limit: pageSize, offset: (page - 1) * pageSize });
+      return containers.list(caller(request), filter, pageRequest({ page, pageSize }));
     },
   );
 

@@ -2,12 +2,13 @@ import { Type } from 'typebox';
 import { HOST_ID } from '../../../core/config.js';
 import { DateTime, Pagination, Uuid } from '../../schemas.js';
 import { multiline } from '../../plugins/input.js';
+import { CONTAINER_REASON_CODES, CONTAINER_STATES } from '../../../core/container-state.js';
 
 const ENV_NAME = '^[A-Za-z_][A-Za-z0-9_]*$';
 
-export const ContainerStateName = Type.Union(
-  ['creating', 'running', 'stopped', 'suspended', 'exited', 'removing', 'removed', 'failed'].map((s) => Type.Literal(s)),
-);
+export const ContainerStateName = Type.Union(CONTAINER_STATES.map((s) => Type.Literal(s)));
+
+export const ContainerReasonCodeName = Type.Union(CONTAINER_REASON_CODES.map((c) => Type.Literal(c)));
 
 export const Container = Type.Object({
   id: Uuid,
@@ -18,6 +19,9 @@ export const Container = Type.Object({
   image: Type.String(),
   state: Type.String(),
   stateReason: Type.Union([Type.String(), Type.Null()]),
+  stateReasonCode: Type.Union([ContainerReasonCodeName, Type.Null()], {
+    description: 'Why it is in its state, as a code (insufficient_funds: a 409 for ?wait=true; the others a 502); null when no reason is needed',
+  }),
   hostIp: Type.String({ description: 'The address the port is published on' }),
   hostPort: Type.Integer(),
   containerPort: Type.Integer(),

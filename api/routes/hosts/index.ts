@@ -1,19 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
 import type { HostService, HostView } from '../../../services/hosts.js';
-import type { pingHost } from '../../../workflows/ping-host.js';
-import { CONTROL_TASK_QUEUE, hostTaskQueue, workflowIds } from '../../../core/temporal-names.js';
-import { gatewayTimeout, notFound, unprocessable } from '../../../core/errors.js';
+import { hostTaskQueue } from '../../../core/temporal-names.js';
 import { requireAdmin } from '../../plugins/auth.js';
 import { authErrors, problemRef } from '../../schemas.js';
 import { HostList, HostParams, PingResponse } from './schemas.js';
 
 const present = (host: HostView) => ({ ...host, taskQueue: hostTaskQueue(host.id) });
 
-const hosts: FastifyPluginAsyncTypebox<{ hosts: Pick<HostService, 'list' | 'get'>; temporal: Client }> = async (
-  app,
-  { hosts, temporal },
-) => {
+const hosts: FastifyPluginAsyncTypebox<{ hosts: Pick<HostService, 'list' | 'ping'> }> = async (app, { hosts }) => {
   app.get(
     '/',
     {
@@ -41,25 +35,7 @@ const hosts: FastifyPluginAsyncTypebox<{ hosts: Pick<HostService, 'list' | 'get'
     },
     async (request) => {
       requireAdmin(request);
-      const host = await hosts.get(request.params.id);
-      if (!host) throw notFound(`Host "${request.params.id}"`);
-      if (host.status !== 'up') throw unprocessable(`Host "${host.id}" is down: no heartbeat since ${host.lastHeartbeatAt.toISOString()}.`);
-      const workflowId = workflowIds.pingHost(host.id, String(request.id));
-      const started = Date.now();
-      try {
-        const info = await temporal.workflow.execute<typeof pingHost>('pingHost', {
-          taskQueue: CONTROL_TASK_QUEUE,
-          workflowId,
-          args: [host.id],
-          workflowExecutionTimeout: '30s',
-        });
-        return { ...info, workflowId, durationMs: Date.now() - started };
-      } catch (error) {
-        if (error instanceof WorkflowFailedError) {
-          throw gatewayTimeout(`Host "${host.id}" did not answer: ${error.cause?.message ?? error.message}`);
-        }
-        throw error;
-      }
+      return hosts.ping(request.params.id, String(request.id));
     },
   );
 };

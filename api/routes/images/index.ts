@@ -1,11 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
-import { toImageView, type ImageService } from '../../../services/images.js';
+import type { ImageService } from '../../../services/images.js';
 import type { PullService, PullStatus } from '../../../services/pulls.js';
-import { problemForWorkflowFailure } from '../../../services/workflow-failures.js';
-import { CONTROL_TASK_QUEUE, workflowIds } from '../../../core/temporal-names.js';
-import { AppError } from '../../../core/errors.js';
-import type { removeImage } from '../../../workflows/remove-image.js';
+import { pageRequest } from '../../../repositories/paging.js';
 import { caller, requireAdmin } from '../../plugins/auth.js';
 import { authErrors, problemRef } from '../../schemas.js';
 import {
@@ -23,10 +19,7 @@ import {
 
 const SSE_POLL_MS = 500;
 
-const images: FastifyPluginAsyncTypebox<{ images: ImageService; pulls: PullService; temporal: Client }> = async (
-  app,
-  { images, pulls, temporal },
-) => {
+const images: FastifyPluginAsyncTypebox<{ images: ImageService; pulls: PullService }> = async (app, { images, pulls }) => {
   app.post(
     '/pull',
     {
@@ -42,13 +35,8 @@ const images: FastifyPluginAsyncTypebox<{ images: ImageService; pulls: PullServi
     async (request, reply) => {
       const started = await pulls.start(caller(request), request.body);
       if (!request.query.wait) return reply.code(202).header('location', `/api/v1/images/pulls/${started.pullId}`).send(started);
-      try {
-        const { image } = await pulls.result(started.pullId);
-        return reply.code(201).header('location', `/api/v1/images/${image.id}`).send(image);
-      } catch (error) {
-        if (error instanceof AppError) throw error; // the wait's own 504
-        throw problemForWorkflowFailure(error);
-      }
+      const { image } = await pulls.result(started.pullId);
+      return reply.code(201).header('location', `/api/v1/images/${image.id}`).send(image);
     },
   );
 
@@ -130,8 +118,8 @@ const images: FastifyPluginAsyncTypebox<{ images: ImageService; pulls: PullServi
       },
     },
     async (request) => {
-      const { page, pageSize, userId } = request.query;
-      return images.list(caller(request), { userId, limit: pageSize, offset: (page - 1) * pageSize });
+      const { userId } = request.query;
+      return images.list(caller(request), { userId }, pageRequest(request.query));
     },
   );
 
@@ -140,7 +128,7 @@ const images: FastifyPluginAsyncTypebox<{ images: ImageService; pulls: PullServi
     {
       schema: { tags: ['images'], params: ImageParams, response: { 200: Image, 400: problemRef, 404: problemRef, ...authErrors } },
     },
-    async (request) => toImageView(await images.getVisible(caller(request), request.params.id)),
+    async (request) => images.get(caller(request), request.params.id),
   );
 
   app.delete(
@@ -149,32 +137,12 @@ const images: FastifyPluginAsyncTypebox<{ images: ImageService; pulls: PullServi
       schema: {
         tags: ['images'],
         summary: 'Remove an image: refund its charge, delete the record, remove it from the host if no other record uses it',
+        description: 'Waits for the removal, up to BERTH_WAIT_TIMEOUT: then 504, and the removal goes on.',
         params: ImageParams,
-        response: { 200: Removed, 400: problemRef, 404: problemRef, 409: problemRef, 502: problemRef, ...authErrors },
+        response: { 200: Removed, 400: problemRef, 404: problemRef, 409: problemRef, 502: problemRef, 504: problemRef, ...authErrors },
       },
     },
-    async (request) => {
-      const row = await images.getRemovable(caller(request), request.params.id);
-      const workflowId = workflowIds.removeImage(row.id);
-      let handle;
-      try {
-        handle = await temporal.workflow.start<typeof removeImage>('removeImage', {
-          taskQueue: CONTROL_TASK_QUEUE,
-          workflowId,
-          args: [{ imageId: row.id, hostId: row.hostId, reference: row.reference, reason: `image ${row.reference} removed` }],
-        });
-      } catch (error) {
-        // A removal of this image is already running: wait for that one.
-        if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
-        handle = temporal.workflow.getHandle<typeof removeImage>(workflowId);
-      }
-      try {
-        const result = await handle.result();
-        return { id: row.id, ...result };
-      } catch (error) {
-        throw problemForWorkflowFailure(error);
-      }
-    },
+    async (request) => images.remove(caller(request), request.params.id),
   );
 
   app.post(

@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
 import { HOST_ID } from '../../../core/config.js';
+import { PULL_ID } from '../../../contracts/pull-image.js';
 import { DateTime, Pagination, Uuid } from '../../schemas.js';
 
 export const Image = Type.Object({
@@ -36,7 +37,7 @@ export const WaitQuery = Type.Object({ wait: Type.Boolean({ default: false }) })
 
 export const PullAccepted = Type.Object({ pullId: Type.String(), image: Type.String(), host: Type.String() });
 
-export const PullParams = Type.Object({ pullId: Type.String({ pattern: '^pull-[0-9a-f-]{36}$' }) });
+export const PullParams = Type.Object({ pullId: Type.String({ pattern: PULL_ID.source }) });
 export const ImageParams = Type.Object({ id: Uuid });
 
 export const LayerProgress = Type.Object({ status: Type.String(), current: Type.Integer(), total: Type.Integer() });

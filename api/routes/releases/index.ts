@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { ReleaseService } from '../../../services/releases.js';
+import { pageRequest } from '../../../repositories/paging.js';
 import { requireAdmin } from '../../plugins/auth.js';
 import { DateTime, Pagination, authErrors, problemRef } from '../../schemas.js';
 
@@ -44,8 +45,7 @@ const releases: FastifyPluginAsyncTypebox<{ releases: ReleaseService }> = async 
     },
     async (request) => {
       requireAdmin(request);
-      const { page, pageSize } = request.query;
-      return releases.overview({ limit: pageSize, offset: (page - 1) * pageSize });
+      return releases.overview(pageRequest(request.query));
     },
   );
 

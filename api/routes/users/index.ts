@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { UserService } from '../../../services/users.js';
-import type { Ledger } from '../../../services/ledger.js';
+import { pageRequest } from '../../../repositories/paging.js';
 import { notFound } from '../../../core/errors.js';
 import { caller, requireAdmin } from '../../plugins/auth.js';
 import { Pagination, authErrors, problemRef } from '../../schemas.js';
@@ -15,10 +15,7 @@ import {
   UserIdParams,
 } from './schemas.js';
 
-const users: FastifyPluginAsyncTypebox<{ users: UserService; ledger: Pick<Ledger, 'listForUser'> }> = async (
-  app,
-  { users, ledger },
-) => {
+const users: FastifyPluginAsyncTypebox<{ users: UserService }> = async (app, { users }) => {
   app.get(
     '/me',
     { schema: { tags: ['users'], summary: 'The caller', response: { 200: User, ...authErrors } } },
@@ -37,7 +34,7 @@ const users: FastifyPluginAsyncTypebox<{ users: UserService; ledger: Pick<Ledger
     },
     async (request) => {
       const { page, pageSize } = request.query;
-      const result = await ledger.listForUser(caller(request).id, { limit: pageSize, offset: (page - 1) * pageSize });
+      const result = await users.ledger(caller(request).id, pageRequest({ page, pageSize }));
       return { ...result, page, pageSize };
     },
   );
@@ -92,13 +89,13 @@ const users: FastifyPluginAsyncTypebox<{ users: UserService; ledger: Pick<Ledger
     },
     async (request) => {
       const admin = requireAdmin(request);
-      const key = request.headers['idempotency-key'];
-      const entry = await users.credit(
-        request.params.id,
-        request.body.amount,
-        request.body.reason,
-        key ? `credit-${admin.id}-${key}` : `credit-${randomUUID()}`,
-      );
+      const entry = await users.credit({
+        userId: request.params.id,
+        adminId: admin.id,
+        amount: request.body.amount,
+        reason: request.body.reason,
+        requestKey: request.headers['idempotency-key'] ?? randomUUID(),
+      });
       return { balance: entry.balanceAfter, entry };
     },
   );

@@ -1,4 +1,4 @@
-/** Docker activities: they run on a host worker, against that host's engine only. */
+/** The engine's identity (host worker): the host ping's activity, against this host's engine only. */
 import type Docker from 'dockerode';
 
 export interface EngineInfo {
@@ -9,12 +9,13 @@ export interface EngineInfo {
   os: string;
 }
 
-export function createDockerActivities(deps: { docker: Docker; hostId: string }) {
+export function createEngineActivities(deps: { docker: Docker; hostId: string }) {
   const { docker, hostId } = deps;
   return {
     /** The engine's identity and version: proves which host's queue ran the task. */
     async engineInfo(): Promise<EngineInfo> {
-      const [info, version] = await Promise.all([docker.info(), docker.version()]);
+      // dockerode types info() as any: the engine's ID is all that is read of it.
+      const [info, version] = await Promise.all([docker.info() as Promise<{ ID: unknown }>, docker.version()]);
       return {
         hostId,
         engineId: String(info.ID),
@@ -26,4 +27,4 @@ export function createDockerActivities(deps: { docker: Docker; hostId: string })
   };
 }
 
-export type DockerActivities = ReturnType<typeof createDockerActivities>;
+export type EngineActivities = ReturnType<typeof createEngineActivities>;

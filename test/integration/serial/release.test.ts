@@ -1,3 +1,8 @@
+/**
+ * The nightly release removes every container and every private image on the stack, and these
+ * tests kill the control worker and pause the release schedule: they run in the serial pass
+ * (scripts/test.sh), after every other test, alone.
+ */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -6,16 +11,17 @@ import { promisify } from 'node:util';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { and, desc, eq, gt, inArray } from 'drizzle-orm';
-import { containers, images, ledgerEntries, releaseRuns, users } from '../../db/schema.js';
-import { LABEL_ID, LABEL_USER } from '../../core/container-labels.js';
-import { connectTemporal } from '../../core/temporal.js';
-import { CONTROL_TASK_QUEUE, RELEASE_SCHEDULE_ID } from '../../core/temporal-names.js';
-import { loadControlWorkerConfig } from '../../core/config.js';
+import { containers, images, ledgerEntries, releaseRuns, users } from '../../../db/schema.js';
+import { LABEL_ID, LABEL_USER } from '../../../core/container-labels.js';
+import { connectTemporal } from '../../../core/temporal.js';
+import { CONTROL_TASK_QUEUE } from '../../../core/temporal-names.js';
+import { RELEASE_SCHEDULE_ID } from '../../../contracts/nightly-release.js';
+import { loadControlWorkerConfig } from '../../../core/config.js';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
-import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
-import { HOST_IDS, dockerFor, killStackProcess, stackUp } from '../support/stack.js';
-import { pushUniqueImage } from '../support/images.js';
-import type { App } from '../../api/app.js';
+import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../../support/app.js';
+import { HOST_IDS, dockerFor, killStackProcess, stackUp } from '../../support/stack.js';
+import { pushUniqueImage } from '../../support/images.js';
+import type { App } from '../../../api/app.js';
 
 const exec = promisify(execFile);
 const TEMPORAL_CLI = join(process.env.BERTH_TOOLS_DIR ?? join(homedir(), '.cache', 'berth'), 'bin', 'temporal');
@@ -113,7 +119,7 @@ test('nightly release: every container, then every private image, refunded once;
   assert.ok(await dockerFor('host-b').getImage(c2.reference).inspect(), 'the image a container outside Berth uses stays');
 
   for (const [user, imgs] of [[alice, [a1]], [bob, [b1, b2]], [carol, [c1]]] as const) {
-    const refunds = await testDb().db.select().from(ledgerEntries).where(and(eq(ledgerEntries.userId, user.id), eq(ledgerEntries.kind, 'image_refund')));
+    const refunds = await testDb().db.select().from(ledgerEntries).where(and(eq(ledgerEntries.userId, user.id), eq(ledgerEntries.kind, 'release_refund')));
     assert.equal(refunds.length, imgs.length, `${user.username}: one refund per image`);
     assert.ok(refunds.every((e) => e.reason === `nightly release ${release.id}`));
     const refunded = imgs.reduce((sum, i) => sum + i.charged, 0);
@@ -146,7 +152,7 @@ test('nightly release: every container, then every private image, refunded once;
   assert.equal(viaApi.statusCode, 202);
   await runsSince(again);
   for (const user of [alice, bob, carol]) {
-    const refunds = await testDb().db.select().from(ledgerEntries).where(and(eq(ledgerEntries.userId, user.id), eq(ledgerEntries.kind, 'image_refund')));
+    const refunds = await testDb().db.select().from(ledgerEntries).where(and(eq(ledgerEntries.userId, user.id), eq(ledgerEntries.kind, 'release_refund')));
     assert.equal(new Set(refunds.map((r) => r.idempotencyKey)).size, refunds.length);
   }
 });
@@ -212,7 +218,7 @@ test('a long release continues as new between batches, carrying its report, and 
   assert.ok(report.images.removed >= pulled.length, 'the report carried every batch');
   const left = await testDb().db.select().from(images).where(inArray(images.id, pulled.map((p) => p.id)));
   assert.deepEqual(left, [], 'every image released');
-  const refunds = await testDb().db.select().from(ledgerEntries).where(and(eq(ledgerEntries.userId, user.id), eq(ledgerEntries.kind, 'image_refund')));
+  const refunds = await testDb().db.select().from(ledgerEntries).where(and(eq(ledgerEntries.userId, user.id), eq(ledgerEntries.kind, 'release_refund')));
   assert.equal(refunds.length, pulled.length, 'one refund per image');
   assert.ok(refunds.every((e) => e.reason === `nightly release ${workflowId}`), 'the release is the reason, across runs');
   assert.equal(refunds.reduce((sum, e) => sum + e.amount, 0), pulled.reduce((sum, p) => sum + p.charged, 0));

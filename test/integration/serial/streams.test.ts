@@ -3,6 +3,8 @@
  * number of viewers, a per-user limit on log follows and stats sockets, and idle streams
  * ending after a timeout. Counts are read from the host worker's /streams and, for the
  * daemon side, from the host worker's open connections to its Docker socket (ss -xp).
+ * Both count for the whole host, so these tests run in the serial pass (scripts/test.sh),
+ * alone: another test's log read, stats socket or Docker call on host-a would change them.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,13 +12,13 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { eq } from 'drizzle-orm';
 import WebSocket from 'ws';
-import { hosts } from '../../db/schema.js';
-import { connectTemporal } from '../../core/temporal.js';
-import { CLOSE_IDLE, CLOSE_TOO_MANY_STREAMS } from '../../api/routes/containers/streams.js';
-import { baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
-import { dockerSocket, stackPid } from '../support/stack.js';
-import { eventually, sleep } from '../support/wait.js';
-import type { App } from '../../api/app.js';
+import { hosts } from '../../../db/schema.js';
+import { connectTemporal } from '../../../core/temporal.js';
+import { CLOSE_IDLE, CLOSE_TOO_MANY_STREAMS } from '../../../api/routes/containers/streams.js';
+import { baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../../support/app.js';
+import { dockerSocket, stackPid } from '../../support/stack.js';
+import { eventually, sleep } from '../../support/wait.js';
+import type { App } from '../../../api/app.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
 test.after(() => temporal.connection.close());

@@ -1,0 +1,2 @@
+ALTER TABLE "containers" ADD COLUMN "state_reason_code" text;--> statement-breakpoint
+ALTER TABLE "containers" ADD CONSTRAINT "containers_state_valid" CHECK ("containers"."state" in ('creating', 'running', 'stopped', 'suspended', 'exited', 'removed', 'failed'));

@@ -1,0 +1,113 @@
+/**
+ * Image records: every query on the images table, and the one rule of who sees an image (their
+ * own and the public ones; admins all). Used by services/images.ts (the API's reads and the
+ * removal's checks) and activities/images-db.ts (the workflows' records and money) alike. Each
+ * function takes the executor to run on, so a caller's transaction can be passed.
+ */
+import { and, count, desc, eq, isNull, ne, or, type SQL } from 'drizzle-orm';
+import type { Executor } from '../db/client.js';
+import { containers, images } from '../db/schema.js';
+import { sizeMb } from '../core/sizes.js';
+import type { ImageView } from '../contracts/pull-image.js';
+import { pageOf, type Page, type PageRequest } from './paging.js';
+
+export type { ImageView } from '../contracts/pull-image.js';
+export type ImageRow = typeof images.$inferSelect;
+export type NewImageRow = typeof images.$inferInsert;
+
+/** Who is reading: the user's id and role. */
+export interface Viewer {
+  id: string;
+  role: 'admin' | 'user';
+}
+
+export function toImageView(row: ImageRow): ImageView {
+  return {
+    id: row.id,
+    userId: row.userId,
+    reference: row.reference,
+    repository: row.repository,
+    tag: row.tag,
+    digest: row.digest,
+    imageId: row.imageId,
+    sizeBytes: row.sizeBytes,
+    sizeMb: sizeMb(row.sizeBytes),
+    host: row.hostId,
+    ports: row.ports,
+    visibility: row.visibility,
+    charged: row.charged,
+    pullId: row.pullId,
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+/** The one visibility rule of images: a user sees their own and the public ones; an admin sees all. */
+export function visibleTo(viewer: Viewer): SQL | undefined {
+  return viewer.role === 'admin' ? undefined : or(eq(images.userId, viewer.id), eq(images.visibility, 'public'));
+}
+
+/** The images `viewer` may see, newest first (an admin may narrow them to one owner). */
+export function listVisible(db: Executor, viewer: Viewer, filter: { userId?: string }, page: PageRequest): Promise<Page<ImageRow>> {
+  const filters = [visibleTo(viewer)];
+  if (filter.userId && viewer.role === 'admin') filters.push(eq(images.userId, filter.userId));
+  return pageOf(db, images, and(...filters), [desc(images.createdAt), desc(images.id)], page);
+}
+
+/** The image `id` if `viewer` may see it. */
+export async function findVisible(db: Executor, viewer: Viewer, id: string): Promise<ImageRow | undefined> {
+  const [row] = await db.select().from(images).where(and(eq(images.id, id), visibleTo(viewer)));
+  return row;
+}
+
+/** The record a user owns for a reference on a host (one at most, by a unique constraint). */
+export async function findOwned(db: Executor, key: { userId: string; hostId: string; reference: string }): Promise<ImageRow | undefined> {
+  const [row] = await db
+    .select()
+    .from(images)
+    .where(and(eq(images.userId, key.userId), eq(images.hostId, key.hostId), eq(images.reference, key.reference)));
+  return row;
+}
+
+/** Records an image unless the user has this reference on this host already (then undefined). */
+export async function insertUnlessOwned(db: Executor, values: NewImageRow): Promise<ImageRow | undefined> {
+  const [row] = await db
+    .insert(images)
+    .values(values)
+    .onConflictDoNothing({ target: [images.userId, images.hostId, images.reference] })
+    .returning();
+  return row;
+}
+
+/** The record `id`, its row locked until the end of the transaction `tx`. */
+export async function lockById(tx: Executor, id: string): Promise<ImageRow | undefined> {
+  const [row] = await tx.select().from(images).where(eq(images.id, id)).for('update');
+  return row;
+}
+
+export async function deleteById(db: Executor, id: string): Promise<void> {
+  await db.delete(images).where(eq(images.id, id));
+}
+
+/** Makes an image public; undefined when there is no such image. */
+export async function publish(db: Executor, id: string): Promise<ImageRow | undefined> {
+  const [row] = await db.update(images).set({ visibility: 'public' }).where(eq(images.id, id)).returning();
+  return row;
+}
+
+/** The records for `reference` on a host other than `exceptId`: while any exists, the host keeps the image. */
+export async function countOtherRecords(db: Executor, hostId: string, reference: string, exceptId?: string): Promise<number> {
+  const [row] = await db
+    .select({ n: count() })
+    .from(images)
+    .where(and(eq(images.hostId, hostId), eq(images.reference, reference), exceptId ? ne(images.id, exceptId) : undefined));
+  return row?.n ?? 0;
+}
+
+/** Containers not yet removed that run from the image record `imageId`: while any exists, the record stays. */
+export async function countContainersUsing(db: Executor, imageId: string): Promise<number> {
+  const [row] = await db
+    .select({ n: count() })
+    .from(containers)
+    .where(and(eq(containers.imageId, imageId), isNull(containers.removedAt)));
+  return row?.n ?? 0;
+}

@@ -1,0 +1,51 @@
+/**
+ * The releases aggregate's data access: the nightly release's runs (release_runs) and the images
+ * it has left to release (its containers are listed by repositories/containers.ts). Functions take
+ * the pool or the caller's transaction (`Executor`). Releases are visible to admins only (the
+ * routes check the role).
+ */
+import { and, asc, desc, eq, notInArray, sql } from 'drizzle-orm';
+import type { Executor } from '../db/client.js';
+import { images, releaseRuns } from '../db/schema.js';
+import type { ReleaseItem, ReleaseReport } from '../contracts/nightly-release.js';
+import { pageOf, type Page, type PageRequest } from './paging.js';
+
+export type ReleaseRunRow = typeof releaseRuns.$inferSelect;
+
+/** Records a run's start; a run that continued as new (same id) keeps its first start. */
+export async function insertRun(db: Executor, releaseId: string): Promise<void> {
+  await db.insert(releaseRuns).values({ id: releaseId, status: 'running' }).onConflictDoNothing();
+}
+
+/** Records a run's end with its report. */
+export async function completeRun(db: Executor, releaseId: string, report: ReleaseReport): Promise<void> {
+  await db
+    .update(releaseRuns)
+    .set({
+      status: 'completed',
+      endedAt: sql`now()`,
+      refundedTotal: report.refundedTotal,
+      report: report as unknown as Record<string, unknown>,
+    })
+    .where(eq(releaseRuns.id, releaseId));
+}
+
+/** Runs, newest first. */
+export function runsPage(db: Executor, page: PageRequest): Promise<Page<ReleaseRunRow>> {
+  return pageOf(db, releaseRuns, undefined, [desc(releaseRuns.startedAt), desc(releaseRuns.id)], page);
+}
+
+export async function findRun(db: Executor, id: string): Promise<ReleaseRunRow | undefined> {
+  const [row] = await db.select().from(releaseRuns).where(eq(releaseRuns.id, id));
+  return row;
+}
+
+/** Private images, oldest first, but those in `skip`; public ones are never released. */
+export function releasableImages(db: Executor, skip: string[], limit: number): Promise<ReleaseItem[]> {
+  return db
+    .select({ id: images.id, hostId: images.hostId, reference: images.reference })
+    .from(images)
+    .where(and(eq(images.visibility, 'private'), skip.length ? notInArray(images.id, skip) : undefined))
+    .orderBy(asc(images.createdAt), asc(images.id))
+    .limit(limit);
+}

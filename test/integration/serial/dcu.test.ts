@@ -1,0 +1,181 @@
+/**
+ * The DCU cleanup schedules, triggered with the temporal CLI: their runs delete every local
+ * archive and every object older than the retention, on every registered host, so this test
+ * runs in the serial pass (scripts/test.sh), alone (a host of another test's own, registered
+ * meanwhile, would be swept too; an archive another test made old on purpose would go).
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { eq } from 'drizzle-orm';
+import { dcuTasks } from '../../../db/schema.js';
+import { loadControlWorkerConfig } from '../../../core/config.js';
+import { connectTemporal } from '../../../core/temporal.js';
+import { DCU_SCHEDULES } from '../../../contracts/dcu-cleanup.js';
+import { SHA256_METADATA } from '../../../activities/storage.js';
+import { baseConfig, buildTestApp, createUser, testDb, type TestUser } from '../../support/app.js';
+import { pushUniqueImage } from '../../support/images.js';
+import { dockerFor } from '../../support/stack.js';
+import { BUCKET, GZIP_DIR, dcuApi, ended, minio, rowOf } from '../../support/dcu.js';
+import { sleep } from '../../support/wait.js';
+import type { App } from '../../../api/app.js';
+
+const run = promisify(execFile);
+const temporal = await connectTemporal(baseConfig.temporal);
+after(() => temporal.connection.close());
+
+const TEMPORAL_CLI = join(process.env.BERTH_TOOLS_DIR ?? join(homedir(), '.cache', 'berth'), 'bin', 'temporal');
+
+const DAY_MS = 86_400_000;
+/** Enough balance for any DCU task here (each costs one GB's price: the images are small). */
+const FUNDS = 1_000;
+
+/** Runs the real temporal CLI against the stack's server. */
+function temporalCli(args: string[]) {
+  return run(TEMPORAL_CLI, [...args, '--address', baseConfig.temporal.address, '--namespace', baseConfig.temporal.namespace]);
+}
+
+async function startTask(app: App, user: Pick<TestUser, 'token' | 'username'>, image: string, host?: string): Promise<string> {
+  const res = await dcuApi(app, user.token, 'POST', '/api/dcu/start', { username: user.username, docker_image_name: image, ...(host ? { host } : {}) });
+  assert.equal(res.statusCode, 200, res.body);
+  const body = res.json();
+  assert.equal(body.code, 0);
+  assert.equal(body.status, 200);
+  assert.equal(typeof body.message, 'string');
+  assert.equal(body.data.state, 'idle');
+  assert.match(body.data.task_id, /^[0-9a-f-]{36}$/);
+  return body.data.task_id;
+}
+
+async function statusOf(app: App, token: string, taskId: string) {
+  const res = await dcuApi(app, token, 'GET', `/api/dcu/status/${taskId}`);
+  assert.equal(res.statusCode, 200, res.body);
+  return res.json().data;
+}
+
+/** Polls the status route until `done` holds (no timing asserted: the bound only stops a hung test). */
+async function waitFor(app: App, token: string, taskId: string, done: (data: { state: string }) => boolean, limit = 1200) {
+  for (let i = 0; i < limit; i++) {
+    const data = await statusOf(app, token, taskId);
+    if (done(data)) return data;
+    await sleep(100);
+  }
+  throw new Error(`task ${taskId} did not reach the expected state`);
+}
+
+/** The envelope of an error: exactly code, status, message, data null; JSON, not problem+json. */
+function assertErrorEnvelope(res: { statusCode: number; headers: Record<string, unknown>; json: () => unknown; body: string }, status: number) {
+  assert.equal(res.statusCode, status, res.body);
+  assert.match(String(res.headers['content-type']), /^application\/json/);
+  const body = res.json() as { code: number; status: number; message: string; data: unknown };
+  assert.deepEqual(Object.keys(body).sort(), ['code', 'data', 'message', 'status']);
+  assert.notEqual(body.code, 0);
+  assert.equal(body.status, status);
+  assert.equal(body.data, null);
+  assert.ok(body.message.length > 0);
+  return body;
+}
+
+const pulledImages: Array<[string, string]> = [];
+after(async () => {
+  for (const [hostId, reference] of pulledImages) {
+    await dockerFor(hostId).getImage(reference).remove({ force: true }).catch(() => undefined);
+  }
+});
+
+/** Triggers a schedule with the temporal CLI and returns the result of the run it started. */
+async function triggerAndWait<T>(scheduleId: string): Promise<T> {
+  const handle = temporal.schedule.getHandle(scheduleId);
+  const seen = new Set((await handle.describe()).info.recentActions.map((a) => a.action.workflow.workflowId));
+  await temporalCli(['schedule', 'trigger', '--schedule-id', scheduleId, '--overlap-policy', 'AllowAll']);
+  for (let i = 0; i < 600; i++) {
+    const taken = (await handle.describe()).info.recentActions.find((a) => !seen.has(a.action.workflow.workflowId));
+    if (taken) {
+      const { workflowId, firstExecutionRunId } = taken.action.workflow;
+      return temporal.workflow.getHandle(workflowId, firstExecutionRunId).result() as Promise<T>;
+    }
+    await sleep(100);
+  }
+  throw new Error(`schedule ${scheduleId} did not start a run`);
+}
+
+test('cleanup schedules exist with the configured crons, and run when triggered with the temporal CLI', { timeout: 600_000 }, async (t) => {
+  const app = await buildTestApp(t);
+  const control = loadControlWorkerConfig(process.env).dcu;
+  const { stdout } = await temporalCli(['schedule', 'describe', '--schedule-id', DCU_SCHEDULES.gzipCleanup, '-o', 'json']);
+  assert.match(stdout, /dcuGzipCleanup/);
+  for (const [id, type, days] of [
+    [DCU_SCHEDULES.gzipCleanup, 'dcuGzipCleanup', control.gzipRetentionDays],
+    [DCU_SCHEDULES.objectCleanup, 'dcuObjectCleanup', control.objectRetentionDays],
+  ] as const) {
+    const description = await temporal.schedule.getHandle(id).describe();
+    assert.equal(description.action.type, 'startWorkflow');
+    assert.equal(description.action.workflowType, type);
+    assert.deepEqual(description.action.args, [{ retentionDays: days }]);
+  }
+  // The crons the stack configures (the defaults): archives daily at midnight UTC, objects on Sundays.
+  assert.deepEqual([control.gzipCleanupCron, control.objectCleanupCron], ['0 0 * * *', '0 0 * * 0']);
+  const nextRuns = async (id: string) => (await temporal.schedule.getHandle(id).describe()).info.nextActionTimes;
+  const gzipNext = await nextRuns(DCU_SCHEDULES.gzipCleanup);
+  const objectNext = await nextRuns(DCU_SCHEDULES.objectCleanup);
+  for (const at of [...gzipNext, ...objectNext]) assert.deepEqual([at.getUTCHours(), at.getUTCMinutes()], [0, 0], at.toISOString());
+  assert.equal(gzipNext[1]!.getTime() - gzipNext[0]!.getTime(), 24 * 3600_000, 'archives: every day');
+  assert.ok(objectNext.every((at) => at.getUTCDay() === 0), 'objects: on Sundays');
+  assert.equal(objectNext[1]!.getTime() - objectNext[0]!.getTime(), 7 * 24 * 3600_000, 'objects: every week');
+
+  // A task of its own, and another user's recent one as the control that must survive.
+  const user = await createUser(app, { balance: FUNDS });
+  // An image of its own: an image another task packaged already would be copied, with no local archive.
+  const image = await pushUniqueImage('dcu-cleanup', 16);
+  pulledImages.push(['host-a', image], ['host-b', image]);
+  const taskId = await startTask(app, user, image);
+  const task = await waitFor(app, user.token, taskId, ended);
+  assert.equal(task.state, 'completed', JSON.stringify(task));
+  const other = await createUser(app, { balance: FUNDS });
+  const recent = await pushUniqueImage('dcu-cleanup-keep', 16);
+  pulledImages.push(['host-a', recent], ['host-b', recent]);
+  const keep = await waitFor(app, other.token, await startTask(app, other, recent), ended);
+  assert.equal(keep.state, 'completed', JSON.stringify(keep));
+
+  // Local archives: this task's is made older than the retention, a fresh file is not.
+  const oldArchive = join(GZIP_DIR, task.gzip_file_name);
+  const old = new Date(Date.now() - (control.gzipRetentionDays + 2) * DAY_MS);
+  await utimes(oldArchive, old, old);
+  const fresh = join(GZIP_DIR, `${randomUUID()}_fresh.tar.gz`);
+  const notAnArchive = join(GZIP_DIR, `${randomUUID()}-notes.txt`);
+  await writeFile(fresh, 'fresh');
+  await writeFile(notAnArchive, 'not an archive');
+  await utimes(notAnArchive, old, old);
+  try {
+    const gzip = await triggerAndWait<{ hosts: Array<{ hostId: string; deleted?: string[]; error?: string }> }>(DCU_SCHEDULES.gzipCleanup);
+    const hostIds = gzip.hosts.map((h) => h.hostId).sort();
+    assert.ok(hostIds.includes('host-a') && hostIds.includes('host-b'), `every registered host swept: ${hostIds.join(', ')}`);
+    assert.ok(gzip.hosts.some((h) => h.deleted?.includes(task.gzip_file_name)));
+    await assert.rejects(stat(oldArchive), { code: 'ENOENT' });
+    assert.ok((await stat(fresh)).isFile(), 'a fresh archive is kept');
+    assert.ok((await stat(notAnArchive)).isFile(), 'only archives are touched');
+  } finally {
+    await rm(fresh, { force: true });
+    await rm(notAnArchive, { force: true });
+  }
+
+  // Objects: this task ended longer ago than the retention (end_time moved back); the shared one did not.
+  await testDb()
+    .db.update(dcuTasks)
+    .set({ endTime: new Date(Date.now() - (control.objectRetentionDays + 1) * DAY_MS) })
+    .where(eq(dcuTasks.id, taskId));
+  const objects = await triggerAndWait<{ deleted: string[]; expiredTasks: number }>(DCU_SCHEDULES.objectCleanup);
+  assert.ok(objects.deleted.includes(task.minio_object_name), JSON.stringify(objects));
+  await assert.rejects(minio.statObject(BUCKET, task.minio_object_name), (error: { code?: string }) => error.code === 'NotFound' || error.code === 'NoSuchKey');
+  assert.equal((await rowOf(taskId))?.artifactsExpired, true);
+  assert.equal((await statusOf(app, user.token, taskId)).artifacts_expired, true);
+  assertErrorEnvelope(await dcuApi(app, user.token, 'GET', `/api/dcu/download/${taskId}`), 410);
+
+  assert.equal((await minio.statObject(BUCKET, keep.minio_object_name)).metaData[SHA256_METADATA], keep.sha256, 'a recent object is kept');
+  assert.equal((await rowOf(keep.task_id))?.artifactsExpired, false);
+});
