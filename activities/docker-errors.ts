@@ -48,8 +48,8 @@ export function pullFailure(error: unknown, reference: string): Error {
     return ApplicationFailure.nonRetryable(`not found: ${reference} is not in ${registry}`, FailureType.ImageNotFound);
   }
   const unreachable = UNREACHABLE.find(([pattern]) => pattern.test(message));
-  if (unreachable) return ApplicationFailure.retryable(`pull of ${reference} failed: ${registry} could not be reached (${unreachable[1]})`, 'RegistryUnreachable');
-  return ApplicationFailure.retryable(`pull of ${reference} failed: ${registry} answered with an error`, 'DockerError');
+  if (unreachable) return ApplicationFailure.retryable(`pull of ${reference} failed: ${registry} could not be reached (${unreachable[1]})`, FailureType.RegistryUnreachable);
+  return ApplicationFailure.retryable(`pull of ${reference} failed: ${registry} answered with an error`, FailureType.DockerError);
 }
 
 /** The registry part of a normalized reference ("docker.io/library/busybox:1" → "docker.io"). */
@@ -76,4 +76,4 @@ export function publicDockerMessage(error: unknown): string {
 }
 
 /** An absolute path of two segments or more, not part of a URL or an image reference. */
-const HOST_PATH = /(?<![\w.:/-])\/[^\s/:"'()\[\]]+(?:\/[^\s:"'()\[\]]*)+/g;
+const HOST_PATH = /(?<![\w.:/-])\/[^\s/:"'()[\]]+(?:\/[^\s:"'()[\]]*)+/g;

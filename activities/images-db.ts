@@ -6,6 +6,7 @@ import { imageCharge } from '../billing/prices.js';
 import { billing, InsufficientFundsError } from '../billing/ledger.js';
 import type { ImageView, PullImageInput } from '../contracts/pull-image.js';
 import * as imageRepo from '../repositories/images.js';
+import * as containerRepo from '../repositories/containers.js';
 import { toImageView } from '../repositories/images.js';
 import type { InspectedImage } from './images-docker.js';
 
@@ -89,7 +90,7 @@ export function createImageDbActivities(deps: {
       return db.transaction(async (tx) => {
         const row = await imageRepo.lockById(tx, imageId);
         if (!row) return { refunded: 0, deleted: false };
-        const inUse = await imageRepo.countContainersUsing(tx, imageId);
+        const inUse = await containerRepo.countLiveUsingImage(tx, imageId);
         if (inUse > 0) {
           throw ApplicationFailure.nonRetryable(`image ${row.reference} is used by ${inUse} container(s)`, FailureType.ImageInUse);
         }

@@ -60,7 +60,7 @@ export function createUserNetworks(deps: { docker: Docker; hostId: string }) {
   function verify(info: Docker.NetworkInspectInfo, userId: string) {
     const bridge = (info.Options ?? {})[BRIDGE_NAME_OPTION];
     if (info.Labels?.[LABEL_NETWORK] !== NETWORK_KIND_USER || info.Labels?.[LABEL_USER] !== userId || bridge !== userBridgeName(hostId, userId)) {
-      throw ApplicationFailure.nonRetryable(`network ${info.Name} exists on ${hostId} but is not Berth's network of this user`, 'NetworkConflict');
+      throw ApplicationFailure.nonRetryable(`network ${info.Name} exists on ${hostId} but is not Berth's network of this user`, FailureType.NetworkConflict);
     }
   }
 

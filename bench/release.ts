@@ -69,7 +69,7 @@ async function setUp(app: App, label: string) {
 async function main() {
   const closers: Array<() => Promise<void>> = [];
   const app = await buildTestApp(
-    { after: (fn: () => Promise<void>) => void closers.push(fn) } as never,
+    { after: (fn: () => Promise<void>) => void closers.push(fn) },
     {
       containers: { ...baseConfig.containers, maxPerUser: N, billingPeriodMs: 3_600_000 },
       // An operator removing hundreds of items one by one is not the user the limit is for.
@@ -106,7 +106,7 @@ async function main() {
   const releaseMs = performance.now() - relStart;
   const leftImages = (await testDb().db.select({ id: images.id }).from(images)).filter((i) => rel.imageIds.includes(i.id)).length;
 
-  const report = run!.report as { containers: { removed: number; failed: number }; images: { removed: number; failed: number } };
+  const report = run.report as { containers: { removed: number; failed: number }; images: { removed: number; failed: number } };
   console.log(`items: ${N} containers + ${rel.imageIds.length} private images, across ${HOST_IDS.join(' and ')}`);
   console.log(`sequential one-by-one removal: ${(sequentialMs / 1000).toFixed(1)} s`);
   console.log(`nightly release (concurrency ${process.env.BERTH_RELEASE_CONCURRENCY ?? 8} per host): ${(releaseMs / 1000).toFixed(1)} s`);

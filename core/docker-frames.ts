@@ -51,7 +51,7 @@ export interface StatsSample {
   pids: number;
 }
 
-interface DockerStats {
+export interface DockerStats {
   read: string;
   cpu_stats?: { cpu_usage?: { total_usage?: number; percpu_usage?: number[] }; system_cpu_usage?: number; online_cpus?: number };
   precpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number };

@@ -4,7 +4,7 @@
  * a member here; nothing else spells one. Only @temporalio/common is imported, so workflows may
  * use this module.
  */
-import { ApplicationFailure } from '@temporalio/common';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 
 export const FailureType = {
   InvalidReference: 'InvalidReference',
@@ -17,6 +17,10 @@ export const FailureType = {
   RegistryError: 'RegistryError',
   /** A Docker call failed in a way another attempt may mend (a network that vanished, a daemon error): retried. */
   DockerError: 'DockerError',
+  /** The registry could not be reached (DNS, connection): retried. */
+  RegistryUnreachable: 'RegistryUnreachable',
+  /** A Docker user network of that name exists on the host but is not Berth's network of this user. */
+  NetworkConflict: 'NetworkConflict',
   /** Docker refused the container's specification (bad command, bad limits): retrying cannot help. */
   ContainerInvalid: 'ContainerInvalid',
   /** The release found a live record whose workflow is gone. */
@@ -84,3 +88,16 @@ export function rootCause(error: unknown): RootCause {
 
 /** The failure type at the root of an error (an activity's ApplicationFailure), if any. */
 export const failureTypeOf = (error: unknown): string | undefined => rootCause(error).type;
+
+/**
+ * An activity's client-facing failure, raised as the workflow's own with the same type and
+ * message (non-retryable), so that callers (the API, the CLI, a parent workflow) read the reason
+ * directly; any other error is returned as it is. For workflows whose failure is their caller's
+ * answer (pullImage, removeImage): `catch (error) { throw asWorkflowFailure(error); }`.
+ */
+export function asWorkflowFailure(error: unknown): unknown {
+  if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure) {
+    return ApplicationFailure.create({ message: error.cause.message, type: error.cause.type ?? undefined, nonRetryable: true });
+  }
+  return error;
+}

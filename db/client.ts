@@ -58,7 +58,14 @@ function stackWith(err: ErrorLike, type: string, message: string): string {
 function redactPgMessage(message: string, params: unknown[]): string {
   let text = message;
   for (const value of params) {
-    const s = typeof value === 'string' ? value : value === null || value === undefined ? '' : String(value);
+    const s =
+      typeof value === 'string'
+        ? value
+        : typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean'
+          ? String(value)
+          : value !== null && typeof value === 'object' && !(value instanceof Date)
+            ? JSON.stringify(value)
+            : '';
     if (s.length >= 2) text = text.split(s).join('[redacted]');
   }
   return text.replace(/: ".*"$/s, ': "[redacted]"');

@@ -8,18 +8,15 @@
  */
 import { and, asc, count, desc, eq, inArray, isNotNull, isNull, notInArray, sql, type SQL } from 'drizzle-orm';
 import type { Executor } from '../db/client.js';
-import { containers, users } from '../db/schema.js';
+import { containers } from '../db/schema.js';
 import { assertTransition, isEnded, type ContainerReasonCode, type ContainerStatus, type EndedStatus } from '../core/container-state.js';
 import { pageOf, type Page, type PageRequest } from './paging.js';
 
 export type ContainerRow = typeof containers.$inferSelect;
 export type NewContainerRow = typeof containers.$inferInsert;
 
-/** Who is reading: the user's id and role. */
-export interface Viewer {
-  id: string;
-  role: 'admin' | 'user';
-}
+import type { Viewer } from './users.js';
+export type { Viewer };
 
 /** The one visibility rule of containers: a user sees their own; an admin sees all. */
 export function visibleTo(viewer: Viewer): SQL | undefined {
@@ -61,11 +58,6 @@ export function listVisible(db: Executor, viewer: Viewer, filter: ContainerFilte
 
 // ---------------------------------------------------------------------------------------------
 // Admission
-
-/** Locks the user's row until the end of `tx`: one user's containers are admitted one at a time. */
-export async function lockUserContainers(tx: Executor, userId: string): Promise<void> {
-  await tx.select({ id: users.id }).from(users).where(eq(users.id, userId)).for('update');
-}
 
 /** How many live containers the user has (each holds one of their slots). */
 export async function countLive(db: Executor, userId: string): Promise<number> {
@@ -196,4 +188,13 @@ export async function addCharged(db: Executor, id: string, delta: number): Promi
     .update(containers)
     .set({ charged: sql`${containers.charged} + ${delta}` })
     .where(eq(containers.id, id));
+}
+
+/** Containers not yet removed that run from the image record `imageId`: while any exists, the record stays. */
+export async function countLiveUsingImage(db: Executor, imageId: string): Promise<number> {
+  const [row] = await db
+    .select({ n: count() })
+    .from(containers)
+    .where(and(eq(containers.imageId, imageId), isNull(containers.removedAt)));
+  return row?.n ?? 0;
 }

@@ -7,16 +7,16 @@
  */
 import { and, count, desc, eq, ilike, inArray, isNotNull, like, lt, ne, notInArray, or, sql, type SQL } from 'drizzle-orm';
 import type { Executor } from '../db/client.js';
-import { dcuTasks, users } from '../db/schema.js';
+import { dcuTasks } from '../db/schema.js';
 import { DCU_CANCELLED_MESSAGE, DCU_STATES, canTransition, isTerminal, type DcuState } from '../core/dcu-state.js';
 import { pageOf, type Page, type PageRequest } from './paging.js';
-import type { PublicUser } from './users.js';
 
 export type DcuTaskRow = typeof dcuTasks.$inferSelect;
 export type NewDcuTaskRow = typeof dcuTasks.$inferInsert;
 
 /** Who is reading: the user's id and role. */
-export type Viewer = Pick<PublicUser, 'id' | 'role'>;
+import type { Viewer } from './users.js';
+export type { Viewer };
 
 /** The one visibility rule of DCU tasks: a user sees their own; an admin sees all. */
 export function visibleTo(viewer: Viewer): SQL | undefined {
@@ -52,15 +52,6 @@ export function listVisible(db: Executor, viewer: Viewer, filter: DcuTaskFilter,
 
 // ---------------------------------------------------------------------------------------------
 // Admission (services/dcu.ts)
-
-/**
- * Locks the owner's row until the end of `tx`: one user's starts are admitted one at a time, so
- * concurrent starts cannot overshoot the in-flight limit or the quota. False when there is no such user.
- */
-export async function lockOwner(tx: Executor, userId: string): Promise<boolean> {
-  const [row] = await tx.select({ id: users.id }).from(users).where(eq(users.id, userId)).for('update');
-  return row !== undefined;
-}
 
 const TERMINAL_STATES = DCU_STATES.filter((s) => isTerminal(s));
 const inFlight = (userId: string) => and(eq(dcuTasks.userId, userId), notInArray(dcuTasks.state, TERMINAL_STATES));

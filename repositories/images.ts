@@ -4,9 +4,9 @@
  * removal's checks) and activities/images-db.ts (the workflows' records and money) alike. Each
  * function takes the executor to run on, so a caller's transaction can be passed.
  */
-import { and, count, desc, eq, isNull, ne, or, type SQL } from 'drizzle-orm';
+import { and, count, desc, eq, ne, or, type SQL } from 'drizzle-orm';
 import type { Executor } from '../db/client.js';
-import { containers, images } from '../db/schema.js';
+import { images } from '../db/schema.js';
 import { sizeMb } from '../core/sizes.js';
 import type { ImageView } from '../contracts/pull-image.js';
 import { pageOf, type Page, type PageRequest } from './paging.js';
@@ -15,11 +15,8 @@ export type { ImageView } from '../contracts/pull-image.js';
 export type ImageRow = typeof images.$inferSelect;
 export type NewImageRow = typeof images.$inferInsert;
 
-/** Who is reading: the user's id and role. */
-export interface Viewer {
-  id: string;
-  role: 'admin' | 'user';
-}
+import type { Viewer } from './users.js';
+export type { Viewer };
 
 export function toImageView(row: ImageRow): ImageView {
   return {
@@ -103,11 +100,3 @@ export async function countOtherRecords(db: Executor, hostId: string, reference:
   return row?.n ?? 0;
 }
 
-/** Containers not yet removed that run from the image record `imageId`: while any exists, the record stays. */
-export async function countContainersUsing(db: Executor, imageId: string): Promise<number> {
-  const [row] = await db
-    .select({ n: count() })
-    .from(containers)
-    .where(and(eq(containers.imageId, imageId), isNull(containers.removedAt)));
-  return row?.n ?? 0;
-}

@@ -34,5 +34,5 @@ export async function pageOf<T extends PgTable>(
     db.select().from(table as PgTable).where(where).orderBy(...orderBy).limit(page.limit).offset(page.offset),
     db.select({ n: count() }).from(table as PgTable).where(where),
   ]);
-  return { items: items as T['$inferSelect'][], total: totals?.n ?? 0 };
+  return { items, total: totals?.n ?? 0 };
 }

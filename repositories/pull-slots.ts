@@ -5,16 +5,11 @@
  */
 import { and, count, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { Executor } from '../db/client.js';
-import { pullSlots, users } from '../db/schema.js';
+import { pullSlots } from '../db/schema.js';
 
 export type PullSlotRow = typeof pullSlots.$inferSelect;
 
 const open = (userId: string) => and(eq(pullSlots.userId, userId), isNull(pullSlots.releasedAt));
-
-/** Locks the user's row until the end of `tx`: one user's slots are taken one request at a time. */
-export async function lockUserSlots(tx: Executor, userId: string): Promise<void> {
-  await tx.select({ id: users.id }).from(users).where(eq(users.id, userId)).for('update');
-}
 
 /** How many slots the user holds. */
 export async function countOpen(db: Executor, userId: string): Promise<number> {

@@ -20,6 +20,9 @@ export interface PublicUser {
   createdAt: Date;
 }
 
+/** Who is reading: the user's id and role (each repository's visibility rule takes it). */
+export type Viewer = Pick<PublicUser, 'id' | 'role'>;
+
 export type LedgerEntryRow = typeof ledgerEntries.$inferSelect;
 
 const publicColumns = {
@@ -78,4 +81,14 @@ export async function findUserByToken(db: Executor, tokenHash: string, now: Date
 /** A user's ledger entries, newest first. */
 export function ledgerPage(db: Executor, userId: string, page: PageRequest): Promise<Page<LedgerEntryRow>> {
   return pageOf(db, ledgerEntries, eq(ledgerEntries.userId, userId), [desc(ledgerEntries.createdAt), desc(ledgerEntries.id)], page);
+}
+
+/**
+ * Locks the user's row until the end of `tx`: one user's admissions (containers, pulls, DCU
+ * tasks) and movements of money are serialised on it, so concurrent requests cannot overshoot a
+ * limit. False when there is no such user.
+ */
+export async function lockUser(tx: Executor, userId: string): Promise<boolean> {
+  const [row] = await tx.select({ id: users.id }).from(users).where(eq(users.id, userId)).for('update');
+  return row !== undefined;
 }

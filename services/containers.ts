@@ -23,6 +23,7 @@ import * as containerRepo from '../repositories/containers.js';
 import { CONTAINER_CONSTRAINTS, type ContainerRow, type Viewer } from '../repositories/containers.js';
 import type { Page, PageRequest } from '../repositories/paging.js';
 import * as imageRepo from '../repositories/images.js';
+import * as userRepo from '../repositories/users.js';
 import type { HostService } from './hosts.js';
 import type { WorkflowRuns } from './workflow-runs.js';
 import { problemForWorkflowFailure } from './workflow-failures.js';
@@ -181,7 +182,7 @@ export function createContainerService(deps: {
     for (let attempt = 0; ; attempt++) {
       try {
         return await db.transaction(async (tx) => {
-          await containerRepo.lockUserContainers(tx, user.id);
+          await userRepo.lockUser(tx, user.id);
           if ((await containerRepo.countLive(tx, user.id)) >= config.maxPerUser) {
             throw conflict(`Container limit reached: at most ${config.maxPerUser} containers per user.`);
           }

@@ -19,7 +19,7 @@ import { PULL_ACTIVITY_NAMES } from '../contracts/pull-image.js';
 import * as tasks from '../repositories/dcu-tasks.js';
 import type { DcuTaskRow } from '../repositories/dcu-tasks.js';
 import { pageRequest } from '../repositories/paging.js';
-import { findUserIdByName } from '../repositories/users.js';
+import * as userRepo from '../repositories/users.js';
 import type { HostService } from './hosts.js';
 import type { RegistryPolicy } from './registry-policy.js';
 import type { WorkflowRuns } from './workflow-runs.js';
@@ -189,7 +189,7 @@ export function createDcuService(deps: {
       let owner: { id: string; username: string } = user;
       if (body.username !== user.username) {
         if (user.role !== 'admin') throw forbidden(`username must be your own ("${user.username}").`);
-        const id = await findUserIdByName(db, body.username);
+        const id = await userRepo.findUserIdByName(db, body.username);
         if (!id) throw badRequest(`Unknown username "${body.username}".`);
         owner = { id, username: body.username };
       }
@@ -208,7 +208,7 @@ export function createDcuService(deps: {
       const taskId = randomUUID();
       await db.transaction(async (tx) => {
         // The owner's row lock serialises their starts: concurrent starts cannot overshoot the limits.
-        if (!(await tasks.lockOwner(tx, owner.id))) throw badRequest(`Unknown username "${owner.username}".`);
+        if (!(await userRepo.lockUser(tx, owner.id))) throw badRequest(`Unknown username "${owner.username}".`);
         const inFlight = await tasksInFlight(tx, owner.id);
         if (inFlight >= limits.maxInFlight) throw tooManyDcuTasks(inFlight, limits.maxInFlight);
         const refusal = quotaRefusal(await tasks.storedBytes(tx, owner.id), limits.quotaMb);

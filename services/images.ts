@@ -4,6 +4,7 @@ import type { Database } from '../db/client.js';
 import { conflict, notFound } from '../core/errors.js';
 import { removeImageId, removeImageWorkflow, type RemoveImageResult } from '../contracts/remove-image.js';
 import * as imageRepo from '../repositories/images.js';
+import * as containerRepo from '../repositories/containers.js';
 import { toImageView, type ImageRow, type ImageView, type Viewer } from '../repositories/images.js';
 import type { PageRequest, Page } from '../repositories/paging.js';
 import type { WorkflowRuns } from './workflow-runs.js';
@@ -23,7 +24,7 @@ export function createImageService(deps: { db: Database; runs: Pick<WorkflowRuns
   async function getRemovable(user: Viewer, id: string): Promise<ImageRow> {
     const row = await getVisible(user, id);
     if (user.role !== 'admin' && row.userId !== user.id) throw notFound('Image');
-    const inUse = await imageRepo.countContainersUsing(db, id);
+    const inUse = await containerRepo.countLiveUsingImage(db, id);
     if (inUse > 0) throw conflict(`The image is used by ${inUse} container(s); remove them first.`);
     return row;
   }

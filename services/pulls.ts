@@ -10,6 +10,7 @@ import { workflowRunning } from './workflow-status.js';
 import type { PullSnapshot } from '../core/pull-progress.js';
 import { PULL_ACTIVITY_NAMES, pullId as newPullId, pullImageWorkflow, type PullImageInput, type PullImageResult } from '../contracts/pull-image.js';
 import * as pullSlots from '../repositories/pull-slots.js';
+import * as userRepo from '../repositories/users.js';
 import type { Viewer } from '../repositories/images.js';
 import { rootCause } from '../core/failures.js';
 import type { HostService } from './hosts.js';
@@ -54,7 +55,7 @@ export function createPullService(deps: {
    */
   async function takeSlot(userId: string, pullId: string) {
     await db.transaction(async (tx) => {
-      await pullSlots.lockUserSlots(tx, userId);
+      await userRepo.lockUser(tx, userId);
       const n = await pullSlots.countOpen(tx, userId);
       if (n >= maxConcurrentPerUser) {
         // Only slots older than a minute: a slot just taken belongs to a pull whose workflow is being

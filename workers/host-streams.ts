@@ -15,7 +15,7 @@ import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { dockerName } from '../core/container-labels.js';
-import { FrameDecoder, toStatsSample, type LogStream } from '../core/docker-frames.js';
+import { FrameDecoder, toStatsSample, type DockerStats, type LogStream } from '../core/docker-frames.js';
 
 export function startStreamServer(opts: {
   docker: Docker;
@@ -130,7 +130,7 @@ export function startStreamServer(opts: {
           if (!line) continue;
           let sample: string;
           try {
-            sample = `${JSON.stringify(toStatsSample(JSON.parse(line)))}\n`;
+            sample = `${JSON.stringify(toStatsSample(JSON.parse(line) as DockerStats))}\n`;
           } catch (error) {
             logger.warn({ err: error, containerId: id }, 'unreadable stats sample');
             continue;

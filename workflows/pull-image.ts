@@ -2,9 +2,8 @@ import { ApplicationFailure, patched, proxyActivities } from '@temporalio/workfl
 import type { ImageDbActivities } from '../activities/images-db.js';
 import type { ImageDockerActivities } from '../activities/images-docker.js';
 import type { PullSnapshot } from '../core/pull-progress.js';
-import { FailureType, failureTypeOf } from '../core/failures.js';
+import { FailureType, failureTypeOf, asWorkflowFailure } from '../core/failures.js';
 import type { PullImageInput, PullImageResult } from '../contracts/pull-image.js';
-import { asWorkflowFailure } from './failures.js';
 import { database, host as hostProfiles } from './activity-profiles.js';
 import { PATCHES } from './patches.js';
 

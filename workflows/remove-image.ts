@@ -2,8 +2,8 @@ import { proxyActivities } from '@temporalio/workflow';
 import type { ImageDbActivities } from '../activities/images-db.js';
 import type { ImageDockerActivities } from '../activities/images-docker.js';
 import type { RemoveImageInput, RemoveImageResult } from '../contracts/remove-image.js';
-import { asWorkflowFailure } from './failures.js';
 import { database, host } from './activity-profiles.js';
+import { asWorkflowFailure } from '../core/failures.js';
 
 export type { RemoveImageInput, RemoveImageResult } from '../contracts/remove-image.js';
 

@@ -38,7 +38,10 @@ type ControlMode = 'none' | 'multiline';
 export const multiline = { [CONTROL_CHARS]: 'multiline' } as const;
 
 // C0 controls, DEL and C1 controls; the multiline variant leaves out \t, \n and \r.
+// Matching control characters is these patterns' purpose.
+// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001F\u007F-\u009F]/;
+// eslint-disable-next-line no-control-regex
 const CONTROL_BUT_WHITESPACE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/;
 
 export function hasControlChars(value: string, mode: ControlMode = 'none'): boolean {
@@ -134,7 +137,7 @@ function lowerCaseHeaderNames(schema: unknown): unknown {
   if (!isObject(schema)) return schema;
   const out: Json = { ...schema };
   if (isObject(out.properties)) out.properties = Object.fromEntries(Object.entries(out.properties).map(([k, s]) => [k.toLowerCase(), s]));
-  if (Array.isArray(out.required)) out.required = out.required.map((k) => (typeof k === 'string' ? k.toLowerCase() : k));
+  if (Array.isArray(out.required)) out.required = (out.required as unknown[]).map((k) => (typeof k === 'string' ? k.toLowerCase() : k));
   return out;
 }
 

@@ -210,7 +210,7 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
       },
     },
     async (socket, request) => {
-      const id = (request.params as { id: string }).id;
+      const id = request.params.id;
       const abort = new AbortController();
       let release: () => void = () => undefined;
       // Listeners first: messages that arrive while the container is looked up count too.
