@@ -9,21 +9,8 @@ import type Docker from 'dockerode';
 import { LABEL_ID, LABEL_USER, dockerName } from '../core/container-labels.js';
 import { dockerMessage, isConflict, isNotFound, publicDockerMessage } from './docker-errors.js';
 import type { UserNetworks } from './networks.js';
+import type { ContainerSpec } from '../contracts/container.js';
 
-export interface ContainerSpec {
-  id: string;
-  userId: string;
-  image: string;
-  hostIp: string;
-  hostPort: number;
-  containerPort: number;
-  memoryMb: number;
-  cpuMillis: number;
-  env: string[];
-  cmd: string[] | null;
-  /** Processes the container may run at once; absent in specs written before it existed. */
-  pidsLimit?: number;
-}
 
 /** The PIDs limit of a container whose spec names none (a fork bomb stops there). */
 export const DEFAULT_PIDS_LIMIT = 256;

@@ -1,13 +1,7 @@
 /** The engine's identity (host worker): the host ping's activity, against this host's engine only. */
 import type Docker from 'dockerode';
+import type { EngineInfo } from '../contracts/ping-host.js';
 
-export interface EngineInfo {
-  hostId: string;
-  engineId: string;
-  version: string;
-  apiVersion: string;
-  os: string;
-}
 
 export function createEngineActivities(deps: { docker: Docker; hostId: string }) {
   const { docker, hostId } = deps;

@@ -11,14 +11,27 @@
  * Definitions and types only: the workflow imports it.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { ContainerSpec } from '../activities/containers-docker.js';
 import type { ContainerReasonCode, ContainerStatus } from '../core/container-state.js';
 import { CONTROL_TASK_QUEUE } from '../core/temporal-names.js';
 import { defineWorkflow } from './workflow.js';
 
 export { CONTAINER_REASON_CODES, CONTAINER_STATES } from '../core/container-state.js';
 export type { ContainerReasonCode, ContainerStatus } from '../core/container-state.js';
-export type { ContainerSpec } from '../activities/containers-docker.js';
+/** What the host worker creates: the container as Docker runs it (the workflow's input carries it). */
+export interface ContainerSpec {
+  id: string;
+  userId: string;
+  image: string;
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
+  memoryMb: number;
+  cpuMillis: number;
+  env: string[];
+  cmd: string[] | null;
+  /** Processes the container may run at once; absent in specs written before it existed. */
+  pidsLimit?: number;
+}
 
 /** What the workflow carries: its status and why, what Docker said, and where billing stands. */
 export interface ContainerState {

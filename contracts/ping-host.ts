@@ -3,11 +3,17 @@
  * the engine says about itself (the end-to-end proof of per-host routing). Started by the API
  * (GET /api/v1/hosts/:id/ping). Types and pure functions only: the workflow imports it.
  */
-import type { EngineInfo } from '../activities/engine.js';
 import { CONTROL_TASK_QUEUE } from '../core/temporal-names.js';
 import { defineWorkflow } from './workflow.js';
 
-export type { EngineInfo };
+/** What a host's engine says about itself: the ping's answer. */
+export interface EngineInfo {
+  hostId: string;
+  engineId: string;
+  version: string;
+  apiVersion: string;
+  os: string;
+}
 
 /** One ping per request: the host and the API's request id. */
 export const pingHostId = (hostId: string, requestId: string) => `ping-${hostId}-${requestId}`;

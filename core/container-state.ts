@@ -11,9 +11,9 @@
  * The transitions are those workflows/container.ts makes (its operations, the billing loop and
  * the reconciliation with what Docker reports), so that no running workflow is refused. Pure:
  * the workflow, the database activity that records a state (refusing an illegal one) and the
- * API all use it. Only billing/keys.ts is imported, which imports nothing.
+ * API all use it. No imports. The ledger keys of the periods are billing/keys.ts's
+ * containerPeriod(containerId, segment, period), built from the position kept here.
  */
-import { billingKeys } from '../billing/keys.js';
 
 export const CONTAINER_STATES = ['creating', 'running', 'stopped', 'suspended', 'exited', 'removed', 'failed'] as const;
 export type ContainerStatus = (typeof CONTAINER_STATES)[number];
@@ -126,24 +126,4 @@ export interface BillingPosition {
 /** Epoch ms at which the next period of the current run is due (it is charged then, in advance). */
 export function nextChargeDue(position: Pick<BillingPosition, 'segmentStartedAt' | 'periodsCharged'>, billingPeriodMs: number): number {
   return position.segmentStartedAt + position.periodsCharged * billingPeriodMs;
-}
-
-/** The ledger key of period `period` (from 0) of run `segment`: a retried charge finds its entry. */
-export function periodKey(containerId: string, segment: number, period: number): string {
-  return billingKeys.containerPeriod(containerId, segment, period);
-}
-
-/** The ledger key of the next period to charge in the current run. */
-export function nextPeriodKey(containerId: string, position: Pick<BillingPosition, 'segment' | 'periodsCharged'>): string {
-  return periodKey(containerId, position.segment, position.periodsCharged);
-}
-
-/** The ledger keys of the periods charged so far in the current run, in order. */
-export function chargedPeriodKeys(containerId: string, position: Pick<BillingPosition, 'segment' | 'periodsCharged'>): string[] {
-  return Array.from({ length: position.periodsCharged }, (_, period) => periodKey(containerId, position.segment, period));
-}
-
-/** The ledger key of the refund of what a container that could not be created was charged. */
-export function createRefundKey(containerId: string): string {
-  return billingKeys.containerCreateRefund(containerId);
 }

@@ -12,7 +12,8 @@ import type { ControlActivities } from '../activities/control-activities.js';
 import type { HostActivities } from '../activities/host-activities.js';
 import type { ObservedContainer } from '../activities/containers-docker.js';
 import { FailureType, failureTypeOf, rootCause } from '../core/failures.js';
-import { createRefundKey, creationFailureCode, isEnded, nextChargeDue, nextPeriodKey, type ContainerReasonCode } from '../core/container-state.js';
+import { creationFailureCode, isEnded, nextChargeDue, type ContainerReasonCode } from '../core/container-state.js';
+import { billingKeys } from '../billing/keys.js';
 import {
   describeQuery,
   observedSignal,
@@ -102,7 +103,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
           containerId: input.id,
           userId: input.userId,
           amount: input.pricePerPeriod,
-          idempotencyKey: nextPeriodKey(input.id, s),
+          idempotencyKey: billingKeys.containerPeriod(input.id, s.segment, s.periodsCharged),
           reason: `container ${input.spec.image} on ${input.hostId}: run ${s.segment}, period ${s.periodsCharged + 1}`,
         });
         if (applied) s.charged += input.pricePerPeriod;
@@ -180,7 +181,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
           containerId: input.id,
           userId: input.userId,
           amount: s.charged,
-          idempotencyKey: createRefundKey(input.id),
+          idempotencyKey: billingKeys.containerCreateRefund(input.id),
           reason: `container ${input.spec.image} on ${input.hostId} could not be created`,
         });
         if (applied) s.charged = 0;

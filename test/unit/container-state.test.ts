@@ -8,15 +8,11 @@ import {
   allowedNext,
   assertTransition,
   canTransition,
-  chargedPeriodKeys,
-  createRefundKey,
   creationFailureCode,
   isContainerReasonCode,
   isContainerStatus,
   isEnded,
   nextChargeDue,
-  nextPeriodKey,
-  periodKey,
   type ContainerStatus,
 } from '../../core/container-state.js';
 import { containers } from '../../db/schema.js';
@@ -98,19 +94,6 @@ test('the next period is due one period after the last one charged in the run', 
   assert.equal(nextChargeDue({ segmentStartedAt: start, periodsCharged: 0 }, hour), start, 'the first period at once');
   assert.equal(nextChargeDue({ segmentStartedAt: start, periodsCharged: 1 }, hour), start + hour);
   assert.equal(nextChargeDue({ segmentStartedAt: start, periodsCharged: 3 }, 2000), start + 6000);
-});
-
-test('ledger keys keep the formats of entries already written', () => {
-  const id = '7b0c1d3e-0000-4000-8000-000000000001';
-  assert.equal(periodKey(id, 1, 0), `container-${id}-run-1-period-0`);
-  assert.equal(nextPeriodKey(id, { segment: 3, periodsCharged: 2 }), `container-${id}-run-3-period-2`);
-  assert.deepEqual(chargedPeriodKeys(id, { segment: 2, periodsCharged: 3 }), [
-    `container-${id}-run-2-period-0`,
-    `container-${id}-run-2-period-1`,
-    `container-${id}-run-2-period-2`,
-  ]);
-  assert.deepEqual(chargedPeriodKeys(id, { segment: 1, periodsCharged: 0 }), []);
-  assert.equal(createRefundKey(id), `container-${id}-create-refund`);
 });
 
 test('a failed creation is host_unreachable when the host never took the work (a timeout), docker_error when Docker failed it', () => {
