@@ -7,12 +7,10 @@
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 
 export const FailureType = {
-  InvalidReference: 'InvalidReference',
   ImageNotFound: 'ImageNotFound',
   RegistryUnauthorized: 'RegistryUnauthorized',
   InsufficientFunds: 'InsufficientFunds',
   ImageInUse: 'ImageInUse',
-  HostUnavailable: 'HostUnavailable',
   /** What answered at the registry's address is not a registry, or it never answered. */
   RegistryError: 'RegistryError',
   /** A Docker call failed in a way another attempt may mend (a network that vanished, a daemon error): retried. */
@@ -50,7 +48,6 @@ export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
 /** Retrying these cannot help. */
 export const NON_RETRYABLE: FailureType[] = [
-  FailureType.InvalidReference,
   FailureType.ImageNotFound,
   FailureType.RegistryUnauthorized,
   FailureType.InsufficientFunds,

@@ -4,7 +4,6 @@ import { FailureType, rootCause } from '../core/failures.js';
 import { InsufficientFundsError } from '../billing/ledger.js';
 
 const STATUS: Partial<Record<FailureType, (message: string) => AppError>> = {
-  [FailureType.InvalidReference]: (m) => new AppError(400, 'invalid-reference', 'Invalid Image Reference', m),
   [FailureType.ImageNotFound]: (m) => new AppError(422, 'image-not-found', 'Image Not Found In Registry', m),
   [FailureType.RegistryUnauthorized]: (m) => new AppError(422, 'registry-unauthorized', 'Registry Unauthorized', m),
   [FailureType.InsufficientFunds]: (m) => new InsufficientFundsError(m),
