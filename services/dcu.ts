@@ -12,6 +12,7 @@ import type { Database, Transaction } from '../db/client.js';
 import { AppError, badRequest, conflict, forbidden, notFound, unavailable } from '../core/errors.js';
 import { DCU_PROGRESS, DCU_STATE_DISPLAY, isTerminal, type DcuState } from '../core/dcu-state.js';
 import { quotaRefusal } from '../core/dcu-limits.js';
+import { rootCause } from '../core/failures.js';
 import { InvalidReferenceError, parseImageReference } from '../core/image-ref.js';
 import { billing } from '../billing/ledger.js';
 import { dcuCancelSignal, dcuWorkflow, dcuWorkflowId, type DcuInput } from '../contracts/dcu.js';
@@ -238,7 +239,7 @@ export function createDcuService(deps: {
         });
       } catch (error) {
         await tasks.failUnfinished(db, [taskId], 'the workflow could not be started');
-        throw unavailable(`The task could not be started: ${error instanceof Error ? error.message : String(error)}`);
+        throw unavailable(`The task could not be started: ${rootCause(error).message}`);
       }
       return { task_id: taskId, state: 'idle' as const };
     },

@@ -4,9 +4,10 @@
  * says (services/workflow-failures.ts). Every route that starts a workflow goes through a service
  * that uses this; routes never see the Temporal client.
  */
-import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { Duration, Workflow } from '@temporalio/common';
-import { gatewayTimeout } from '../core/errors.js';
+import { gatewayTimeout, unavailable } from '../core/errors.js';
+import { rootCause } from '../core/failures.js';
 import type { ContractArgs, ContractResult, WorkflowContract } from '../contracts/workflow.js';
 import { problemForWorkflowFailure } from './workflow-failures.js';
 
@@ -29,14 +30,24 @@ export interface WaitOptions {
 export function createWorkflowRuns(deps: { temporal: Client; waitTimeoutMs: number }) {
   const { temporal, waitTimeoutMs } = deps;
 
+  /**
+   * Starts a run. A run of that id that exists already is the caller's to handle
+   * (WorkflowExecutionAlreadyStartedError); Temporal refusing or unreachable is 503: the
+   * request was right, the service cannot take work now.
+   */
   async function start<C extends WorkflowContract<unknown[], unknown>>(contract: C, options: StartOptions<C>): Promise<WorkflowHandle<Workflow>> {
-    return temporal.workflow.start(contract.type, {
-      taskQueue: contract.taskQueue,
-      workflowId: options.workflowId,
-      args: options.args as unknown[],
-      ...(options.memo ? { memo: options.memo } : {}),
-      ...(options.workflowExecutionTimeout ? { workflowExecutionTimeout: options.workflowExecutionTimeout } : {}),
-    });
+    try {
+      return await temporal.workflow.start(contract.type, {
+        taskQueue: contract.taskQueue,
+        workflowId: options.workflowId,
+        args: options.args as unknown[],
+        ...(options.memo ? { memo: options.memo } : {}),
+        ...(options.workflowExecutionTimeout ? { workflowExecutionTimeout: options.workflowExecutionTimeout } : {}),
+      });
+    } catch (error) {
+      if (error instanceof WorkflowExecutionAlreadyStartedError) throw error;
+      throw Object.assign(unavailable(`The work could not be started; try again shortly (${rootCause(error).message}).`), { cause: error });
+    }
   }
 
   /**
