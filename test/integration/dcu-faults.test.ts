@@ -74,7 +74,7 @@ after(async () => {
 
 async function pullOn(hostId: string, reference: string): Promise<void> {
   const docker = dockerFor(hostId);
-  const stream = (await docker.pull(reference)) as unknown as NodeJS.ReadableStream;
+  const stream = await docker.pull(reference);
   await new Promise((resolve, reject) => docker.modem.followProgress(stream, (error: Error | null) => (error ? reject(error) : resolve(null))));
 }
 

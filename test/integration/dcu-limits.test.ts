@@ -209,7 +209,7 @@ test('the second DCU of an image, by another user: a server-side copy of the arc
   assert.deepEqual(charges.map((c) => [c.amount, c.idempotencyKey]), [[-amount, `dcu-charge-${taskId}`]]);
   assert.equal((await dcuChargesOf(owner.id)).length, 1, "the first user's charge is unchanged");
 
-  const taskMs = row!.endTime!.getTime() - row!.createdAt.getTime();
+  const taskMs = row.endTime!.getTime() - row.createdAt.getTime();
   t.diagnostic(`reuse of a ${(first.size_bytes! / 1e6).toFixed(1)} MB tar (${(first.compressed_bytes! / 1e6).toFixed(1)} MB archive): row created → completed ${taskMs} ms; start → completed seen by polling ${wallMs.toFixed(0)} ms`);
 });
 
@@ -257,7 +257,7 @@ test('a start needs one GB’s price in the balance; two tasks with only that mu
 
   const user = await createUser(app, { balance: price });
   const [one, two] = await Promise.all([uniqueImage('dcu-funds', 64), uniqueImage('dcu-funds', 64)]);
-  const ids = await Promise.all([startTask(app, user, one!), startTask(app, user, two!)]);
+  const ids = await Promise.all([startTask(app, user, one), startTask(app, user, two)]);
   localFiles.push(...ids);
   const ended = await Promise.all(ids.map((id) => waitEnded(app, user.token, id)));
   const done = ended.filter((d) => d.state === 'completed');
@@ -277,7 +277,7 @@ test('a start needs one GB’s price in the balance; two tasks with only that mu
   assert.deepEqual(await objectsUnder(`${user.username}/`), [done[0]!.minio_object_name], "the failed task's object was removed");
   assert.deepEqual((await readdir(GZIP_DIR)).filter((n) => n.startsWith(failed[0]!.task_id)), [], 'and its local archive');
   assert.equal(await closedStatus(temporal, dcuWorkflowId(failed[0]!.task_id)), 'FAILED');
-  assert.match(assertErrorEnvelope(await startRequest(app, user, one!), 409), /your balance is 0/);
+  assert.match(assertErrorEnvelope(await startRequest(app, user, one), 409), /your balance is 0/);
 });
 
 test('a balance that cannot pay for the image fails the task before any compress or upload', { timeout: 300_000 }, async (t) => {
@@ -318,7 +318,7 @@ test('compress activity: a host with less free disk than BERTH_DCU_MIN_FREE_MB r
   const dir = await mkdtemp(join(tmpdir(), 'berth-dcu-disk-'));
   try {
     const docker = dockerFor('host-a');
-    const stream = (await docker.pull(image)) as unknown as NodeJS.ReadableStream;
+    const stream = await docker.pull(image);
     await new Promise((resolve, reject) => docker.modem.followProgress(stream, (error: Error | null) => (error ? reject(error) : resolve(null))));
     const free = await freeBytes(dir);
     const minFreeMb = Math.ceil(free / 1024 / 1024) + 1024; // more than the disk has free
@@ -334,7 +334,7 @@ test('compress activity: a host with less free disk than BERTH_DCU_MIN_FREE_MB r
 
     // The stack's own threshold leaves room on this machine: the same activity with it compresses.
     const ok = createDcuHostActivities({ docker, hostId: 'host-a', gzipDir: dir, minFreeMb: hostConfig.dcu.minFreeMb });
-    const archive = (await quiet().run(ok.dcuCompress, { taskId: randomUUID(), reference: image, fileName: `${randomUUID()}_disk.tar.gz` })) as { compressedBytes: number };
+    const archive: { compressedBytes: number } = await quiet().run(ok.dcuCompress, { taskId: randomUUID(), reference: image, fileName: `${randomUUID()}_disk.tar.gz` });
     assert.ok(archive.compressedBytes > 0);
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -204,7 +204,7 @@ test('the archive is real: docker load on the other host, and run it', { timeout
   assert.equal(await inspectOn('host-b', image), null, 'host-b does not have the image before');
 
   const archive = await objectBytes(data.minio_object_name);
-  const loading = (await hostB.loadImage(Readable.from(archive), { quiet: true })) as unknown as NodeJS.ReadableStream;
+  const loading = await hostB.loadImage(Readable.from(archive), { quiet: true });
   const output = await new Promise<Array<{ error?: string; stream?: string }>>((resolve, reject) =>
     hostB.modem.followProgress(loading, (error: Error | null, messages: Array<{ error?: string }>) => (error ? reject(error) : resolve(messages))),
   );
@@ -217,7 +217,7 @@ test('the archive is real: docker load on the other host, and run it', { timeout
   try {
     await container.start();
     const { StatusCode } = (await container.wait()) as { StatusCode: number };
-    const logs = (await container.logs({ stdout: true, stderr: true })) as unknown as Buffer;
+    const logs = await container.logs({ stdout: true, stderr: true });
     assert.equal(StatusCode, 0);
     assert.match(logs.toString('utf8'), /dcu-archive-ok/);
   } finally {
@@ -346,7 +346,7 @@ test('query: substring filter, state filter, paging, page_size capped, empty par
     userId: user.id,
     username: user.username,
     dockerImageName: i < 3 ? `${REGISTRY}/team-${token}/app-${i}:1.${i}` : `${REGISTRY}/other/app-${i}:latest`,
-    state: (i % 2 === 0 ? 'failed' : 'completed') as 'failed' | 'completed',
+    state: i % 2 === 0 ? ('failed' as const) : ('completed' as const),
     createdAt: new Date(base + i * 1000),
   }));
   await testDb().db.insert(dcuTasks).values(rows);
@@ -468,10 +468,10 @@ test('activities: a cancelled upload aborts its multipart upload; a cancelled co
     assert.deepEqual(await uploadsUnder(`${prefix}/`), [], 'the multipart upload was aborted');
     assert.deepEqual(await objectsUnder(`${prefix}/`), []);
 
-    const uploaded = (await new MockActivityEnvironment().run(storage.dcuUpload, input)) as DcuUploaded;
+    const uploaded: DcuUploaded = await new MockActivityEnvironment().run(storage.dcuUpload, input);
     assert.equal(uploaded.parts, 5);
     assert.equal((await minio.statObject(BUCKET, input.objectName)).metaData[SHA256_METADATA], input.sha256);
-    const again = (await new MockActivityEnvironment().run(storage.dcuUpload, input)) as DcuUploaded;
+    const again: DcuUploaded = await new MockActivityEnvironment().run(storage.dcuUpload, input);
     assert.equal(again.parts, 0, 'a retry finds the object complete and uploads nothing');
     assert.deepEqual(await new MockActivityEnvironment().run(storage.dcuRemoveObject, input.objectName), { removed: true, abortedUploads: 0 });
     assert.deepEqual(await objectsUnder(`${prefix}/`), []);
@@ -481,7 +481,7 @@ test('activities: a cancelled upload aborts its multipart upload; a cancelled co
 
   const docker = dockerFor('host-a');
   const busybox = `${REGISTRY}/library/busybox:1.35`;
-  const pull = (await docker.pull(busybox)) as unknown as NodeJS.ReadableStream;
+  const pull = await docker.pull(busybox);
   await new Promise((resolve, reject) => docker.modem.followProgress(pull, (error: Error | null) => (error ? reject(error) : resolve(null))));
   const host = createDcuHostActivities({ docker, hostId: 'host-a', gzipDir: GZIP_DIR });
   const archive = `${randomUUID()}_compress-test.tar.gz`;
@@ -490,7 +490,7 @@ test('activities: a cancelled upload aborts its multipart upload; a cancelled co
   await assert.rejects(compress.run(host.dcuCompress, { taskId: randomUUID(), reference: busybox, fileName: archive }), CancelledFailure);
   assert.deepEqual((await readdir(GZIP_DIR)).filter((n) => n.startsWith(archive)), [], 'no partial file');
 
-  const done = (await new MockActivityEnvironment({ attempt: 1 }).run(host.dcuCompress, { taskId: randomUUID(), reference: busybox, fileName: archive })) as DcuArchive;
+  const done: DcuArchive = await new MockActivityEnvironment({ attempt: 1 }).run(host.dcuCompress, { taskId: randomUUID(), reference: busybox, fileName: archive });
   const written = await readFile(join(GZIP_DIR, archive));
   assert.equal(sha256(written), done.sha256);
   assert.equal(written.length, done.compressedBytes);

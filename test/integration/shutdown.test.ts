@@ -107,7 +107,7 @@ test('SIGTERM: the API stops accepting, lets the request in flight finish, and e
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
-  api.stderr!.on('data', (chunk) => (stderr += chunk));
+  api.stderr.on('data', (chunk) => (stderr += chunk));
   const log = apiLog(api, () => stderr);
   const exited = new Promise<number | null>((resolve) => api.on('exit', (code) => resolve(code)));
   t.after(() => {

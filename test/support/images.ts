@@ -35,7 +35,8 @@ export async function pushUniqueImage(prefix = 'test', kb = 256): Promise<string
   await builder.wait();
   await builder.commit({ repo, tag: 'v1' });
   await builder.remove();
-  const pushed = (await docker.getImage(`${repo}:v1`).push({ authconfig: {} } as never)) as unknown as NodeJS.ReadableStream;
+  // Without a callback dockerode's push answers a promise of the stream (its types say otherwise).
+  const pushed = await (docker.getImage(`${repo}:v1`).push({ authconfig: {} } as never) as unknown as Promise<NodeJS.ReadableStream>);
   await drain(docker, pushed);
   await docker.getImage(`${repo}:v1`).remove();
   return `${repo}:v1`;

@@ -71,7 +71,7 @@ test('the host worker killed during create: exactly one container once it is bac
   assert.equal(inDocker.length, 1, 'exactly one container');
   assert.equal(inDocker[0]!.State, 'running');
   const attempts = await activityAttempts(temporal, `container-${id}`, 'createAndStartContainer');
-  assert.ok(Math.max(...attempts) >= 2, `the create activity ran again after the kill (attempts ${attempts})`);
+  assert.ok(Math.max(...attempts) >= 2, `the create activity ran again after the kill (attempts ${attempts.join(', ')})`);
   const charges = await testDb().db.select().from(ledgerEntries).where(like(ledgerEntries.idempotencyKey, `container-${id}-%`));
   assert.equal(charges.length, 1, 'the first period charged once');
   const removed = await app.inject({ method: 'DELETE', url: `/api/v1/containers/${id}`, headers: bearer(user.token) });
@@ -145,7 +145,7 @@ test('live stats over WebSocket; the Docker stream behind it ends when the clien
   const samples: Array<Record<string, number>> = [];
   await new Promise<void>((resolve, reject) => {
     ws.on('message', (data) => {
-      samples.push(JSON.parse(String(data)));
+      samples.push(JSON.parse((data as Buffer).toString()));
       if (samples.length === 2) resolve();
     });
     ws.on('error', reject);
@@ -166,7 +166,7 @@ test('live stats over WebSocket; the Docker stream behind it ends when the clien
   const other = await createUser(app);
   const foreign = new WebSocket(`${address.replace('http', 'ws')}/api/v1/containers/${c.id}/stats`, { headers: bearer(other.token) });
   const foreignMessages: string[] = [];
-  foreign.on('message', (data) => foreignMessages.push(String(data)));
+  foreign.on('message', (data) => foreignMessages.push((data as Buffer).toString()));
   const closeCode = await new Promise<number>((resolve) => foreign.on('close', (code) => resolve(code)));
   assert.equal(closeCode, 4404, "someone else's container: closed as a 404");
   assert.deepEqual(foreignMessages.map((m) => JSON.parse(m)), [{ error: 'Container was not found.' }], 'no sample, only the error');

@@ -116,9 +116,9 @@ test('MinIO stopped for the upload: the upload retries, the task fails with a cl
   // Back up in the finally: the outage lasts the task's download and compress, then the
   // upload's retries (about 30 s).
   const minioPid = await stackPid('minio');
-  let taskId = '';
+  let taskId: string;
   let first: TaskData | undefined;
-  let restartedMeanwhile = false;
+  let restartedMeanwhile: boolean;
   try {
     await killStackProcess('minio');
     assert.equal(await minioUp(), false, 'MinIO is down');
@@ -203,7 +203,7 @@ test('host worker SIGKILLed while compressing: once it is back the compress phas
   const pid = await hostWorkerPid(await waitRunning(taskId, 'dcuCompress'), hostId);
   const tracked = await stackPid(`worker-${hostId}`);
   if (pid !== tracked) t.diagnostic(`compress runs on pid ${pid}, not on worker-${hostId}.pid's ${tracked}: a duplicate host worker`);
-  let killedAt = 0;
+  let killedAt: number;
   try {
     process.kill(pid, 'SIGKILL');
     killedAt = Date.now();

@@ -107,7 +107,7 @@ function viewStats(address: string, user: TestUser, id: string): StatsViewer {
   const samples: Array<Record<string, unknown>> = [];
   const first = new Promise<Record<string, unknown>>((resolve, reject) => {
     ws.on('message', (data) => {
-      samples.push(JSON.parse(String(data)));
+      samples.push(JSON.parse((data as Buffer).toString()));
       resolve(samples[0]!);
     });
     ws.on('error', reject);
@@ -132,12 +132,16 @@ async function follow(address: string, user: TestUser, id: string) {
 test('stats: 20 viewers of one container share one Docker stats stream, closed when the last leaves', async (t) => {
   const app = await buildTestApp(t, { streams: { maxPerUser: 20, idleTimeoutMs: 60_000 } });
   const user = await createUser(app, { balance: 10_000 });
+  const connectionsAtStart = await daemonConnections();
   const id = await runContainer(t, app, user);
   const address = await app.listen({ host: '127.0.0.1', port: 0 });
 
   const before = await hostStreams();
-  // Let the keep-alive connections of the activities that ran the container go idle and close.
-  await sleep(6000);
+  // The keep-alive connections of the activities that ran the container go idle and close (an
+  // idle socket of Node's agent closes after 5 s): wait until every connection the host worker
+  // opened to its daemon since the test began has closed.
+  await eventually('the host worker’s connections to its daemon opened by this test’s activities to close', async () =>
+    minus(await daemonConnections(), connectionsAtStart).size === 0, 30);
   const connectionsBefore = await daemonConnections();
   const viewers = Array.from({ length: 20 }, () => viewStats(address, user, id));
   const firsts = await Promise.all(viewers.map((v) => v.first));
