@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# npm test: bring up whatever of the stack is not running, then type-check, check the
+# npm test: bring up whatever of the stack is not running, then type-check, lint, check the
 # migrations against the schema, and run the unit and integration tests on the real stack.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -9,7 +9,8 @@ set -a
 . "${BERTH_STATE_DIR:-$HOME/.local/state/berth}/berth.env"
 set +a
 echo "[test] type-check" && npx tsc --noEmit
-echo "[test] migrations match the schema" && npx drizzle-kit check >/dev/null
+echo "[test] lint" && npx eslint .
+echo "[test] migrations match the schema" && bash scripts/check-migrations.sh
 # Two passes. First every test file but those under test/integration/serial/, several files at
 # a time (each in a process of its own; the tests of one file run in order): these tests make
 # their own users, images, containers and tasks, and look only at those. Larger files first, so
