@@ -15,37 +15,15 @@ import { FailureType } from '../../core/failures.js';
 import { connectDatabase } from '../../db/client.js';
 import { createContainerDbActivities } from '../../activities/containers-db.js';
 import { containerWorkflowId, describeQuery } from '../../contracts/container.js';
-import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
+import { adminToken, balanceOf, baseConfig, bearer, buildTestApp, createUser, testDb } from '../support/app.js';
+import { containersConfig, flatPrice, pullHttpd, rowOf, run } from '../support/containers.js';
 import { dockerFor } from '../support/stack.js';
 import { pushUniqueImage } from '../support/images.js';
 import { eventually } from '../support/wait.js';
-import { buildApp, type App } from '../../api/app.js';
+import { buildApp } from '../../api/app.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
 test.after(() => temporal.connection.close());
-
-/** The same price whatever the resources. */
-const flatPrice = (base: number) => ({ base, perCpu: 0, perGbMemory: 0 });
-const containersConfig = (overrides: Partial<typeof baseConfig.containers> = {}) => ({ ...baseConfig.containers, ...overrides });
-const balanceOf = async (id: string) => (await testDb().db.select().from(users).where(eq(users.id, id)))[0]!.balance;
-const rowOf = async (id: string) => (await testDb().db.select().from(containers).where(eq(containers.id, id)))[0]!;
-
-async function pullHttpd(app: App, user: TestUser, host = 'host-a') {
-  const res = await app.inject({
-    method: 'POST',
-    url: '/api/v1/images/pull?wait=true',
-    headers: bearer(user.token),
-    payload: { image: '127.0.0.1:5000/library/httpd:latest', host },
-  });
-  assert.equal(res.statusCode, 201, res.body);
-  return res.json<{ id: string; charged: number }>();
-}
-
-async function run(app: App, user: TestUser, body: Record<string, unknown>) {
-  const res = await app.inject({ method: 'POST', url: '/api/v1/containers?wait=true', headers: bearer(user.token), payload: body });
-  assert.equal(res.statusCode, 201, res.body);
-  return res.json();
-}
 
 test('admission: bad input and limits are clear 4xx, and nothing is created', async (t) => {
   const app = await buildTestApp(t, { containers: containersConfig({ maxPerUser: 1, maxMemoryMb: 256, defaultMemoryMb: 128, maxCpus: 1 }) });

@@ -7,45 +7,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { and, eq, like } from 'drizzle-orm';
-import { containers, ledgerEntries, users } from '../../db/schema.js';
+import { ledgerEntries, users } from '../../db/schema.js';
 import { connectTemporal } from '../../core/temporal.js';
 import { dockerName } from '../../core/container-labels.js';
-import { baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
+import { balanceOf, baseConfig, bearer, buildTestApp, createUser, testDb } from '../support/app.js';
+import { containersConfig, flatPrice, op, pullHttpd, rowOf, run } from '../support/containers.js';
 import { dockerFor } from '../support/stack.js';
 import { containerPricePerPeriod } from '../../billing/prices.js';
 import { closedStatus } from '../support/history.js';
 import { eventually, sleep } from '../support/wait.js';
-import type { App } from '../../api/app.js';
 import { containerWorkflowId, describeQuery, type ContainerInput } from '../../contracts/container.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
 test.after(() => temporal.connection.close());
-
-/** The same price whatever the resources. */
-const flatPrice = (base: number) => ({ base, perCpu: 0, perGbMemory: 0 });
-const containersConfig = (overrides: Partial<typeof baseConfig.containers> = {}) => ({ ...baseConfig.containers, ...overrides });
-const balanceOf = async (id: string) => (await testDb().db.select().from(users).where(eq(users.id, id)))[0]!.balance;
-const rowOf = async (id: string) => (await testDb().db.select().from(containers).where(eq(containers.id, id)))[0]!;
-
-async function pullHttpd(app: App, user: TestUser, host = 'host-a') {
-  const res = await app.inject({
-    method: 'POST',
-    url: '/api/v1/images/pull?wait=true',
-    headers: bearer(user.token),
-    payload: { image: '127.0.0.1:5000/library/httpd:latest', host },
-  });
-  assert.equal(res.statusCode, 201, res.body);
-  return res.json<{ id: string; charged: number }>();
-}
-
-async function run(app: App, user: TestUser, body: Record<string, unknown>) {
-  const res = await app.inject({ method: 'POST', url: '/api/v1/containers?wait=true', headers: bearer(user.token), payload: body });
-  assert.equal(res.statusCode, 201, res.body);
-  return res.json();
-}
-
-const op = (app: App, user: TestUser, id: string, operation: string) =>
-  app.inject({ method: 'POST', url: `/api/v1/containers/${id}/${operation}`, headers: bearer(user.token) });
 
 test('metering: each started period is charged once; an unpaid period suspends; top-up and start resume', async (t) => {
   const app = await buildTestApp(t, { containers: containersConfig({ prices: flatPrice(7), billingPeriodMs: 2000 }) });

@@ -2,45 +2,19 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
-import { containers, hosts, users } from '../../db/schema.js';
+import { hosts } from '../../db/schema.js';
 import { connectTemporal } from '../../core/temporal.js';
 import { LABEL_ID, dockerName } from '../../core/container-labels.js';
-import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
-import { dockerFor } from '../support/stack.js';
+import { adminToken, balanceOf, baseConfig, bearer, buildTestApp, createUser, testDb } from '../support/app.js';
+import { op, pullHttpd, rowOf, run } from '../support/containers.js';
+import { TEMPORAL_CLI, dockerFor } from '../support/stack.js';
 import { containerPricePerPeriod } from '../../billing/prices.js';
 import { closedStatus } from '../support/history.js';
 import { eventually } from '../support/wait.js';
-import type { App } from '../../api/app.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
 test.after(() => temporal.connection.close());
-const TEMPORAL_CLI = join(process.env.BERTH_TOOLS_DIR ?? join(homedir(), '.cache', 'berth'), 'bin', 'temporal');
-
-const balanceOf = async (id: string) => (await testDb().db.select().from(users).where(eq(users.id, id)))[0]!.balance;
-const rowOf = async (id: string) => (await testDb().db.select().from(containers).where(eq(containers.id, id)))[0]!;
-
-async function pullHttpd(app: App, user: TestUser, host = 'host-a') {
-  const res = await app.inject({
-    method: 'POST',
-    url: '/api/v1/images/pull?wait=true',
-    headers: bearer(user.token),
-    payload: { image: '127.0.0.1:5000/library/httpd:latest', host },
-  });
-  assert.equal(res.statusCode, 201, res.body);
-  return res.json<{ id: string; charged: number }>();
-}
-
-async function run(app: App, user: TestUser, body: Record<string, unknown>) {
-  const res = await app.inject({ method: 'POST', url: '/api/v1/containers?wait=true', headers: bearer(user.token), payload: body });
-  assert.equal(res.statusCode, 201, res.body);
-  return res.json();
-}
-
-const op = (app: App, user: TestUser, id: string, operation: string) =>
-  app.inject({ method: 'POST', url: `/api/v1/containers/${id}/${operation}`, headers: bearer(user.token) });
 
 test('run: the container runs on the image’s host with its port, limits and labels; remove frees it all', async (t) => {
   const app = await buildTestApp(t);

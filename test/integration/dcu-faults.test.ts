@@ -8,7 +8,7 @@ import { after, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, rm, rmdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -24,7 +24,7 @@ import { adminToken, baseConfig, buildTestApp, createUser, testDb } from '../sup
 import { pushUniqueImage } from '../support/images.js';
 import { activityRuns as activityRunsOf, closedStatus } from '../support/history.js';
 import { REGISTRY, dockerFor } from '../support/stack.js';
-import { GZIP_DIR, dcuApi, hostConfig, minio, quiet, rowOf, startOwnHost, waitEnded } from '../support/dcu.js';
+import { HOST_STEP_ATTEMPTS, LONG_WAIT, dcuApi, hostConfig, minio, quiet, removedAfterAll, rowOf, startOwnHost, waitEnded } from '../support/dcu.js';
 
 // Workers made here (the fake host below) log only errors, and leave signals to the test runner.
 Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
@@ -34,13 +34,8 @@ const temporal = await connectTemporal(baseConfig.temporal);
 after(() => temporal.connection.close());
 
 const BUSYBOX = `${REGISTRY}/library/busybox:1.35`;
-/** The retry policy of every host step (workflows/activity-profiles.ts HOST_MAX_ATTEMPTS). */
-const HOST_STEP_ATTEMPTS = 5;
 
 // ------------------------------------------------------------------ API, rows, histories
-
-/** How waitEnded polls for the large tasks here: every 200 ms, giving up after 8 minutes. */
-const LONG_WAIT = { limitMs: 480_000, pollMs: 200 };
 
 /** Each activity of a task's workflow, from its history. */
 const activityRuns = (taskId: string) => activityRunsOf(temporal, dcuWorkflowId(taskId));
@@ -60,17 +55,7 @@ function assertErrorEnvelope(res: { statusCode: number; headers: Record<string, 
 
 // ------------------------------------------------------------------ fixtures
 
-const pulled = new Set<string>();
-const taskIds: string[] = [];
-after(async () => {
-  for (const key of pulled) {
-    const [hostId, reference] = key.split(' ') as [string, string];
-    await dockerFor(hostId).getImage(reference).remove({ force: true }).catch(() => undefined);
-  }
-  // Local archives of these tests are large: do not leave them to the nightly sweep.
-  const names = await readdir(GZIP_DIR).catch(() => [] as string[]);
-  for (const name of names) if (taskIds.some((id) => name.startsWith(id))) await rm(join(GZIP_DIR, name), { force: true });
-});
+const { pulled, taskIds } = removedAfterAll();
 
 async function pullOn(hostId: string, reference: string): Promise<void> {
   const docker = dockerFor(hostId);

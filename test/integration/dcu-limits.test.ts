@@ -26,11 +26,11 @@ import { createDcuHostActivities, freeBytes } from '../../activities/dcu-host.js
 import { FailureType } from '../../core/failures.js';
 import { IMAGE_METADATA, SHA256_METADATA } from '../../activities/storage.js';
 import { dcuWorkflow, dcuWorkflowId, type DcuInput } from '../../contracts/dcu.js';
-import { baseConfig, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
+import { balanceOf, baseConfig, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
 import { inspectOn, pushUniqueImage } from '../support/images.js';
 import { closedStatus } from '../support/history.js';
 import { REGISTRY, dockerFor } from '../support/stack.js';
-import { BUCKET, GZIP_DIR, hostConfig, minio, objectBytes, quiet, rowOf, sha256, startRequest, startOwnHost, startTask, waitEnded, type TaskData } from '../support/dcu.js';
+import { BUCKET, FUNDS, GZIP_DIR, hostConfig, minio, objectBytes, quiet, rowOf, sha256, startRequest, startOwnHost, startTask, waitEnded, type TaskData } from '../support/dcu.js';
 import type { ApiConfig } from '../../core/config.js';
 
 // The worker made here (a host of its own) logs only errors, and leaves signals to the test runner.
@@ -40,7 +40,6 @@ const temporal = await connectTemporal(baseConfig.temporal);
 after(() => temporal.connection.close());
 
 const PRICE = baseConfig.dcu.pricePerGb;
-const FUNDS = 1_000;
 
 /** The app with DCU limits of the test's choosing (the rest as the stack configures it). */
 const appWith = (t: Parameters<typeof buildTestApp>[0], dcu: Partial<ApiConfig['dcu']> = {}) =>
@@ -59,7 +58,6 @@ function assertErrorEnvelope(res: { statusCode: number; headers: Record<string, 
 }
 
 const tasksOf = (userId: string) => testDb().db.select().from(dcuTasks).where(eq(dcuTasks.userId, userId));
-const balanceOf = async (userId: string) => (await testDb().db.select({ balance: users.balance }).from(users).where(eq(users.id, userId)))[0]!.balance;
 const dcuChargesOf = (userId: string) =>
   testDb().db.select().from(ledgerEntries).where(and(eq(ledgerEntries.userId, userId), eq(ledgerEntries.kind, 'dcu_charge')));
 

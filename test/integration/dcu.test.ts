@@ -7,12 +7,9 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile, rm } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { eq } from 'drizzle-orm';
 import { CancelledFailure } from '@temporalio/common';
@@ -27,56 +24,17 @@ import { createStorageActivities, SHA256_METADATA, type DcuUploaded } from '../.
 import { createDcuHostActivities, type DcuArchive } from '../../activities/dcu-host.js';
 import { createDcuDbActivities } from '../../activities/dcu-db.js';
 import { dcuCharge } from '../../billing/prices.js';
-import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
+import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb } from '../support/app.js';
 import { inspectOn, pushUniqueImage } from '../support/images.js';
 import { closedStatus } from '../support/history.js';
 import { REGISTRY, dockerFor } from '../support/stack.js';
-import { BUCKET, CONTROL_ACTIVITIES, GZIP_DIR, PACKAGING_ACTIVITIES, dcuApi, ended, listAll, localFilesOf, minio, objectBytes, rowOf, sha256 } from '../support/dcu.js';
+import { BUCKET, CONTROL_ACTIVITIES, FUNDS, GZIP_DIR, PACKAGING_ACTIVITIES, assertErrorEnvelope, dcuApi, ended, listAll, localFilesOf, minio, objectBytes, rowOf, sha256, startTaskChecked, statusOf, temporalCli, waitFor } from '../support/dcu.js';
 import { sleep } from '../support/wait.js';
-import type { App } from '../../api/app.js';
 
-const run = promisify(execFile);
 const temporal = await connectTemporal(baseConfig.temporal);
 after(() => temporal.connection.close());
 
-const TEMPORAL_CLI = join(process.env.BERTH_TOOLS_DIR ?? join(homedir(), '.cache', 'berth'), 'bin', 'temporal');
-
 const TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
-/** Enough balance for any DCU task here (each costs one GB's price: the images are small). */
-const FUNDS = 1_000;
-
-/** Runs the real temporal CLI against the stack's server. */
-function temporalCli(args: string[]) {
-  return run(TEMPORAL_CLI, [...args, '--address', baseConfig.temporal.address, '--namespace', baseConfig.temporal.namespace]);
-}
-
-async function startTask(app: App, user: Pick<TestUser, 'token' | 'username'>, image: string, host?: string): Promise<string> {
-  const res = await dcuApi(app, user.token, 'POST', '/api/dcu/start', { username: user.username, docker_image_name: image, ...(host ? { host } : {}) });
-  assert.equal(res.statusCode, 200, res.body);
-  const body = res.json();
-  assert.equal(body.code, 0);
-  assert.equal(body.status, 200);
-  assert.equal(typeof body.message, 'string');
-  assert.equal(body.data.state, 'idle');
-  assert.match(body.data.task_id, /^[0-9a-f-]{36}$/);
-  return body.data.task_id;
-}
-
-async function statusOf(app: App, token: string, taskId: string) {
-  const res = await dcuApi(app, token, 'GET', `/api/dcu/status/${taskId}`);
-  assert.equal(res.statusCode, 200, res.body);
-  return res.json().data;
-}
-
-/** Polls the status route until `done` holds (no timing asserted: the bound only stops a hung test). */
-async function waitFor(app: App, token: string, taskId: string, done: (data: { state: string }) => boolean, limit = 1200) {
-  for (let i = 0; i < limit; i++) {
-    const data = await statusOf(app, token, taskId);
-    if (done(data)) return data;
-    await sleep(100);
-  }
-  throw new Error(`task ${taskId} did not reach the expected state`);
-}
 
 async function historyOf(taskId: string) {
   return (await temporal.workflow.getHandle(dcuWorkflowId(taskId)).fetchHistory()).events ?? [];
@@ -108,7 +66,7 @@ const completedTask = once(async () => {
   const user = await createUser(app, { balance: FUNDS });
   const image = await pushUniqueImage('dcu', 64);
   pulledImages.push(['host-a', image], ['host-b', image]);
-  const taskId = await startTask(app, user, image, 'host-a');
+  const taskId = await startTaskChecked(app, user, image, 'host-a');
   const data = await waitFor(app, user.token, taskId, ended);
   assert.equal(data.state, 'completed', JSON.stringify(data));
   return { user, image, taskId, data };
@@ -244,7 +202,7 @@ test('an unknown image fails with the registry’s reason and progress -1', { ti
   const app = await buildTestApp(t);
   const user = await createUser(app, { balance: FUNDS });
   const image = `${REGISTRY}/library/no-such-repo-${randomUUID().slice(0, 8)}:v1`;
-  const taskId = await startTask(app, user, image);
+  const taskId = await startTaskChecked(app, user, image);
   const data = await waitFor(app, user.token, taskId, ended);
   assert.equal(data.state, 'failed');
   assert.equal(data.state_display, 'Failed');
@@ -265,19 +223,6 @@ test('an unknown image fails with the registry’s reason and progress -1', { ti
   assert.ok(pulls.length > 0);
   assert.ok(!events.some((e) => e.activityTaskStartedEventAttributes && (e.activityTaskStartedEventAttributes.attempt ?? 1) > 1), 'non-retryable: no second attempt');
 });
-
-/** The envelope of an error: exactly code, status, message, data null; JSON, not problem+json. */
-function assertErrorEnvelope(res: { statusCode: number; headers: Record<string, unknown>; json: () => unknown; body: string }, status: number) {
-  assert.equal(res.statusCode, status, res.body);
-  assert.match(String(res.headers['content-type']), /^application\/json/);
-  const body = res.json() as { code: number; status: number; message: string; data: unknown };
-  assert.deepEqual(Object.keys(body).sort(), ['code', 'data', 'message', 'status']);
-  assert.notEqual(body.code, 0);
-  assert.equal(body.status, status);
-  assert.equal(body.data, null);
-  assert.ok(body.message.length > 0);
-  return body;
-}
 
 test('bad input is a 400, a missing token a 401, an unknown route a 404: all in the envelope', async (t) => {
   const app = await buildTestApp(t);
@@ -388,7 +333,7 @@ test('cancel through the API: the running phase stops, nothing partial stays, th
   const app = await buildTestApp(t);
   const user = await createUser(app, { balance: FUNDS });
   const image = await largeImage();
-  const taskId = await startTask(app, user, image, 'host-a');
+  const taskId = await startTaskChecked(app, user, image, 'host-a');
   // Cancel once a phase activity is running on the host (not merely scheduled).
   const handle = temporal.workflow.getHandle(dcuWorkflowId(taskId));
   let runningPhase: string | undefined;
@@ -429,7 +374,7 @@ test('cancel with the temporal CLI while compressing: the compress activity remo
   const app = await buildTestApp(t);
   const user = await createUser(app, { balance: FUNDS });
   const image = await largeImage();
-  const taskId = await startTask(app, user, image, 'host-b');
+  const taskId = await startTaskChecked(app, user, image, 'host-b');
   const compressing = await waitFor(app, user.token, taskId, (d) => d.state !== 'idle' && d.state !== 'downloading', 6000);
   assert.equal(compressing.state, 'compressing', 'still compressing when cancelled');
 

@@ -2,12 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
-import { hosts, images, ledgerEntries, users } from '../../db/schema.js';
+import { hosts, images } from '../../db/schema.js';
 import { connectTemporal } from '../../core/temporal.js';
-import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb } from '../support/app.js';
-import { inspectOn, pushUniqueImage, waitForPull } from '../support/images.js';
+import { adminToken, balanceOf, baseConfig, bearer, buildTestApp, createUser, ledgerOf, testDb } from '../support/app.js';
+import { inspectOn, pullRequest as pull, pushUniqueImage, waitForPull } from '../support/images.js';
 import { REGISTRY, dockerFor } from '../support/stack.js';
-import type { App } from '../../api/app.js';
 import { PULL_ACTIVITY_NAMES, pullId as newPullId, pullImageWorkflow, type PullImageInput } from '../../contracts/pull-image.js';
 import { removeImageId, removeImageWorkflow } from '../../contracts/remove-image.js';
 import { createWorkflowRuns } from '../../services/workflow-runs.js';
@@ -17,13 +16,6 @@ import { defaultPayloadConverter } from '@temporalio/common';
 const MB = 1024 * 1024;
 const temporal = await connectTemporal(baseConfig.temporal);
 test.after(() => temporal.connection.close());
-
-const balanceOf = async (id: string) => (await testDb().db.select().from(users).where(eq(users.id, id)))[0]!.balance;
-const ledgerOf = (id: string) => testDb().db.select().from(ledgerEntries).where(eq(ledgerEntries.userId, id));
-
-function pull(app: App, token: string, body: Record<string, unknown>, wait = true) {
-  return app.inject({ method: 'POST', url: `/api/v1/images/pull${wait ? '?wait=true' : ''}`, headers: bearer(token), payload: body });
-}
 
 /** Activity types the workflow scheduled, from its history in Temporal. */
 async function scheduledActivities(workflowId: string): Promise<string[]> {

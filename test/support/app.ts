@@ -5,6 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { TestContext } from 'node:test';
+import { eq } from 'drizzle-orm';
+import { ledgerEntries, users } from '../../db/schema.js';
 import { loadApiConfig, type ApiConfig } from '../../core/config.js';
 import { connectTemporal } from '../../core/temporal.js';
 import { connectDatabase, type DatabaseHandle } from '../../db/client.js';
@@ -71,3 +73,9 @@ export async function createUser(app: App, opts: { balance?: number; role?: 'adm
   const { id } = res.json<{ id: string }>();
   return { id, username, password, token: await login(app, username, password) };
 }
+
+/** A user's balance, read from the users table. */
+export const balanceOf = async (id: string) => (await testDb().db.select().from(users).where(eq(users.id, id)))[0]!.balance;
+
+/** A user's ledger entries. */
+export const ledgerOf = (id: string) => testDb().db.select().from(ledgerEntries).where(eq(ledgerEntries.userId, id));

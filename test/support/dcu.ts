@@ -1,10 +1,15 @@
 /**
  * DCU tests' shared helpers: host-a's DCU storage (its gzip dir, the MinIO bucket), the DCU
- * API (/api/dcu) and its task status, the task rows, and the activities of a packaging run.
+ * API (/api/dcu) and its task status, the task rows, the temporal CLI, the cleanup of what a
+ * file's tests pulled and archived, and the activities of a packaging run.
  */
 import assert from 'node:assert/strict';
+import { after } from 'node:test';
+import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { eq } from 'drizzle-orm';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Worker } from '@temporalio/worker';
@@ -15,7 +20,7 @@ import { hostTaskQueue } from '../../core/temporal-names.js';
 import { createHostActivities } from '../../activities/host-activities.js';
 import type { App } from '../../api/app.js';
 import { baseConfig, bearer, testDb, type TestUser } from './app.js';
-import { dockerFor, dockerSocket } from './stack.js';
+import { TEMPORAL_CLI, dockerFor, dockerSocket } from './stack.js';
 import { sleep } from './wait.js';
 
 /** host-a's worker configuration, as the stack's environment gives it. */
@@ -28,6 +33,20 @@ export const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).dige
 
 /** An activity environment whose logger shows only errors (for activities expected to fail). */
 export const quiet = () => new MockActivityEnvironment({ attempt: 1 }, { logger: new DefaultLogger('ERROR') });
+
+/** Enough balance for any DCU task here (each costs one GB's price: the images are small). */
+export const FUNDS = 1_000;
+
+/** The retry policy of every host step (workflows/activity-profiles.ts HOST_MAX_ATTEMPTS). */
+export const HOST_STEP_ATTEMPTS = 5;
+
+/** How waitEnded polls for large tasks: every 200 ms, giving up after 8 minutes. */
+export const LONG_WAIT = { limitMs: 480_000, pollMs: 200 };
+
+/** Runs the real temporal CLI against the stack's server. */
+export function temporalCli(args: string[]) {
+  return promisify(execFile)(TEMPORAL_CLI, [...args, '--address', baseConfig.temporal.address, '--namespace', baseConfig.temporal.namespace]);
+}
 
 // ------------------------------------------------------------------ the API
 
@@ -47,6 +66,35 @@ export async function startTask(app: App, user: Pick<TestUser, 'token' | 'userna
   return res.json().data.task_id;
 }
 
+/**
+ * Starts a task (on `host`, or on the host the API picks when none is given) and asserts the
+ * whole answer: a 200, code 0, status 200, a message, an idle task with a UUID. Returns its id.
+ */
+export async function startTaskChecked(app: App, user: Pick<TestUser, 'token' | 'username'>, image: string, host?: string): Promise<string> {
+  const res = await dcuApi(app, user.token, 'POST', '/api/dcu/start', { username: user.username, docker_image_name: image, ...(host ? { host } : {}) });
+  assert.equal(res.statusCode, 200, res.body);
+  const body = res.json();
+  assert.equal(body.code, 0);
+  assert.equal(body.status, 200);
+  assert.equal(typeof body.message, 'string');
+  assert.equal(body.data.state, 'idle');
+  assert.match(body.data.task_id, /^[0-9a-f-]{36}$/);
+  return body.data.task_id;
+}
+
+/** The envelope of an error: exactly code, status, message, data null; JSON, not problem+json. */
+export function assertErrorEnvelope(res: { statusCode: number; headers: Record<string, unknown>; json: () => unknown; body: string }, status: number) {
+  assert.equal(res.statusCode, status, res.body);
+  assert.match(String(res.headers['content-type']), /^application\/json/);
+  const body = res.json() as { code: number; status: number; message: string; data: unknown };
+  assert.deepEqual(Object.keys(body).sort(), ['code', 'data', 'message', 'status']);
+  assert.notEqual(body.code, 0);
+  assert.equal(body.status, status);
+  assert.equal(body.data, null);
+  assert.ok(body.message.length > 0);
+  return body;
+}
+
 /** The fields of a task's status (`data` of GET /api/dcu/status/:id) that these tests read. */
 export interface TaskData {
   task_id: string;
@@ -60,16 +108,35 @@ export interface TaskData {
   compressed_bytes: number | null;
   duration: number;
   charged: number;
+  artifacts_expired: boolean;
 }
 
-/** A task's status (asserting a 200). */
-export async function statusOf(app: App, token: string, taskId: string): Promise<TaskData> {
+/** A task's status, every field as the API answers it, untyped (asserting a 200). */
+async function statusData(app: App, token: string, taskId: string) {
   const res = await dcuApi(app, token, 'GET', `/api/dcu/status/${taskId}`);
   assert.equal(res.statusCode, 200, res.body);
   return res.json().data;
 }
 
+/** A task's status (asserting a 200). */
+export async function statusOf(app: App, token: string, taskId: string): Promise<TaskData> {
+  return statusData(app, token, taskId);
+}
+
 export const ended = (d: { state: string }) => d.state === 'completed' || d.state === 'failed';
+
+/**
+ * Polls the status route every 100 ms until `done` holds, and returns the task's status, every
+ * field, untyped (no timing asserted: the bound of `limit` polls only stops a hung test).
+ */
+export async function waitFor(app: App, token: string, taskId: string, done: (data: { state: string }) => boolean, limit = 1200) {
+  for (let i = 0; i < limit; i++) {
+    const data = await statusData(app, token, taskId);
+    if (done(data)) return data;
+    await sleep(100);
+  }
+  throw new Error(`task ${taskId} did not reach the expected state`);
+}
 
 /**
  * Polls the status route every `pollMs` until the task ended, and returns its status (no
@@ -102,6 +169,26 @@ export async function objectBytes(objectName: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of await minio.getObject(BUCKET, objectName)) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/**
+ * Images a file's tests pulled (`<host> <reference>` in `pulled`) and tasks whose local
+ * archives they made (`taskIds`): an after-hook of the file removes those images from their
+ * hosts and those archives from host-a's gzip dir (they are large: not left to the nightly sweep).
+ */
+export function removedAfterAll(): { pulled: Set<string>; taskIds: string[] } {
+  const pulled = new Set<string>();
+  const taskIds: string[] = [];
+  after(async () => {
+    for (const key of pulled) {
+      const [hostId, reference] = key.split(' ') as [string, string];
+      await dockerFor(hostId).getImage(reference).remove({ force: true }).catch(() => undefined);
+    }
+    // Local archives of these tests are large: do not leave them to the nightly sweep.
+    const names = await readdir(GZIP_DIR).catch(() => [] as string[]);
+    for (const name of names) if (taskIds.some((id) => name.startsWith(id))) await rm(join(GZIP_DIR, name), { force: true });
+  });
+  return { pulled, taskIds };
 }
 
 // ------------------------------------------------------------------ hosts and the workflow

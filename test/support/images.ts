@@ -1,4 +1,7 @@
-/** Test images: unique references in the local registry, made from the seeded busybox; pulls. */
+/**
+ * Test images: unique references in the local registry, made from the seeded busybox; pulls
+ * through the API.
+ */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type Docker from 'dockerode';
@@ -50,6 +53,14 @@ export async function inspectOn(hostId: string, reference: string) {
     if ((error as { statusCode?: number }).statusCode === 404) return null;
     throw error;
   }
+}
+
+/**
+ * POST /api/v1/images/pull with `body` ({ image, host, … }) as the user with `token`: waiting
+ * for the pull's end (?wait=true) unless `wait` is false. Returns the response, whatever it is.
+ */
+export function pullRequest(app: App, token: string, body: Record<string, unknown>, wait = true) {
+  return app.inject({ method: 'POST', url: `/api/v1/images/pull${wait ? '?wait=true' : ''}`, headers: bearer(token), payload: body });
 }
 
 /** Polls a pull's status (GET /api/v1/images/pulls/:pullId) every 250 ms until it is no longer running; returns it. */

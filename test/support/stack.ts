@@ -13,6 +13,8 @@ export const HOST_IDS = ['host-a', 'host-b'] as const;
 export const dockerSocket = (hostId: string) => join(stateDir, 'docker', hostId, 'docker.sock');
 export const dockerFor = (hostId: string) => dockerFromEndpoint(`unix://${dockerSocket(hostId)}`);
 export const REGISTRY = '127.0.0.1:5000';
+/** The temporal CLI that scripts/stack.sh installs. */
+export const TEMPORAL_CLI = join(process.env.BERTH_TOOLS_DIR ?? join(homedir(), '.cache', 'berth'), 'bin', 'temporal');
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 

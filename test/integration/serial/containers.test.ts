@@ -8,39 +8,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { eq, like } from 'drizzle-orm';
 import WebSocket from 'ws';
-import { containers, hosts, ledgerEntries } from '../../../db/schema.js';
+import { hosts, ledgerEntries } from '../../../db/schema.js';
 import { connectTemporal } from '../../../core/temporal.js';
 import { LABEL_ID, LABEL_USER } from '../../../core/container-labels.js';
-import { baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../../support/app.js';
+import { baseConfig, bearer, buildTestApp, createUser, testDb } from '../../support/app.js';
+import { op, pullHttpd, rowOf, run } from '../../support/containers.js';
 import { dockerFor, processGone, stackPid, stackUp } from '../../support/stack.js';
 import { activityAttempts } from '../../support/history.js';
 import { eventually, sleep } from '../../support/wait.js';
-import type { App } from '../../../api/app.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
 test.after(() => temporal.connection.close());
-
-const rowOf = async (id: string) => (await testDb().db.select().from(containers).where(eq(containers.id, id)))[0]!;
-
-async function pullHttpd(app: App, user: TestUser, host = 'host-a') {
-  const res = await app.inject({
-    method: 'POST',
-    url: '/api/v1/images/pull?wait=true',
-    headers: bearer(user.token),
-    payload: { image: '127.0.0.1:5000/library/httpd:latest', host },
-  });
-  assert.equal(res.statusCode, 201, res.body);
-  return res.json<{ id: string; charged: number }>();
-}
-
-async function run(app: App, user: TestUser, body: Record<string, unknown>) {
-  const res = await app.inject({ method: 'POST', url: '/api/v1/containers?wait=true', headers: bearer(user.token), payload: body });
-  assert.equal(res.statusCode, 201, res.body);
-  return res.json();
-}
-
-const op = (app: App, user: TestUser, id: string, operation: string) =>
-  app.inject({ method: 'POST', url: `/api/v1/containers/${id}/${operation}`, headers: bearer(user.token) });
 
 test('the host worker killed during create: exactly one container once it is back, charged once', async (t) => {
   const app = await buildTestApp(t);

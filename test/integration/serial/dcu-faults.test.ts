@@ -7,7 +7,7 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeTimeoutType } from '@temporalio/common';
 import type { BucketItem, IncompleteUploadedBucketItem } from 'minio';
@@ -18,16 +18,14 @@ import { SHA256_METADATA } from '../../../activities/storage.js';
 import { baseConfig, buildTestApp, createUser } from '../../support/app.js';
 import { pushUniqueImage } from '../../support/images.js';
 import { activityRuns as activityRunsOf } from '../../support/history.js';
-import { dockerFor, killStackProcess, processGone, stackPid, stackUp } from '../../support/stack.js';
-import { BUCKET, CONTROL_ACTIVITIES, GZIP_DIR, PACKAGING_ACTIVITIES, hostConfig, listAll, localFilesOf, minio, rowOf, sha256, startTask, waitEnded, type TaskData } from '../../support/dcu.js';
+import { killStackProcess, processGone, stackPid, stackUp } from '../../support/stack.js';
+import { BUCKET, CONTROL_ACTIVITIES, GZIP_DIR, HOST_STEP_ATTEMPTS, LONG_WAIT, PACKAGING_ACTIVITIES, hostConfig, listAll, localFilesOf, minio, removedAfterAll, rowOf, sha256, startTask, waitEnded, type TaskData } from '../../support/dcu.js';
 import { sleep } from '../../support/wait.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
 after(() => temporal.connection.close());
 
 const MINIO_HEALTH = `${hostConfig.minio.useSSL ? 'https' : 'http'}://${hostConfig.minio.endPoint}:${hostConfig.minio.port}/minio/health/live`;
-/** The retry policy of every host step (workflows/activity-profiles.ts HOST_MAX_ATTEMPTS). */
-const HOST_STEP_ATTEMPTS = 5;
 
 // ------------------------------------------------------------------ the stack's processes
 
@@ -43,9 +41,6 @@ function alive(pid: number): boolean {
 const minioUp = () => fetch(MINIO_HEALTH).then((r) => r.ok, () => false);
 
 // ------------------------------------------------------------------ API, rows, histories
-
-/** How waitEnded polls for the large tasks here: every 200 ms, giving up after 8 minutes. */
-const LONG_WAIT = { limitMs: 480_000, pollMs: 200 };
 
 /**
  * Waits until the task's workflow has `activity` running on a worker (started, not only
@@ -80,17 +75,7 @@ const objectsUnder = async (prefix: string) => listAll(minio.listObjectsV2(BUCKE
 
 // ------------------------------------------------------------------ fixtures
 
-const pulled = new Set<string>();
-const taskIds: string[] = [];
-after(async () => {
-  for (const key of pulled) {
-    const [hostId, reference] = key.split(' ') as [string, string];
-    await dockerFor(hostId).getImage(reference).remove({ force: true }).catch(() => undefined);
-  }
-  // Local archives of these tests are large: do not leave them to the nightly sweep.
-  const names = await readdir(GZIP_DIR).catch(() => [] as string[]);
-  for (const name of names) if (taskIds.some((id) => name.startsWith(id))) await rm(join(GZIP_DIR, name), { force: true });
-});
+const { pulled, taskIds } = removedAfterAll();
 
 /** ~100 MB of random bytes: compressing takes seconds, long enough to act while it runs. */
 /**

@@ -7,79 +7,24 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import { rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { eq } from 'drizzle-orm';
 import { dcuTasks } from '../../../db/schema.js';
 import { loadControlWorkerConfig } from '../../../core/config.js';
 import { connectTemporal } from '../../../core/temporal.js';
 import { DCU_SCHEDULES } from '../../../contracts/dcu-cleanup.js';
 import { SHA256_METADATA } from '../../../activities/storage.js';
-import { baseConfig, buildTestApp, createUser, testDb, type TestUser } from '../../support/app.js';
+import { baseConfig, buildTestApp, createUser, testDb } from '../../support/app.js';
 import { pushUniqueImage } from '../../support/images.js';
 import { dockerFor } from '../../support/stack.js';
-import { BUCKET, GZIP_DIR, dcuApi, ended, minio, rowOf } from '../../support/dcu.js';
+import { BUCKET, FUNDS, GZIP_DIR, assertErrorEnvelope, dcuApi, ended, minio, rowOf, startTaskChecked, statusOf, temporalCli, waitFor } from '../../support/dcu.js';
 import { sleep } from '../../support/wait.js';
-import type { App } from '../../../api/app.js';
 
-const run = promisify(execFile);
 const temporal = await connectTemporal(baseConfig.temporal);
 after(() => temporal.connection.close());
 
-const TEMPORAL_CLI = join(process.env.BERTH_TOOLS_DIR ?? join(homedir(), '.cache', 'berth'), 'bin', 'temporal');
-
 const DAY_MS = 86_400_000;
-/** Enough balance for any DCU task here (each costs one GB's price: the images are small). */
-const FUNDS = 1_000;
-
-/** Runs the real temporal CLI against the stack's server. */
-function temporalCli(args: string[]) {
-  return run(TEMPORAL_CLI, [...args, '--address', baseConfig.temporal.address, '--namespace', baseConfig.temporal.namespace]);
-}
-
-async function startTask(app: App, user: Pick<TestUser, 'token' | 'username'>, image: string, host?: string): Promise<string> {
-  const res = await dcuApi(app, user.token, 'POST', '/api/dcu/start', { username: user.username, docker_image_name: image, ...(host ? { host } : {}) });
-  assert.equal(res.statusCode, 200, res.body);
-  const body = res.json();
-  assert.equal(body.code, 0);
-  assert.equal(body.status, 200);
-  assert.equal(typeof body.message, 'string');
-  assert.equal(body.data.state, 'idle');
-  assert.match(body.data.task_id, /^[0-9a-f-]{36}$/);
-  return body.data.task_id;
-}
-
-async function statusOf(app: App, token: string, taskId: string) {
-  const res = await dcuApi(app, token, 'GET', `/api/dcu/status/${taskId}`);
-  assert.equal(res.statusCode, 200, res.body);
-  return res.json().data;
-}
-
-/** Polls the status route until `done` holds (no timing asserted: the bound only stops a hung test). */
-async function waitFor(app: App, token: string, taskId: string, done: (data: { state: string }) => boolean, limit = 1200) {
-  for (let i = 0; i < limit; i++) {
-    const data = await statusOf(app, token, taskId);
-    if (done(data)) return data;
-    await sleep(100);
-  }
-  throw new Error(`task ${taskId} did not reach the expected state`);
-}
-
-/** The envelope of an error: exactly code, status, message, data null; JSON, not problem+json. */
-function assertErrorEnvelope(res: { statusCode: number; headers: Record<string, unknown>; json: () => unknown; body: string }, status: number) {
-  assert.equal(res.statusCode, status, res.body);
-  assert.match(String(res.headers['content-type']), /^application\/json/);
-  const body = res.json() as { code: number; status: number; message: string; data: unknown };
-  assert.deepEqual(Object.keys(body).sort(), ['code', 'data', 'message', 'status']);
-  assert.notEqual(body.code, 0);
-  assert.equal(body.status, status);
-  assert.equal(body.data, null);
-  assert.ok(body.message.length > 0);
-  return body;
-}
 
 const pulledImages: Array<[string, string]> = [];
 after(async () => {
@@ -133,13 +78,13 @@ test('cleanup schedules exist with the configured crons, and run when triggered 
   // An image of its own: an image another task packaged already would be copied, with no local archive.
   const image = await pushUniqueImage('dcu-cleanup', 16);
   pulledImages.push(['host-a', image], ['host-b', image]);
-  const taskId = await startTask(app, user, image);
+  const taskId = await startTaskChecked(app, user, image);
   const task = await waitFor(app, user.token, taskId, ended);
   assert.equal(task.state, 'completed', JSON.stringify(task));
   const other = await createUser(app, { balance: FUNDS });
   const recent = await pushUniqueImage('dcu-cleanup-keep', 16);
   pulledImages.push(['host-a', recent], ['host-b', recent]);
-  const keep = await waitFor(app, other.token, await startTask(app, other, recent), ended);
+  const keep = await waitFor(app, other.token, await startTaskChecked(app, other, recent), ended);
   assert.equal(keep.state, 'completed', JSON.stringify(keep));
 
   // Local archives: this task's is made older than the retention, a fresh file is not.

@@ -8,23 +8,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { and, count, eq, isNull } from 'drizzle-orm';
-import { containers, hosts, images, ledgerEntries, users } from '../../../db/schema.js';
+import { containers, hosts, images } from '../../../db/schema.js';
 import { connectTemporal } from '../../../core/temporal.js';
-import { baseConfig, bearer, buildTestApp, createUser, testDb } from '../../support/app.js';
-import { inspectOn, pushUniqueImage, waitForPull } from '../../support/images.js';
+import { balanceOf, baseConfig, bearer, buildTestApp, createUser, ledgerOf, testDb } from '../../support/app.js';
+import { inspectOn, pullRequest as pull, pushUniqueImage, waitForPull } from '../../support/images.js';
 import { REGISTRY, dockerFor, killStackProcess, stackUp } from '../../support/stack.js';
 import { activityAttempts } from '../../support/history.js';
-import type { App } from '../../../api/app.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
 test.after(() => temporal.connection.close());
-
-const balanceOf = async (id: string) => (await testDb().db.select().from(users).where(eq(users.id, id)))[0]!.balance;
-const ledgerOf = (id: string) => testDb().db.select().from(ledgerEntries).where(eq(ledgerEntries.userId, id));
-
-function pull(app: App, token: string, body: Record<string, unknown>, wait = true) {
-  return app.inject({ method: 'POST', url: `/api/v1/images/pull${wait ? '?wait=true' : ''}`, headers: bearer(token), payload: body });
-}
 
 test('the host worker killed in the middle of a large pull: the workflow completes once a worker is back, charged once', async (t) => {
   const app = await buildTestApp(t);

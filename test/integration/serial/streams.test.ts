@@ -16,6 +16,7 @@ import { hosts } from '../../../db/schema.js';
 import { connectTemporal } from '../../../core/temporal.js';
 import { CLOSE_IDLE, CLOSE_TOO_MANY_STREAMS } from '../../../api/routes/containers/streams.js';
 import { baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../../support/app.js';
+import { pullHttpd } from '../../support/containers.js';
 import { dockerSocket, stackPid } from '../../support/stack.js';
 import { eventually, sleep } from '../../support/wait.js';
 import type { App } from '../../../api/app.js';
@@ -65,20 +66,9 @@ async function daemonConnections(): Promise<Set<string>> {
 
 const minus = <T>(a: Set<T>, b: Set<T>) => new Set([...a].filter((x) => !b.has(x)));
 
-async function pullHttpd(app: App, user: TestUser) {
-  const res = await app.inject({
-    method: 'POST',
-    url: '/api/v1/images/pull?wait=true',
-    headers: bearer(user.token),
-    payload: { image: '127.0.0.1:5000/library/httpd:latest', host: HOST },
-  });
-  assert.equal(res.statusCode, 201, res.body);
-  return res.json<{ id: string }>();
-}
-
 /** A running container of the user's on host-a (removed after the test); `cmd` overrides its command. */
 async function runContainer(t: { after: (fn: () => unknown) => void }, app: App, user: TestUser, cmd?: string[]) {
-  const image = await pullHttpd(app, user);
+  const image = await pullHttpd(app, user, HOST);
   const res = await app.inject({
     method: 'POST',
     url: '/api/v1/containers?wait=true',
