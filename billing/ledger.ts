@@ -7,7 +7,7 @@
  * "never below zero"; InsufficientFundsError is the one way to say the balance cannot pay.
  */
 import { eq } from 'drizzle-orm';
-import type { Database, Transaction } from '../db/client.js';
+import type { Transaction } from '../db/client.js';
 import { ledgerEntries, users } from '../db/schema.js';
 import { AppError, notFound } from '../core/errors.js';
 import { billingKeys } from './keys.js';
@@ -135,9 +135,6 @@ export const billing = {
     }
     return user.balance;
   },
-
-  /** Runs `fn` in a transaction of its own (for a movement that pays for no other row). */
-  inTransaction: <T>(db: Database, fn: (tx: Transaction) => Promise<T>) => db.transaction(fn),
 } as const;
 
 export type Billing = typeof billing;

@@ -61,7 +61,7 @@ export function createUserService(deps: { db: Database; tokenTtlMs: number }) {
      * header, else a fresh UUID) makes a retried request credit once.
      */
     async credit(m: { userId: string; adminId: string; amount: number; reason: string; requestKey: string }) {
-      const { entry } = await billing.inTransaction(db, (tx) => billing.credit(tx, m));
+      const { entry } = await db.transaction((tx) => billing.credit(tx, m));
       return entry;
     },
 

@@ -82,15 +82,6 @@ export function createWorkflowRuns(deps: { temporal: Client; waitTimeoutMs: numb
   return {
     start,
     wait,
-    /** Starts the run, then waits for it when asked to (`?wait=true`); else answers its id. */
-    async startAndMaybeWait<C extends WorkflowContract<unknown[], unknown>>(
-      contract: C,
-      options: StartOptions<C> & WaitOptions & { wait: boolean },
-    ): Promise<{ workflowId: string; result?: ContractResult<C> }> {
-      await start(contract, options);
-      if (!options.wait) return { workflowId: options.workflowId };
-      return { workflowId: options.workflowId, result: await wait(contract, options.workflowId, options) };
-    },
   };
 }
 

@@ -143,7 +143,7 @@ test('a balance never goes below zero: the ledger refuses, and so does the datab
   const app = await buildTestApp(t);
   const user = await createUser(app, { balance: 100 });
   const charge = (amount: number, reason: string) =>
-    billing.inTransaction(testDb().db, (tx) => billing.chargeImage(tx, { userId: user.id, pullId: `pull-${randomUUID()}`, amount, reason }));
+    testDb().db.transaction((tx) => billing.chargeImage(tx, { userId: user.id, pullId: `pull-${randomUUID()}`, amount, reason }));
   await assert.rejects(charge(101, 'too much'), /cannot pay 101/);
   assert.equal(await balanceOf(user.id), 100);
   const { entry } = await charge(100, 'all of it');
@@ -167,7 +167,7 @@ test('concurrent movements with one idempotency key apply once', async (t) => {
   const requestKey = randomUUID();
   const results = await Promise.all(
     Array.from({ length: 5 }, () =>
-      billing.inTransaction(testDb().db, (tx) => billing.credit(tx, { userId: user.id, adminId, amount: 40, reason: 'race', requestKey })),
+      testDb().db.transaction((tx) => billing.credit(tx, { userId: user.id, adminId, amount: 40, reason: 'race', requestKey })),
     ),
   );
   assert.equal(results.filter((r) => r.applied).length, 1);
