@@ -9,6 +9,7 @@ import type Docker from 'dockerode';
 import { LABEL_ID, LABEL_USER, dockerName } from '../core/container-labels.js';
 import { dockerMessage, isConflict, isNotFound, publicDockerMessage } from './docker-errors.js';
 import type { UserNetworks } from './networks.js';
+import { heartbeating } from './heartbeat.js';
 import type { ContainerSpec } from '../contracts/container.js';
 
 
@@ -107,12 +108,13 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
     }
   }
 
+  // The steps a container workflow runs (profile host.container) heartbeat while Docker works.
   return {
     /**
      * Creates (once) and starts the container, on its user's own network (made on first use);
      * returns what Docker then says of it.
      */
-    async createAndStartContainer(spec: ContainerSpec): Promise<ObservedContainer> {
+    createAndStartContainer: (spec: ContainerSpec): Promise<ObservedContainer> => heartbeating(async () => {
       const name = dockerName(spec.id);
       let existing = await inspect(name);
       if (!existing) {
@@ -139,9 +141,9 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
         }
       }
       return (await inspect(name))!;
-    },
+    }),
 
-    async startContainer(id: string): Promise<ObservedContainer | null> {
+    startContainer: (id: string): Promise<ObservedContainer | null> => heartbeating(async () => {
       const name = dockerName(id);
       try {
         await docker.getContainer(name).start();
@@ -151,9 +153,9 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
         if (status !== 304) throw error;
       }
       return inspect(name);
-    },
+    }),
 
-    async stopContainer(id: string): Promise<ObservedContainer | null> {
+    stopContainer: (id: string): Promise<ObservedContainer | null> => heartbeating(async () => {
       const name = dockerName(id);
       try {
         await docker.getContainer(name).stop({ t: STOP_TIMEOUT_S });
@@ -163,9 +165,9 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
         if (status !== 304) throw error; // 304: already stopped
       }
       return inspect(name);
-    },
+    }),
 
-    async restartContainer(id: string): Promise<ObservedContainer | null> {
+    restartContainer: (id: string): Promise<ObservedContainer | null> => heartbeating(async () => {
       const name = dockerName(id);
       try {
         await docker.getContainer(name).restart({ t: STOP_TIMEOUT_S });
@@ -174,11 +176,9 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
         throw error;
       }
       return inspect(name);
-    },
+    }),
 
-    async removeContainer(id: string): Promise<'removed' | 'absent'> {
-      return removeNamed(dockerName(id));
-    },
+    removeContainer: (id: string): Promise<'removed' | 'absent'> => heartbeating(() => removeNamed(dockerName(id))),
 
     /** Every container on this host that carries Berth's label, in any state: its Berth id and Docker id. */
     async listBerthContainers(): Promise<Array<{ id: string; dockerId: string }>> {
@@ -191,9 +191,7 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
       return removeNamed(dockerId);
     },
 
-    async inspectContainer(id: string): Promise<ObservedContainer | null> {
-      return inspect(dockerName(id));
-    },
+    inspectContainer: (id: string): Promise<ObservedContainer | null> => heartbeating(() => inspect(dockerName(id))),
   };
 }
 

@@ -8,6 +8,7 @@ import { rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { cancellation } from './cancellation.js';
+import { HEARTBEAT_EVERY_MS } from './heartbeat.js';
 import { checkArchiveName, type DcuArchive, type DcuPhaseProgress } from './dcu-host.js';
 
 export interface DcuAdoptInput {
@@ -43,7 +44,7 @@ export function createDcuArchiveActivities(deps: { gzipDir: string }) {
       const size = info.size;
       const hash = createHash('sha256');
       let bytesDone = 0;
-      const beat = setInterval(() => ctx.heartbeat({ phase: 'compressing', bytesDone, bytesTotal: size } satisfies DcuPhaseProgress), 1000);
+      const beat = setInterval(() => ctx.heartbeat({ phase: 'compressing', bytesDone, bytesTotal: size } satisfies DcuPhaseProgress), HEARTBEAT_EVERY_MS);
       try {
         for await (const chunk of createReadStream(path, { signal: ctx.cancellationSignal }) as AsyncIterable<Buffer>) {
           hash.update(chunk);

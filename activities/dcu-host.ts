@@ -11,6 +11,7 @@ import { DCU_GZIP_FILE } from '../core/dcu-names.js';
 import { diskRefusal } from '../core/dcu-limits.js';
 import { FailureType } from '../core/failures.js';
 import { cancellation } from './cancellation.js';
+import { HEARTBEAT_EVERY_MS } from './heartbeat.js';
 import { dockerMessage, isNotFound, publicDockerMessage } from './docker-errors.js';
 import { dockerConnection, saveGzip, type SaveGzipResult } from './save-gzip.js';
 
@@ -45,7 +46,6 @@ export interface GzipSweepResult {
   kept: number;
 }
 
-const HEARTBEAT_EVERY_MS = 1000;
 const PARTIAL = /\.partial$/;
 /** gzip's default level: the archive is as small as `gzip -6` would make it, give or take the member boundaries. */
 const GZIP_LEVEL = 6;

@@ -9,6 +9,7 @@ import { parseImageReference, registryHost } from '../core/image-ref.js';
 import { PullProgress, PullStreamError, type PullMessage, type PullSnapshot } from '../core/pull-progress.js';
 import { dockerMessage, isConflict, isNotFound, pullFailure as classifyPullFailure } from './docker-errors.js';
 import { cancellation } from './cancellation.js';
+import { HEARTBEAT_EVERY_MS } from './heartbeat.js';
 
 export interface InspectedImage {
   /** sha256:... */
@@ -158,6 +159,9 @@ export function createImageDockerActivities(deps: {
     const onProgress = (snapshot: PullSnapshot) => ctx.heartbeat(snapshot);
     pull.listeners.add(onProgress);
     if (pull.latest) ctx.heartbeat(pull.latest);
+    // Between progress events too (a layer's extraction, a slow registry's answer): the heartbeat
+    // says this worker is alive; the stall timer, not the heartbeat timeout, judges the registry.
+    const beat = setInterval(() => ctx.heartbeat(pull.latest), HEARTBEAT_EVERY_MS);
     let onCancel: (() => void) | undefined;
     try {
       return await Promise.race([
@@ -169,6 +173,7 @@ export function createImageDockerActivities(deps: {
         }),
       ]);
     } finally {
+      clearInterval(beat);
       if (onCancel) ctx.cancellationSignal.removeEventListener('abort', onCancel);
       pull.listeners.delete(onProgress);
       if (--pull.joined === 0 && !pull.settled) pull.abort.abort();

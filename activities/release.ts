@@ -10,6 +10,7 @@ import { containerWorkflowId, removeUpdate } from '../contracts/container.js';
 import type { ReleaseItem, ReleaseReport } from '../contracts/nightly-release.js';
 import * as containers from '../repositories/containers.js';
 import * as repo from '../repositories/releases.js';
+import { heartbeating } from './heartbeat.js';
 
 export type { ReleaseFailure, ReleaseItem, ReleaseReport } from '../contracts/nightly-release.js';
 
@@ -30,7 +31,7 @@ export function createReleaseActivities(deps: { db: Database; temporal: Client }
     listReleasableImages: (skip: string[], limit: number): Promise<ReleaseItem[]> => repo.releasableImages(db, skip, limit),
 
     /** Removes a container through its own workflow, so its billing ends and its port is freed by its owner. */
-    async removeContainerForRelease(id: string): Promise<void> {
+    removeContainerForRelease: (id: string): Promise<void> => heartbeating(async () => {
       try {
         await temporal.workflow.getHandle(containerWorkflowId(id)).executeUpdate(removeUpdate);
       } catch (error) {
@@ -46,7 +47,7 @@ export function createReleaseActivities(deps: { db: Database; temporal: Client }
         }
         throw error;
       }
-    },
+    }),
 
     recordReleaseStart: (releaseId: string): Promise<void> => repo.insertRun(db, releaseId),
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { CopyDestinationOptions, CopySourceOptions, type BucketItem, type BucketItemStat, type Client } from 'minio';
 import { cancellation } from './cancellation.js';
+import { HEARTBEAT_EVERY_MS } from './heartbeat.js';
 import { checkArchiveName, type DcuPhaseProgress } from './dcu-host.js';
 import { FailureType } from '../core/failures.js';
 import type { DcuReusable } from '../repositories/dcu-tasks.js';
@@ -57,7 +58,6 @@ export interface DcuCopied {
   copied: boolean;
 }
 
-const HEARTBEAT_EVERY_MS = 1000;
 /** Parts uploading at once: MinIO hashes each part on its own, so a few at once use more than one core. */
 const PARTS_IN_FLIGHT = 3;
 

@@ -313,7 +313,7 @@ start_minio() {
 APP_PROCS=(api worker-control worker-host-a worker-host-b)
 
 code_hash() {
-  (cd "$ROOT" && find api activities core db services workers workflows package-lock.json -type f -print0 2>/dev/null \
+  (cd "$ROOT" && find api activities billing contracts core db repositories services workers workflows package-lock.json -type f -print0 2>/dev/null \
     | sort -z | xargs -0 sha1sum | sha1sum | cut -c1-40)
 }
 
@@ -322,24 +322,42 @@ hosts_up() {
   [[ $(psql "$BERTH_DATABASE_URL" -tAc "select count(*) from hosts where last_heartbeat_at > now() - interval '20 seconds'" 2>/dev/null) -ge ${#HOSTS[@]} ]]
 }
 
-start_app() {
-  local hash all_up=1; hash=$(code_hash)
-  for p in "${APP_PROCS[@]}"; do pid_alive "$RUN/$p.pid" || all_up=0; done
-  if ((all_up)) && [[ -f $RUN/app.hash && $(cat "$RUN/app.hash") == "$hash" ]]; then return 0; fi
-  ((all_up)) && log "Berth's code changed: restarting the API and workers"
-  stop_app
-  log "applying migrations"
-  (cd "$ROOT" && node --import tsx db/migrate.ts) >>"$LOGS/migrate.log" 2>&1 || die "migrations failed (see $LOGS/migrate.log)"
+# Starts one of the API and workers (they read their settings from the environment).
+start_proc() {
+  local p=$1 spec id publish_ip
   cd "$ROOT"
-  start_bg worker-control node --import tsx workers/control.ts
-  local spec id publish_ip
-  for spec in "${HOSTS[@]}"; do
-    read -r id _ _ publish_ip <<<"$spec"
-    BERTH_HOST_ID=$id BERTH_DOCKER_HOST="unix://$(docker_sock "$id")" BERTH_PUBLISH_IP=$publish_ip \
-      BERTH_REGISTRY_CREDENTIALS=$(registry_credentials_json) start_bg "worker-$id" node --import tsx workers/host.ts
-  done
-  start_bg api node --import tsx api/server.ts
-  echo "$hash" >"$RUN/app.hash"
+  case $p in
+    api) start_bg api node --import tsx api/server.ts ;;
+    worker-control) start_bg worker-control node --import tsx workers/control.ts ;;
+    worker-host-*)
+      for spec in "${HOSTS[@]}"; do
+        read -r id _ _ publish_ip <<<"$spec"
+        [[ $p == "worker-$id" ]] || continue
+        BERTH_HOST_ID=$id BERTH_DOCKER_HOST="unix://$(docker_sock "$id")" BERTH_PUBLISH_IP=$publish_ip \
+          BERTH_REGISTRY_CREDENTIALS=$(registry_credentials_json) start_bg "worker-$id" node --import tsx workers/host.ts
+      done ;;
+    *) die "no such process: $p" ;;
+  esac
+}
+
+start_app() {
+  local hash p missing=() ; hash=$(code_hash)
+  for p in "${APP_PROCS[@]}"; do pid_alive "$RUN/$p.pid" || missing+=("$p"); done
+  if [[ -f $RUN/app.hash && $(cat "$RUN/app.hash") == "$hash" ]]; then
+    # The same code: start only what is not running (a worker that died), leaving the others be.
+    ((${#missing[@]} == 0)) && return 0
+    log "starting ${missing[*]}"
+    for p in "${missing[@]}"; do start_proc "$p"; done
+  else
+    ((${#missing[@]} < ${#APP_PROCS[@]})) && log "Berth's code changed: restarting the API and workers"
+    stop_app
+    log "applying migrations"
+    (cd "$ROOT" && node --import tsx db/migrate.ts) >>"$LOGS/migrate.log" 2>&1 || die "migrations failed (see $LOGS/migrate.log)"
+    start_proc worker-control
+    for p in "${APP_PROCS[@]}"; do [[ $p == worker-host-* ]] && start_proc "$p"; done
+    start_proc api
+    echo "$hash" >"$RUN/app.hash"
+  fi
   wait_for "Berth API" 60 api_up
   wait_for "host workers" 60 hosts_up
 }
@@ -419,10 +437,27 @@ with_lock() {
   "$@"
 }
 
+# `start NAME`: starts one process of a running stack if it is not running (minio, api,
+# worker-control, worker-host-<id>), and nothing else: tests that stop one use it to bring it back.
+cmd_start() {
+  local p=${1:?usage: stack.sh start NAME}
+  load_env
+  case $p in
+    minio) start_minio ;;
+    api | worker-*)
+      pid_alive "$RUN/$p.pid" && return 0
+      [[ $(cat "$RUN/app.hash" 2>/dev/null) == "$(code_hash)" ]] || die "Berth's code changed since the stack started: run up"
+      start_proc "$p"
+      case $p in api) wait_for "Berth API" 60 api_up ;; worker-host-*) wait_for "host workers" 60 hosts_up ;; esac ;;
+    *) die "no such process: $p" ;;
+  esac
+}
+
 case ${1:-} in
   up) with_lock cmd_up ;;
+  start) with_lock cmd_start "${2:-}" ;;
   down) with_lock cmd_down ;;
   status) cmd_status ;;
   env) cat "$ENV_FILE" ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|start NAME|down|status|env" >&2; exit 2 ;;
 esac

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# npm test: bring up whatever of the stack is not running, then type-check, lint, check the
-# migrations against the schema, and run the unit and integration tests on the real stack.
+# npm test: bring up whatever of the stack is not running, then run the unit and integration
+# tests on the real stack, and type-check, lint and check the migrations against the schema.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/stack.sh up
@@ -8,22 +8,52 @@ set -a
 # shellcheck disable=SC1091
 . "${BERTH_STATE_DIR:-$HOME/.local/state/berth}/berth.env"
 set +a
-echo "[test] type-check" && npx tsc --noEmit
-echo "[test] lint" && npx eslint .
-echo "[test] migrations match the schema" && bash scripts/check-migrations.sh
 # Two passes. First every test file but those under test/integration/serial/, several files at
 # a time (each in a process of its own; the tests of one file run in order): these tests make
 # their own users, images, containers and tasks, and look only at those. Larger files first, so
-# that the long ones do not start last. Then, one file at a time, the tests that act on or count
-# everything on the stack (stopping MinIO or a host worker, the host workers' stream counts,
-# which host a pull goes to, the sweep of unused networks, the DCU cleanup schedules), the
-# nightly release last. BERTH_TEST_CONCURRENCY sets the first pass's files at once (default 6:
-# measured on a 2-core machine, 6 and 8 took about 3 minutes, 4 about a minute more).
+# that the long ones do not start last. BERTH_TEST_CONCURRENCY sets its files at once (default
+# 6: measured on a 2-core machine, 6 and 8 took about 3 minutes, 4 about a minute more).
+#
+# Then the tests that act on or count everything on the stack, in two lanes side by side and a
+# tail. The host-a lane (serial/host-a/) stops MinIO and kills host-a's worker, then counts
+# host-a's worker's connections to its daemon; the host-b lane (serial/host-b/) kills host-b's
+# worker and sweeps host-b's networks. Neither lane touches the other's host, and nothing in the
+# host-b lane uses MinIO. Each lane runs its files one at a time. Then, one at a time, what
+# depends on every host and every container (the DCU cleanup schedules, which host a pull goes
+# to), the nightly release last.
 mapfile -t concurrent < <(find test -name '*.test.ts' -not -path 'test/integration/serial/*' -printf '%s %p\n' | sort -rn | cut -d' ' -f2-)
-mapfile -t serial < <(find test/integration/serial -name '*.test.ts' -not -name release.test.ts | sort)
-serial+=(test/integration/serial/release.test.ts)
+mapfile -t lane_a < <(find test/integration/serial/host-a -name '*.test.ts' | sort)
+mapfile -t lane_b < <(find test/integration/serial/host-b -name '*.test.ts' | sort)
+mapfile -t tail_files < <(find test/integration/serial -maxdepth 1 -name '*.test.ts' -not -name release.test.ts | sort)
+tail_files+=(test/integration/serial/release.test.ts)
 jobs=${BERTH_TEST_CONCURRENCY:-6}
+run_tests() { node --import tsx --test --test-concurrency="$1" --test-reporter=spec "${@:2}"; }
+
 echo "[test] ${#concurrent[@]} files, $jobs at a time"
-node --import tsx --test --test-concurrency="$jobs" --test-reporter=spec "${concurrent[@]}"
-echo "[test] ${#serial[@]} files that act on the whole stack, one at a time"
-node --import tsx --test --test-concurrency=1 --test-reporter=spec "${serial[@]}"
+run_tests "$jobs" "${concurrent[@]}"
+
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+# The static checks run beside the serial pass, whose tests mostly wait (for a worker to come
+# back, for retries to be spent): they use the cores it leaves idle.
+(
+  echo "[test] type-check" && npx tsc --noEmit &&
+    echo "[test] lint" && npx eslint . &&
+    echo "[test] migrations match the schema" && bash scripts/check-migrations.sh
+) >"$logs/static" 2>&1 &
+static_pid=$!
+echo "[test] the serial pass: the host-a lane (${#lane_a[@]} files) beside the host-b lane (${#lane_b[@]} files); type-check, lint and the migrations check beside them"
+run_tests 1 "${lane_a[@]}" >"$logs/host-a" 2>&1 &
+lane_a_pid=$!
+run_tests 1 "${lane_b[@]}" >"$logs/host-b" 2>&1 &
+lane_b_pid=$!
+status=0
+wait "$lane_a_pid" || status=1
+echo "[test] host-a lane" && cat "$logs/host-a"
+wait "$lane_b_pid" || status=1
+echo "[test] host-b lane" && cat "$logs/host-b"
+echo "[test] the serial pass's tail: ${#tail_files[@]} files, one at a time"
+run_tests 1 "${tail_files[@]}" || status=1
+wait "$static_pid" || status=1
+cat "$logs/static"
+exit "$status"

@@ -7,7 +7,8 @@
  * Stats are shared: all viewers of one container read one Docker stats stream
  * (fan-out), opened by the first and destroyed when the last leaves. Each followed
  * log has its own Docker stream (its options are the viewer's). GET /streams counts
- * the Docker streams open by kind ({logs, stats}) and the viewers behind them.
+ * the Docker streams open by kind ({logs, stats}) and the viewers behind them, on the
+ * whole host or, with ?container=<id>, for one container.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
@@ -31,6 +32,19 @@ export function startStreamServer(opts: {
   const open = { logs: 0, stats: 0 };
   /** API requests reading them (a followed log has a Docker stream of its own). */
   const viewers = { stats: 0 };
+  /** The same counts for each container that has any. */
+  const byContainer = new Map<string, { logs: number; stats: number; statsViewers: number }>();
+  const count = (id: string, what: 'logs' | 'stats' | 'statsViewers', delta: 1 | -1) => {
+    const counts = byContainer.get(id) ?? { logs: 0, stats: 0, statsViewers: 0 };
+    counts[what] += delta;
+    if (counts.logs === 0 && counts.stats === 0 && counts.statsViewers === 0) byContainer.delete(id);
+    else byContainer.set(id, counts);
+  };
+  const countsBody = (containerId: string | null) => {
+    if (containerId === null) return { ...open, viewers: { logs: open.logs, stats: viewers.stats } };
+    const c = byContainer.get(containerId) ?? { logs: 0, stats: 0, statsViewers: 0 };
+    return { logs: c.logs, stats: c.stats, viewers: { logs: c.logs, stats: c.statsViewers } };
+  };
   const expected = Buffer.from(`Bearer ${opts.token}`);
 
   const authorized = (req: IncomingMessage) => {
@@ -44,13 +58,15 @@ export function startStreamServer(opts: {
   }
 
   /** Ties a Docker stream's life to the request's: the client leaving ends it. */
-  function track(kind: keyof typeof open, req: IncomingMessage, res: ServerResponse, stream: Readable) {
+  function track(kind: keyof typeof open, id: string, req: IncomingMessage, res: ServerResponse, stream: Readable) {
     open[kind] += 1;
+    count(id, kind, 1);
     let closed = false;
     const close = () => {
       if (closed) return;
       closed = true;
       open[kind] -= 1;
+      count(id, kind, -1);
       stream.destroy();
       res.end();
     };
@@ -89,7 +105,7 @@ export function startStreamServer(opts: {
       write(decoder.end());
       return void res.end();
     }
-    const close = track('logs', req, res, stream);
+    const close = track('logs', id, req, res, stream);
     stream.on('data', feed);
     stream.on('end', () => {
       write(decoder.end());
@@ -119,6 +135,7 @@ export function startStreamServer(opts: {
       const stream = (await docker.getContainer(dockerName(id)).stats({ stream: true })) as unknown as Readable;
       hub.stream = stream;
       open.stats += 1;
+      count(id, 'stats', 1);
       if (hub.ended) return void endHub(hub, true);
       let buffered = '';
       stream.on('data', (chunk: Buffer) => {
@@ -160,6 +177,7 @@ export function startStreamServer(opts: {
       const stream = hub.stream;
       hub.stream = undefined;
       open.stats -= 1;
+      count(hub.id, 'stats', -1);
       stream.destroy();
     }
     for (const res of hub.viewers) res.end();
@@ -185,12 +203,14 @@ export function startStreamServer(opts: {
     res.writeHead(200, { 'content-type': 'application/x-ndjson' }).flushHeaders();
     hub.viewers.add(res);
     viewers.stats += 1;
+    count(id, 'statsViewers', 1);
     if (hub.last) res.write(hub.last);
     let closed = false;
     const leave = () => {
       if (closed) return;
       closed = true;
       viewers.stats -= 1;
+      count(id, 'statsViewers', -1);
       hub.viewers.delete(res);
       res.end();
       endHub(hub, false);
@@ -203,9 +223,7 @@ export function startStreamServer(opts: {
     if (!authorized(req)) return fail(res, 401, 'unauthorized');
     const url = new URL(req.url ?? '/', 'http://internal');
     if (url.pathname === '/streams') {
-      return void res
-        .writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ ...open, viewers: { logs: open.logs, stats: viewers.stats } }));
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(countsBody(url.searchParams.get('container'))));
     }
     const match = /^\/containers\/([0-9a-f-]{36})\/(logs|stats)$/.exec(url.pathname);
     if (!match || req.method !== 'GET') return fail(res, 404, 'not found');

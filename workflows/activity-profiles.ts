@@ -26,9 +26,13 @@ export const sweepDatabase = {
   retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, ...retryable },
 } as const satisfies ActivityOptions;
 
-/** A step on berth-control that waits for a container workflow's update (Docker stop and remove). */
+/**
+ * A step on berth-control that waits for a container workflow's update (Docker stop and remove).
+ * It heartbeats while it waits, so one on a control worker that died runs again within 10 s.
+ */
 export const containerUpdate = {
   startToCloseTimeout: '3m',
+  heartbeatTimeout: '10s',
   retry: { initialInterval: '2s', maximumInterval: '30s', maximumAttempts: 3, ...retryable },
 } as const satisfies ActivityOptions;
 
@@ -52,8 +56,8 @@ export const host = {
   quickBounded: (hostId: string) => ({ ...onHost(hostId), startToCloseTimeout: '1m', scheduleToCloseTimeout: '10m' }) as const satisfies ActivityOptions,
   /** An image removal, which may wait for Docker to free layers. */
   removal: (hostId: string) => ({ ...onHost(hostId), startToCloseTimeout: '2m' }) as const satisfies ActivityOptions,
-  /** A pull: long, heartbeating its progress. */
-  pull: (hostId: string) => ({ ...onHost(hostId), startToCloseTimeout: '30m', heartbeatTimeout: '30s' }) as const satisfies ActivityOptions,
+  /** A pull: long, heartbeating its progress and every second; a dead worker's pull runs again within 10 s. */
+  pull: (hostId: string) => ({ ...onHost(hostId), startToCloseTimeout: '30m', heartbeatTimeout: '10s' }) as const satisfies ActivityOptions,
   /** The DCU's download: its cancel ends the Docker request; the workflow need not wait for that. */
   download: (hostId: string) =>
     ({
@@ -84,12 +88,16 @@ export const host = {
       scheduleToCloseTimeout: '3m',
       retry: { ...onHost(hostId).retry, maximumAttempts: 3 },
     }) as const satisfies ActivityOptions,
-  /** A container's Docker operation: ten quick attempts; a specification Docker refuses is not retried. */
+  /**
+   * A container's Docker operation: ten quick attempts; a specification Docker refuses is not
+   * retried. It heartbeats every second, so one on a worker that died runs again within 10 s.
+   */
   container: (hostId: string) =>
     ({
       ...onHost(hostId),
       scheduleToStartTimeout: '1m',
       startToCloseTimeout: '1m',
+      heartbeatTimeout: '10s',
       retry: { initialInterval: '1s', maximumInterval: '20s', maximumAttempts: 10, ...retryable },
     }) as const satisfies ActivityOptions,
   /** Best effort (a user network's removal): three quick attempts; the caller goes on without it. */

@@ -43,7 +43,11 @@ export async function killStackProcess(name: string): Promise<void> {
   await processGone(pid);
 }
 
-/** `scripts/stack.sh up`: starts again whatever is not running. */
-export async function stackUp(): Promise<void> {
-  await promisify(execFile)('bash', ['scripts/stack.sh', 'up'], { cwd: repoRoot });
+/**
+ * `scripts/stack.sh start <name>`: starts that one process (minio, api, worker-control,
+ * worker-host-<id>) if it is not running, and nothing else: a test that stopped it brings it back
+ * without touching what another lane of the serial pass stopped.
+ */
+export async function stackStart(name: string): Promise<void> {
+  await promisify(execFile)('bash', ['scripts/stack.sh', 'start', name], { cwd: repoRoot });
 }

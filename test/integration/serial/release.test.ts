@@ -19,7 +19,7 @@ import { RELEASE_SCHEDULE_ID } from '../../../contracts/nightly-release.js';
 import { loadControlWorkerConfig } from '../../../core/config.js';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../../support/app.js';
-import { HOST_IDS, dockerFor, killStackProcess, stackUp } from '../../support/stack.js';
+import { HOST_IDS, dockerFor, killStackProcess, stackStart } from '../../support/stack.js';
 import { pushUniqueImage } from '../../support/images.js';
 import type { App } from '../../../api/app.js';
 
@@ -175,7 +175,7 @@ test('nightly release survives the control worker being killed mid-run, with no 
     await sleep(100);
   }
   await killStackProcess('worker-control');
-  await stackUp();
+  await stackStart('worker-control');
 
   const runs = await runsSince(since);
   assert.equal(runs.length, 1);

@@ -1,9 +1,9 @@
 /**
- * DCU under faults that act on the whole stack, so they run in the serial pass
- * (scripts/test.sh), alone: MinIO stopped while the upload phase runs (every test's uploads
- * and downloads would fail meanwhile), and host-b's worker SIGKILLed while compressing (every
- * activity on host-b would be retried). Each brings the process back with `scripts/stack.sh up`
- * in a finally, and keeps the outage short.
+ * DCU under faults that act on the whole stack, so they run in the serial pass's host-a lane
+ * (scripts/test.sh): MinIO stopped while the upload phase runs (every test's uploads and
+ * downloads would fail meanwhile; nothing in the host-b lane uses MinIO), and host-a's worker
+ * SIGKILLed while compressing (every activity on host-a would be retried). Each brings the
+ * process back with `scripts/stack.sh up` in a finally, and keeps the outage short.
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,16 +11,16 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeTimeoutType } from '@temporalio/common';
 import type { BucketItem, IncompleteUploadedBucketItem } from 'minio';
-import { connectTemporal } from '../../../core/temporal.js';
-import { CONTROL_TASK_QUEUE, hostTaskQueue } from '../../../core/temporal-names.js';
-import { dcuWorkflowId } from '../../../contracts/dcu.js';
-import { SHA256_METADATA } from '../../../activities/storage.js';
-import { baseConfig, buildTestApp, createUser } from '../../support/app.js';
-import { pushUniqueImage } from '../../support/images.js';
-import { activityRuns as activityRunsOf } from '../../support/history.js';
-import { killStackProcess, processGone, stackPid, stackUp } from '../../support/stack.js';
-import { BUCKET, CONTROL_ACTIVITIES, GZIP_DIR, HOST_STEP_ATTEMPTS, LONG_WAIT, PACKAGING_ACTIVITIES, hostConfig, listAll, localFilesOf, minio, removedAfterAll, rowOf, sha256, startTask, waitEnded, type TaskData } from '../../support/dcu.js';
-import { sleep } from '../../support/wait.js';
+import { connectTemporal } from '../../../../core/temporal.js';
+import { CONTROL_TASK_QUEUE, hostTaskQueue } from '../../../../core/temporal-names.js';
+import { dcuWorkflowId } from '../../../../contracts/dcu.js';
+import { SHA256_METADATA } from '../../../../activities/storage.js';
+import { baseConfig, buildTestApp, createUser } from '../../../support/app.js';
+import { pushUniqueImage } from '../../../support/images.js';
+import { activityRuns as activityRunsOf } from '../../../support/history.js';
+import { killStackProcess, processGone, stackPid, stackStart } from '../../../support/stack.js';
+import { BUCKET, CONTROL_ACTIVITIES, GZIP_DIR, HOST_STEP_ATTEMPTS, LONG_WAIT, PACKAGING_ACTIVITIES, hostConfig, listAll, localFilesOf, minio, removedAfterAll, rowOf, sha256, startTask, waitEnded, type TaskData } from '../../../support/dcu.js';
+import { sleep } from '../../../support/wait.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
 after(() => temporal.connection.close());
@@ -69,9 +69,15 @@ async function hostWorkerPid(identity: string, hostId: string): Promise<number> 
 /** Each activity of a task's workflow, from its history: type, the attempt that ended it, its outcome. */
 const activityRuns = (taskId: string) => activityRunsOf(temporal, dcuWorkflowId(taskId));
 
+/** No bucket yet (a fresh stack whose first upload is still to come) lists as nothing. */
+const orNone = <T>(list: Promise<T[]>): Promise<T[]> =>
+  list.catch((error: unknown) => {
+    if ((error as { code?: string }).code === 'NoSuchBucket') return [];
+    throw error;
+  });
 const uploadsUnder = async (prefix: string) =>
-  listAll(minio.listIncompleteUploads(BUCKET, prefix, true) as unknown as AsyncIterable<IncompleteUploadedBucketItem>);
-const objectsUnder = async (prefix: string) => listAll(minio.listObjectsV2(BUCKET, prefix, true) as AsyncIterable<BucketItem>);
+  orNone(listAll(minio.listIncompleteUploads(BUCKET, prefix, true) as unknown as AsyncIterable<IncompleteUploadedBucketItem>));
+const objectsUnder = async (prefix: string) => orNone(listAll(minio.listObjectsV2(BUCKET, prefix, true) as AsyncIterable<BucketItem>));
 
 // ------------------------------------------------------------------ fixtures
 
@@ -114,7 +120,7 @@ test('MinIO stopped for the upload: the upload retries, the task fails with a cl
     // The stack is shared: someone else's `stack.sh up` may have started MinIO again meanwhile.
     restartedMeanwhile = (await stackPid('minio').catch(() => minioPid)) !== minioPid && (await minioUp());
   } finally {
-    await stackUp();
+    await stackStart('minio');
   }
   assert.ok(await minioUp(), 'MinIO is back');
   assert.ok(first);
@@ -179,7 +185,7 @@ test('host worker SIGKILLed while compressing: once it is back the compress phas
   const app = await buildTestApp(t);
   const user = await createUser(app, { balance: 1_000 });
   const image = await bigImage();
-  const hostId = 'host-b';
+  const hostId = 'host-a';
   const taskId = await startTask(app, user, image, hostId);
   taskIds.push(taskId);
 
@@ -195,7 +201,7 @@ test('host worker SIGKILLed while compressing: once it is back the compress phas
     await processGone(pid);
     assert.equal((await rowOf(taskId))?.state, 'compressing', 'killed while compressing');
   } finally {
-    await stackUp();
+    await stackStart('worker-host-a');
   }
   const restarted = await stackPid(`worker-${hostId}`);
   assert.notEqual(restarted, pid);

@@ -1,17 +1,17 @@
 /**
  * Users' networks on a host, and the nightly release's sweep of networks nobody uses: the sweep
  * acts on every Berth network of host-b (one another test's container was about to join would
- * go), so this test runs in the serial pass (scripts/test.sh), alone.
+ * go), so this test runs in the serial pass's host-b lane (scripts/test.sh).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { dockerName } from '../../../core/container-labels.js';
-import { userNetworkName } from '../../../core/network-names.js';
-import { createUserNetworks } from '../../../activities/networks.js';
-import { idler, removeContainer, runContainer, userWithBusybox } from '../../support/containers.js';
-import { dockerFor } from '../../support/stack.js';
-import { eventually } from '../../support/wait.js';
+import { dockerName } from '../../../../core/container-labels.js';
+import { userNetworkName } from '../../../../core/network-names.js';
+import { createUserNetworks } from '../../../../activities/networks.js';
+import { idler, removeContainer, runContainer, userWithBusybox } from '../../../support/containers.js';
+import { dockerFor } from '../../../support/stack.js';
+import { eventually } from '../../../support/wait.js';
 
 test('a user’s network exists while they have a container on the host and goes with the last one; the release’s sweep removes unused ones', async (t) => {
   const { scope, app, user, image } = await userWithBusybox(t, 'host-b');
