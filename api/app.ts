@@ -13,6 +13,8 @@ import type { ApiConfig } from '../core/config.js';
 import { AppError } from '../core/errors.js';
 import { serializeError, type Database } from '../db/client.js';
 import { createUserService } from '../services/users.js';
+import { createAuthService } from '../services/auth.js';
+import { createAuditService } from '../services/audit.js';
 import { createHostService } from '../services/hosts.js';
 import { createImageService } from '../services/images.js';
 import { createPullService } from '../services/pulls.js';
@@ -24,11 +26,18 @@ import { minioClient } from '../core/minio.js';
 import problems from './plugins/problems.js';
 import input, { formatSchemaErrors, requestId, validatorFactory } from './plugins/input.js';
 import auth from './plugins/auth.js';
+import audit from './plugins/audit.js';
 import metrics from './plugins/metrics.js';
 import { Problem } from './schemas.js';
 import healthRoutes from './routes/health/index.js';
 import authRoutes from './routes/auth/index.js';
 import userRoutes from './routes/users/index.js';
+import adminUserRoutes from './routes/users/admin.js';
+import accountRoutes from './routes/account/index.js';
+import auditRoutes from './routes/audit/index.js';
+import { AuditEntry } from './routes/audit/schemas.js';
+import { ApiKey, CreatedApiKey, Session } from './routes/account/schemas.js';
+import { AdminUser } from './routes/users/schemas.js';
 import hostRoutes from './routes/hosts/index.js';
 import imageRoutes from './routes/images/index.js';
 import containerRoutes from './routes/containers/index.js';
@@ -39,7 +48,7 @@ import { createReleaseService } from '../services/releases.js';
 import { createReadiness } from '../services/readiness.js';
 
 export interface AppDeps {
-  config: Pick<ApiConfig, 'tokenTtlMs' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'registries' | 'pulls' | 'internalToken' | 'dcu' | 'streams'>;
+  config: Pick<ApiConfig, 'tokenTtlMs' | 'login' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'registries' | 'pulls' | 'internalToken' | 'dcu' | 'streams'>;
   db: Database;
   temporal: Client;
   /** A pino logger; tests leave it out and get no logs. */
@@ -64,7 +73,6 @@ export async function buildApp(deps: AppDeps) {
 
   // Starts and waits for workflows (BERTH_WAIT_TIMEOUT); the routes never see the Temporal client.
   const runs = createWorkflowRuns({ temporal, waitTimeoutMs: config.waitTimeoutMs });
-  const users = createUserService({ db, tokenTtlMs: config.tokenTtlMs });
   const hosts = createHostService({ db, staleAfterMs: config.hosts.staleAfterMs, runs });
   const images = createImageService({ db, runs });
   const registries = createRegistryPolicy(config.registries);
@@ -78,6 +86,9 @@ export async function buildApp(deps: AppDeps) {
     pricePerMb: config.pulls.pricePerMb,
   });
   const containers = createContainerService({ db, temporal, runs, hosts, config: config.containers });
+  const users = createUserService({ db, containers });
+  const authService = createAuthService({ db, tokenTtlMs: config.tokenTtlMs, throttle: config.login });
+  const auditService = createAuditService(db);
   const dcu = createDcuService({
     db,
     temporal,
@@ -91,6 +102,7 @@ export async function buildApp(deps: AppDeps) {
   });
 
   app.addSchema(Problem);
+  for (const schema of [AuditEntry, Session, ApiKey, CreatedApiKey, AdminUser]) app.addSchema(schema);
   // Once close() began (SIGTERM), a response ends its connection: a keep-alive connection
   // would otherwise hold the server open until its idle timeout.
   let closing = false;
@@ -131,18 +143,22 @@ export async function buildApp(deps: AppDeps) {
       new AppError(429, 'rate-limited', 'Too Many Requests', `Rate limit exceeded: try again in ${context.after}.`),
   });
   await app.register(websocket);
-  await app.register(auth, { users });
+  await app.register(auth, { auth: authService });
+  await app.register(audit, { audit: auditService });
   await app.register(metrics);
 
   await app.register(healthRoutes, { readiness: createReadiness({ db, temporal }) });
-  await app.register(authRoutes, { prefix: '/api/v1/auth', users });
+  await app.register(authRoutes, { prefix: '/api/v1/auth', auth: authService });
+  await app.register(accountRoutes, { prefix: '/api/v1/users/me', auth: authService, audit: auditService });
   await app.register(userRoutes, { prefix: '/api/v1/users', users });
+  await app.register(adminUserRoutes, { prefix: '/api/v1/users', users, auth: authService });
+  await app.register(auditRoutes, { prefix: '/api/v1/admin/audit', audit: auditService });
   await app.register(hostRoutes, { prefix: '/api/v1/hosts', hosts });
   await app.register(imageRoutes, { prefix: '/api/v1/images', images, pulls });
   await app.register(containerRoutes, { prefix: '/api/v1/containers', containers });
   await app.register(releaseRoutes, { prefix: '/api/v1/admin/releases', releases: createReleaseService({ db, temporal }) });
   await app.register(dcuRoutes, { prefix: '/api/dcu', dcu });
-  await app.register(containerStreamRoutes, { prefix: '/api/v1/containers', containers, hosts, internalToken: config.internalToken, limits: config.streams });
+  await app.register(containerStreamRoutes, { prefix: '/api/v1/containers', containers, hosts, internalToken: config.internalToken, limits: config.streams, auth: authService });
 
   return app;
 }

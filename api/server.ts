@@ -10,7 +10,7 @@ const config = loadOrExit(loadApiConfig);
 const logger = createLogger('api', config.log);
 const database = connectDatabase(config.database.url);
 
-const bootstrap = createUserService({ db: database.db, tokenTtlMs: config.tokenTtlMs });
+const bootstrap = createUserService({ db: database.db });
 const admin = await bootstrap.ensureAdmin(config.admin.username, config.admin.password).catch((error: unknown) => {
   process.stderr.write(`berth: invalid configuration: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(78);

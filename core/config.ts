@@ -175,6 +175,8 @@ export interface ApiConfig {
   port: number;
   admin: { username: string; password: string | undefined };
   tokenTtlMs: number;
+  /** Login throttling: failed logins counted per username and per client address within a window. */
+  login: LoginThrottleConfig;
   rateLimit: { max: number; windowMs: number };
   /** How long `?wait=true` waits for a workflow before answering 504. */
   waitTimeoutMs: number;
@@ -187,6 +189,14 @@ export interface ApiConfig {
   /** On SIGTERM, how long requests in flight get before their connections are closed. */
   shutdownGraceMs: number;
   streams: StreamsConfig;
+}
+
+export interface LoginThrottleConfig {
+  /** Failures for one username within the window beyond which login answers 429. */
+  maxFailuresPerUser: number;
+  /** Failures from one client address within the window beyond which login answers 429. */
+  maxFailuresPerAddress: number;
+  windowMs: number;
 }
 
 /** Bounds on log follows and stats sockets (counted per API process). */
@@ -537,6 +547,11 @@ export function loadApiConfig(env: Env): Readonly<ApiConfig> {
       password,
     },
     tokenTtlMs: r.duration('BERTH_TOKEN_TTL', '24h', { minMs: 1000 }),
+    login: {
+      maxFailuresPerUser: r.int('BERTH_LOGIN_MAX_FAILURES_PER_USER', 5, { min: 1 }),
+      maxFailuresPerAddress: r.int('BERTH_LOGIN_MAX_FAILURES_PER_ADDRESS', 20, { min: 1 }),
+      windowMs: r.duration('BERTH_LOGIN_FAILURE_WINDOW', '15m', { minMs: 1000 }),
+    },
     rateLimit: {
       max: r.int('BERTH_RATE_LIMIT_MAX', 120, { min: 1 }),
       windowMs: r.duration('BERTH_RATE_LIMIT_WINDOW', '1m', { minMs: 1000 }),

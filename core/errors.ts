@@ -9,6 +9,8 @@ export class AppError extends Error {
     readonly type: string,
     readonly title: string,
     readonly detail?: string,
+    /** Response headers the error carries (e.g. Retry-After). */
+    readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super(detail ?? title);
     this.name = 'AppError';
@@ -26,4 +28,6 @@ export const unprocessable = (detail: string) =>
 export const unavailable = (detail: string) =>
   new AppError(503, 'unavailable', 'Service Unavailable', detail);
 export const gatewayTimeout = (detail: string) => new AppError(504, 'timeout', 'Gateway Timeout', detail);
-
+/** A 429 that says when to come back (seconds, rounded up, at least 1). */
+export const tooManyRequests = (detail: string, retryAfterMs: number) =>
+  new AppError(429, 'too-many-requests', 'Too Many Requests', detail, { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) });

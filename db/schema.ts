@@ -32,6 +32,8 @@ export const users = pgTable(
     passwordHash: text('password_hash').notNull(),
     role: text('role', { enum: ['admin', 'user'] }).notNull().default('user'),
     balance: bigint('balance', { mode: 'number' }).notNull().default(0),
+    /** A disabled user's sessions and API keys stop working at once; they keep their balance. */
+    disabled: boolean('disabled').notNull().default(false),
     createdAt: createdAt(),
   },
   (t) => [
@@ -41,7 +43,7 @@ export const users = pgTable(
   ],
 );
 
-/** Bearer tokens: only a SHA-256 of the token is stored. */
+/** Sessions: the bearer tokens a login gives. Only a SHA-256 of the token is stored. */
 export const tokens = pgTable(
   'tokens',
   {
@@ -52,8 +54,96 @@ export const tokens = pgTable(
     tokenHash: text('token_hash').notNull(),
     expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
     createdAt: createdAt(),
+    /** Updated at most once a minute. */
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+    clientIp: text('client_ip'),
+    userAgent: text('user_agent'),
+    /** Logout, a revocation by its user, a password change or reset. */
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
   },
   (t) => [uniqueIndex('tokens_token_hash_key').on(t.tokenHash), index('tokens_user_id_idx').on(t.userId)],
+);
+
+/** API keys: long-lived bearer credentials limited to scopes. Only a SHA-256 of the key is stored. */
+export const apiKeys = pgTable(
+  'api_keys',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    name: text('name').notNull(),
+    /** The key's first characters, shown to tell keys apart (never enough to use it). */
+    prefix: text('prefix').notNull(),
+    keyHash: text('key_hash').notNull(),
+    scopes: text('scopes').array().notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }),
+    lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('api_keys_key_hash_key').on(t.keyHash), index('api_keys_user_id_idx').on(t.userId)],
+);
+
+/** Failed logins, counted per username and per client address within the throttling window. */
+export const loginFailures = pgTable(
+  'login_failures',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    username: text('username').notNull(),
+    clientIp: text('client_ip').notNull(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('login_failures_username_at_idx').on(t.username, t.at), index('login_failures_client_ip_at_idx').on(t.clientIp, t.at)],
+);
+
+/** Single-use tickets that open a stats WebSocket (a browser cannot send a header there). */
+export const streamTickets = pgTable('stream_tickets', {
+  ticketHash: text('ticket_hash').primaryKey(),
+  userId: uuid('user_id')
+    .notNull()
+    .references(() => users.id, { onDelete: 'cascade' }),
+  containerId: uuid('container_id').notNull(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+});
+
+export const AUDIT_ACTOR_TYPES = ['user', 'api_key', 'anonymous', 'system'] as const;
+
+/**
+ * Who did what: every mutating API request and every action the system takes on a user's things.
+ * Append-only: a trigger (migration 0007) refuses UPDATE, TRUNCATE and any DELETE but the
+ * retention job's of rows older than its setting.
+ */
+export const auditLog = pgTable(
+  'audit_log',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+    actorType: text('actor_type', { enum: AUDIT_ACTOR_TYPES }).notNull(),
+    /** The acting user (user or api_key actors). */
+    actorUserId: uuid('actor_user_id'),
+    apiKeyId: uuid('api_key_id'),
+    /** The operation id of an API request, or the system's action (e.g. `release.removeContainer`). */
+    action: text('action').notNull(),
+    targetType: text('target_type'),
+    targetId: text('target_id'),
+    /** The user whose things the action concerns (they read it in their own audit). */
+    subjectUserId: uuid('subject_user_id'),
+    outcome: text('outcome', { enum: ['success', 'failure'] }).notNull(),
+    /** The HTTP status of an API request. */
+    status: integer('status'),
+    requestId: text('request_id'),
+    clientIp: text('client_ip'),
+    workflowId: text('workflow_id'),
+    detail: jsonb('detail').$type<Record<string, unknown>>(),
+  },
+  (t) => [
+    index('audit_log_at_idx').on(t.at),
+    index('audit_log_subject_at_idx').on(t.subjectUserId, t.at),
+    index('audit_log_actor_at_idx').on(t.actorUserId, t.at),
+    check('audit_log_actor_type_valid', sql`${t.actorType} in ('user', 'api_key', 'anonymous', 'system')`),
+    check('audit_log_outcome_valid', sql`${t.outcome} in ('success', 'failure')`),
+  ],
 );
 
 /** Docker hosts, registered and kept alive by their host workers. */

@@ -59,6 +59,15 @@ export function listVisible(db: Executor, viewer: Viewer, filter: ContainerFilte
 // ---------------------------------------------------------------------------------------------
 // Admission
 
+/** The user's containers that are running (a disabled user's are stopped). */
+export async function runningOf(db: Executor, userId: string): Promise<string[]> {
+  const rows = await db
+    .select({ id: containers.id })
+    .from(containers)
+    .where(and(eq(containers.userId, userId), eq(containers.state, 'running'), isNull(containers.removedAt)));
+  return rows.map((r) => r.id);
+}
+
 /** How many live containers the user has (each holds one of their slots). */
 export async function countLive(db: Executor, userId: string): Promise<number> {
   const [row] = await db.select({ n: count() }).from(containers).where(and(eq(containers.userId, userId), live));

@@ -1,12 +1,12 @@
 /**
- * The users aggregate's data access: users, their bearer tokens and their ledger entries (read
+ * The users aggregate's data access: users and their ledger entries (read
  * here; written only by billing/ledger.ts, which moves money). Functions take the pool or the
  * caller's transaction (`Executor`). "Visible to this user": a user sees their own row and
  * entries; an admin sees any user (the route decides, by role).
  */
-import { and, desc, eq, gt, lt } from 'drizzle-orm';
+import { and, asc, count, desc, eq, ilike } from 'drizzle-orm';
 import type { Executor } from '../db/client.js';
-import { ledgerEntries, tokens, users } from '../db/schema.js';
+import { ledgerEntries, users } from '../db/schema.js';
 import { pageOf, type Page, type PageRequest } from './paging.js';
 
 export type Role = 'admin' | 'user';
@@ -43,9 +43,12 @@ export async function findUserIdByName(db: Executor, username: string): Promise<
   return user?.id;
 }
 
-/** A user with the password hash, for a login. */
-export async function findCredentials(db: Executor, username: string): Promise<(PublicUser & { passwordHash: string }) | undefined> {
-  const [user] = await db.select({ ...publicColumns, passwordHash: users.passwordHash }).from(users).where(eq(users.username, username));
+/** A user with the password hash and whether they are disabled, for a login. */
+export async function findCredentials(db: Executor, username: string): Promise<(PublicUser & { passwordHash: string; disabled: boolean }) | undefined> {
+  const [user] = await db
+    .select({ ...publicColumns, passwordHash: users.passwordHash, disabled: users.disabled })
+    .from(users)
+    .where(eq(users.username, username));
   return user;
 }
 
@@ -57,25 +60,6 @@ export async function insertUser(db: Executor, row: { username: string; password
     .onConflictDoNothing({ target: users.username })
     .returning(publicColumns);
   return user;
-}
-
-export async function insertToken(db: Executor, row: { userId: string; tokenHash: string; expiresAt: Date }): Promise<void> {
-  await db.insert(tokens).values(row);
-}
-
-/** Deletes the user's tokens that expired before `now`. */
-export async function deleteExpiredTokens(db: Executor, userId: string, now: Date): Promise<void> {
-  await db.delete(tokens).where(and(eq(tokens.userId, userId), lt(tokens.expiresAt, now)));
-}
-
-/** The user a token (by its hash) belongs to, while it is valid at `now`. */
-export async function findUserByToken(db: Executor, tokenHash: string, now: Date): Promise<PublicUser | undefined> {
-  const [row] = await db
-    .select(publicColumns)
-    .from(tokens)
-    .innerJoin(users, eq(users.id, tokens.userId))
-    .where(and(eq(tokens.tokenHash, tokenHash), gt(tokens.expiresAt, now)));
-  return row;
 }
 
 /** A user's ledger entries, newest first. */
@@ -91,4 +75,54 @@ export function ledgerPage(db: Executor, userId: string, page: PageRequest): Pro
 export async function lockUser(tx: Executor, userId: string): Promise<boolean> {
   const [row] = await tx.select({ id: users.id }).from(users).where(eq(users.id, userId)).for('update');
   return row !== undefined;
+}
+
+export interface UserFilter {
+  /** A substring of the username. */
+  q?: string;
+  role?: Role;
+  disabled?: boolean;
+}
+
+export type AdminUserView = PublicUser & { disabled: boolean };
+
+/** Users matching the filter, by username (admins). */
+export async function listUsers(db: Executor, filter: UserFilter, page: PageRequest): Promise<Page<AdminUserView>> {
+  const where = and(
+    filter.q ? ilike(users.username, `%${filter.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`) : undefined,
+    filter.role ? eq(users.role, filter.role) : undefined,
+    filter.disabled === undefined ? undefined : eq(users.disabled, filter.disabled),
+  );
+  const [items, [totals]] = await Promise.all([
+    db.select({ ...publicColumns, disabled: users.disabled }).from(users).where(where).orderBy(asc(users.username)).limit(page.limit).offset(page.offset),
+    db.select({ n: count() }).from(users).where(where),
+  ]);
+  return { items, total: totals?.n ?? 0 };
+}
+
+export async function findUserForAdmin(db: Executor, id: string): Promise<AdminUserView | undefined> {
+  const [user] = await db.select({ ...publicColumns, disabled: users.disabled }).from(users).where(eq(users.id, id));
+  return user;
+}
+
+/** Sets a user's disabled flag and role; the row as it is then, or undefined when there is no such user. */
+export async function updateUser(db: Executor, id: string, set: { disabled?: boolean; role?: Role }): Promise<AdminUserView | undefined> {
+  if (set.disabled === undefined && set.role === undefined) return findUserForAdmin(db, id);
+  const [user] = await db
+    .update(users)
+    .set({ ...(set.disabled === undefined ? {} : { disabled: set.disabled }), ...(set.role === undefined ? {} : { role: set.role }) })
+    .where(eq(users.id, id))
+    .returning({ ...publicColumns, disabled: users.disabled });
+  return user;
+}
+
+export async function setPasswordHash(db: Executor, id: string, passwordHash: string): Promise<boolean> {
+  const rows = await db.update(users).set({ passwordHash }).where(eq(users.id, id)).returning({ id: users.id });
+  return rows.length > 0;
+}
+
+/** A user's password hash, by id (a password change checks the current one). */
+export async function findPasswordHash(db: Executor, id: string): Promise<string | undefined> {
+  const [row] = await db.select({ passwordHash: users.passwordHash }).from(users).where(eq(users.id, id));
+  return row?.passwordHash;
 }

@@ -1,19 +1,21 @@
-/** Users, their credentials, their bearer tokens and their ledger; money moves through billing/ledger.ts. */
-import { createHash, randomBytes } from 'node:crypto';
+/**
+ * Users, their administration and their ledger; money moves through billing/ledger.ts, and
+ * credentials (logins, sessions, API keys) live in services/auth.ts.
+ */
 import type { Database } from '../db/client.js';
-import { conflict, unauthorized } from '../core/errors.js';
+import { badRequest, conflict, notFound } from '../core/errors.js';
 import { billing } from '../billing/ledger.js';
 import * as repo from '../repositories/users.js';
 import type { PageRequest } from '../repositories/paging.js';
-import { decoyPasswordHash, hashPassword, verifyPassword } from './passwords.js';
+import * as containerRepo from '../repositories/containers.js';
+import { hashPassword } from './passwords.js';
+import type { ContainerService } from './containers.js';
 
 export type { PublicUser, Role } from '../repositories/users.js';
 type PublicUser = repo.PublicUser;
 
-const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
-
-export function createUserService(deps: { db: Database; tokenTtlMs: number }) {
-  const { db, tokenTtlMs } = deps;
+export function createUserService(deps: { db: Database; containers?: Pick<ContainerService, 'operate'> }) {
+  const { db } = deps;
 
   return {
     getById: (id: string) => repo.findUser(db, id),
@@ -40,22 +42,6 @@ export function createUserService(deps: { db: Database; tokenTtlMs: number }) {
       return 'created';
     },
 
-    /** Same answer, and about the same time, for an unknown user and a wrong password. */
-    async login(username: string, password: string): Promise<{ token: string; expiresAt: Date; user: PublicUser }> {
-      const user = await repo.findCredentials(db, username);
-      const ok = await verifyPassword(user?.passwordHash ?? (await decoyPasswordHash()), password);
-      if (!user || !ok) throw unauthorized('Invalid username or password.');
-      const token = randomBytes(32).toString('base64url');
-      const expiresAt = new Date(Date.now() + tokenTtlMs);
-      await repo.insertToken(db, { userId: user.id, tokenHash: sha256(token), expiresAt });
-      // Expired tokens of this user are of no use to anyone.
-      await repo.deleteExpiredTokens(db, user.id, new Date());
-      const { passwordHash: _, ...publicUser } = user;
-      return { token, expiresAt, user: publicUser };
-    },
-
-    authenticate: (token: string): Promise<PublicUser | undefined> => repo.findUserByToken(db, sha256(token), new Date()),
-
     /**
      * An admin's credit of a user (404 for an unknown user). `requestKey` (the Idempotency-Key
      * header, else a fresh UUID) makes a retried request credit once.
@@ -67,6 +53,35 @@ export function createUserService(deps: { db: Database; tokenTtlMs: number }) {
 
     /** A user's ledger entries, newest first. */
     ledger: (userId: string, page: PageRequest) => repo.ledgerPage(db, userId, page),
+
+    /** Users by username, filtered (admins). */
+    list: (filter: repo.UserFilter, page: PageRequest) => repo.listUsers(db, filter, page),
+
+    getForAdmin: (id: string) => repo.findUserForAdmin(db, id),
+
+    /**
+     * An admin disables or enables a user, or changes their role. A disabled user's credentials
+     * stop working at once (authentication checks the flag); their running containers are
+     * stopped, not removed; their balance stays. Admins cannot disable or demote themselves.
+     */
+    async update(admin: PublicUser, id: string, set: { disabled?: boolean; role?: repo.Role }) {
+      if (id === admin.id && (set.disabled === true || set.role === 'user')) throw badRequest('You cannot disable or demote yourself.');
+      const user = await repo.updateUser(db, id, set);
+      if (!user) throw notFound('User');
+      const stopped: string[] = [];
+      const failed: Array<{ id: string; reason: string }> = [];
+      if (set.disabled === true && deps.containers) {
+        for (const containerId of await containerRepo.runningOf(db, id)) {
+          try {
+            await deps.containers.operate({ id, role: 'user' }, containerId, 'stop');
+            stopped.push(containerId);
+          } catch (error) {
+            failed.push({ id: containerId, reason: (error as Error).message });
+          }
+        }
+      }
+      return { user, stoppedContainers: stopped, failedToStop: failed };
+    },
   };
 }
 

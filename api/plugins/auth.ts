@@ -1,20 +1,27 @@
 /**
- * Bearer-token authentication. Every route needs `Authorization: Bearer <token>`
- * unless its config says `public: true` (health, metrics, docs, login).
+ * Authentication and API key scopes. Every route needs `Authorization: Bearer <credential>`
+ * (a login's session token or an API key) unless its config says `public: true` (health,
+ * metrics, docs, login). A route whose config says `ticket: true` (the stats WebSocket, which a
+ * browser cannot give a header) also opens with `?ticket=`, a single-use ticket for that
+ * container. A key reaches only what its scopes allow (core/scopes.ts): beyond them, a 403.
  */
 import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
 import { forbidden, unauthorized } from '../../core/errors.js';
-import type { PublicUser, UserService } from '../../services/users.js';
+import { keyAllows, requirementOf } from '../../core/scopes.js';
+import type { AuthService, Principal } from '../../services/auth.js';
+import type { PublicUser } from '../../services/users.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     user: PublicUser | null;
+    /** How the caller authenticated (null on public routes and before authentication). */
+    principal: Principal | { kind: 'ticket'; user: PublicUser } | null;
   }
   interface FastifyContextConfig {
     public?: boolean;
-    /** Also accept the token as ?access_token= (WebSockets from browsers cannot send headers). */
-    queryToken?: boolean;
+    /** Also opens with ?ticket=<single-use ticket for this container> (the stats WebSocket). */
+    ticket?: boolean;
   }
 }
 
@@ -30,21 +37,50 @@ export function requireAdmin(request: FastifyRequest): PublicUser {
   return user;
 }
 
-export default fp<{ users: Pick<UserService, 'authenticate'> }>(
-  async (app, { users }) => {
+/** The caller's session (routes that manage the account: an API key cannot reach them). */
+export function callerSession(request: FastifyRequest): Principal & { kind: 'session' } {
+  const principal = request.principal;
+  if (principal?.kind !== 'session') throw forbidden('This needs a session: log in with a password.');
+  return principal;
+}
+
+/** Where the request comes from, as sessions and the login throttle record it. */
+export const clientOf = (request: FastifyRequest) => ({ ip: request.ip, userAgent: request.headers['user-agent'] });
+
+export default fp<{ auth: Pick<AuthService, 'authenticate' | 'redeemTicket'> }>(
+  async (app, { auth }) => {
     app.decorateRequest('user', null);
+    app.decorateRequest('principal', null);
     app.addHook('onRequest', async (request) => {
       if (request.routeOptions.config.public || request.is404) return;
       const header = request.headers.authorization;
       const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-      const queryToken = request.routeOptions.config.queryToken
-        ? (request.query as { access_token?: string } | undefined)?.access_token
-        : undefined;
-      const token = match?.[1] ?? queryToken;
-      if (!token) throw unauthorized('Send "Authorization: Bearer <token>"; POST /api/v1/auth/login gives one.');
-      const user = await users.authenticate(token);
-      if (!user) throw unauthorized('The token is invalid or has expired.');
-      request.user = user;
+      if (!match && request.routeOptions.config.ticket) {
+        const ticket = (request.query as { ticket?: unknown } | undefined)?.ticket;
+        const containerId = (request.params as { id?: unknown } | undefined)?.id;
+        if (typeof ticket === 'string' && typeof containerId === 'string') {
+          const user = await auth.redeemTicket(ticket, containerId);
+          if (!user) throw unauthorized('The ticket is invalid, used or expired: POST .../stats/ticket gives another.');
+          request.user = user;
+          request.principal = { kind: 'ticket', user };
+          return;
+        }
+      }
+      if (!match) throw unauthorized('Send "Authorization: Bearer <token or API key>"; POST /api/v1/auth/login gives a token.');
+      const principal = await auth.authenticate(match[1]!);
+      if (!principal) throw unauthorized('The token or key is invalid, revoked or expired, or its user is disabled.');
+      if (principal.kind === 'api_key') {
+        const requirement = requirementOf(request.method, request.routeOptions.url ?? request.url);
+        if (!keyAllows(principal.scopes, requirement, principal.user.role)) {
+          if ('session' in requirement) throw forbidden('This needs a session: log in with a password. API keys cannot manage the account.');
+          const needed = 'scope' in requirement ? requirement.scope : '';
+          throw forbidden(
+            needed === 'admin' && principal.user.role !== 'admin' ? 'This needs an admin.' : `This API key lacks the scope "${needed}" this route needs.`,
+          );
+        }
+      }
+      request.user = principal.user;
+      request.principal = principal;
     });
   },
   { name: 'auth' },

@@ -31,7 +31,7 @@ const TITLES: Record<number, string> = {
 };
 
 export function problemFor(error: unknown, request: FastifyRequest): ProblemBody {
-  const base = { instance: request.url, requestId: String(request.id) };
+  const base = { instance: request.url.split('?')[0]!, requestId: String(request.id) };
   if (error instanceof AppError) {
     return { type: `/problems/${error.type}`, title: error.title, status: error.status, detail: error.detail, ...base };
   }
@@ -69,6 +69,7 @@ export default fp(
       const problem = problemFor(error, request);
       if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
       else request.log.info({ status: problem.status, detail: problem.detail }, 'request rejected');
+      if (error instanceof AppError) reply.headers(error.headers);
       return sendProblem(reply, problem);
     });
     app.setNotFoundHandler((request, reply) =>
@@ -77,7 +78,7 @@ export default fp(
         title: 'Not Found',
         status: 404,
         detail: `No route ${request.method} ${request.url.split('?')[0]}.`,
-        instance: request.url,
+        instance: request.url.split('?')[0]!,
         requestId: String(request.id),
       }),
     );

@@ -25,13 +25,20 @@ export function testDb(): DatabaseHandle {
   return shared;
 }
 
+/**
+ * Every test's requests come from 127.0.0.1, like users behind one NAT, and failed logins are
+ * counted in PostgreSQL across test files and runs: the per-address limit is lifted unless a test
+ * sets it (test/integration/accounts.test.ts does, from addresses of its own).
+ */
+const testLogin = { login: { ...baseConfig.login, maxFailuresPerAddress: 1_000_000 } };
+
 export async function buildTestApp(
   t: Pick<TestContext, 'after'>,
-  overrides: Partial<Pick<ApiConfig, 'tokenTtlMs' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'streams' | 'dcu' | 'registries' | 'pulls'>> = {},
+  overrides: Partial<Pick<ApiConfig, 'tokenTtlMs' | 'login' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'streams' | 'dcu' | 'registries' | 'pulls'>> = {},
 ): Promise<App> {
   const database = connectDatabase(baseConfig.database.url, { max: 4 });
   const temporal = await connectTemporal(baseConfig.temporal);
-  const app = await buildApp({ config: { ...baseConfig, ...overrides }, db: database.db, temporal });
+  const app = await buildApp({ config: { ...baseConfig, ...testLogin, ...overrides }, db: database.db, temporal });
   t.after(async () => {
     await app.close();
     await temporal.connection.close();

@@ -102,3 +102,8 @@ export const LogsQuery = Type.Object({
   timestamps: Type.Boolean({ default: false }),
   follow: Type.Boolean({ default: false }),
 });
+
+export const StatsTicket = Type.Object({
+  ticket: Type.String({ description: 'Single use; valid for a short time' }),
+  expiresAt: DateTime,
+});

@@ -18,15 +18,17 @@ import { AppError, conflict, unprocessable } from '../../../core/errors.js';
 import type { StreamsConfig } from '../../../core/config.js';
 import type { ContainerService } from '../../../services/containers.js';
 import type { HostService } from '../../../services/hosts.js';
+import { TICKET_TTL_MS, type AuthService } from '../../../services/auth.js';
 import { caller } from '../../plugins/auth.js';
 import { authErrors, problemRef } from '../../schemas.js';
-import { ContainerParams, LogsQuery } from './schemas.js';
+import { ContainerParams, LogsQuery, StatsTicket } from './schemas.js';
 
 type Deps = {
   containers: Pick<ContainerService, 'getVisible'>;
   hosts: Pick<HostService, 'get'>;
   internalToken: string;
   limits: StreamsConfig;
+  auth: Pick<AuthService, 'streamTicket'>;
 };
 
 /** WebSocket close codes: 4000 + the HTTP status that means the same. */
@@ -57,7 +59,7 @@ export function streamSlots(max: number) {
 
 const describeDuration = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`);
 
-const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts, internalToken, limits }) => {
+const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts, internalToken, limits, auth }) => {
   const slots = streamSlots(limits.maxPerUser);
   const idle = describeDuration(limits.idleTimeoutMs);
 
@@ -193,16 +195,35 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
     },
   );
 
+  app.post(
+    '/:id/stats/ticket',
+    {
+      schema: {
+        operationId: 'createStatsTicket',
+        tags: ['containers'],
+        summary: "A single-use ticket that opens this container's stats WebSocket (for browsers)",
+        description: `Valid for ${TICKET_TTL_MS / 1000} s and one socket: open GET /api/v1/containers/{id}/stats?ticket=<ticket>.`,
+        params: ContainerParams,
+        response: { 201: StatsTicket, 400: problemRef, 403: problemRef, 404: problemRef, ...authErrors },
+      },
+    },
+    async (request, reply) => {
+      const container = await containers.getVisible(caller(request), request.params.id);
+      return reply.code(201).send(await auth.streamTicket(caller(request).id, container.id));
+    },
+  );
+
   app.get(
     '/:id/stats',
     {
       websocket: true,
-      config: { queryToken: true },
+      config: { ticket: true },
       schema: {
         tags: ['containers'],
         summary: 'WebSocket: a JSON sample about once a second (CPU %, memory, network, block I/O, pids)',
         description:
-          'Browsers, which cannot set headers on a WebSocket, may pass the token as ?access_token=. ' +
+          'Browsers, which cannot set headers on a WebSocket, open it with ?ticket=<ticket> from POST .../stats/ticket ' +
+          '(single use, short-lived); a token is never put in a URL. ' +
           `A socket counts towards the caller's ${limits.maxPerUser} open streams (beyond them it is closed with ` +
           `code ${CLOSE_TOO_MANY_STREAMS}). Send any message (its content is ignored) at least every ${idle}: ` +
           `a socket whose client sent nothing, or that got no sample, for ${idle} is closed with code ${CLOSE_IDLE}.`,

@@ -56,3 +56,46 @@ export const LedgerPage = Type.Object({
 export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
 });
+
+export const AdminUser = Type.Object(
+  {
+    id: Uuid,
+    username: Type.String(),
+    role: Role,
+    balance: Type.Integer({ description: 'In minor units (e.g. cents)' }),
+    disabled: Type.Boolean(),
+    createdAt: DateTime,
+  },
+  { $id: 'AdminUser' },
+);
+
+export const UserListQuery = Type.Object(
+  {
+    page: Type.Integer({ minimum: 1, default: 1 }),
+    pageSize: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+    q: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'A substring of the username' })),
+    role: Type.Optional(Role),
+    disabled: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+export const UserPage = Type.Object({ items: Type.Array(Type.Ref('AdminUser')), total: Type.Integer(), page: Type.Integer(), pageSize: Type.Integer() });
+
+export const UpdateUserBody = Type.Object(
+  { disabled: Type.Optional(Type.Boolean()), role: Type.Optional(Role) },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+export const UpdatedUser = Type.Object({
+  user: Type.Ref('AdminUser'),
+  stoppedContainers: Type.Array(Uuid, { description: 'Running containers stopped because the user was disabled' }),
+  failedToStop: Type.Array(Type.Object({ id: Uuid, reason: Type.String() })),
+});
+
+export const PasswordResetBody = Type.Object(
+  { newPassword: Type.String({ minLength: 8, maxLength: 1024 }) },
+  { additionalProperties: false },
+);
+
+export const PasswordReset = Type.Object({ revokedSessions: Type.Integer({ description: "The user's sessions ended" }) });
