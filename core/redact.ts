@@ -1,12 +1,11 @@
 /**
  * What no log line may hold: bearer tokens, API keys, passwords, Authorization and cookie
  * headers, single-use tickets, presigned-URL signatures. Every process's logger passes each
- * line's fields through `redactLogObject` (core/logger.ts).
+ * line, as written, through `redactJsonLine` (core/logger.ts): after the serializers, so what
+ * they add (a request's URL) is covered too.
  */
 export const REDACTED = '[redacted]';
 
-/** Fields whose value is a secret whatever it holds. */
-const SECRET_KEYS = /^(authorization|proxy-authorization|cookie|set-cookie|password|currentpassword|newpassword|token|access_token|api_key|apikey|ticket|secret|internaltoken|x-amz-signature|x-amz-credential|x-amz-security-token)$/i;
 /** Query parameters whose value is a secret. */
 const SECRET_PARAMS = /([?&](?:ticket|access_token|token|api_key|apikey|key|password|signature|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token)=)[^&#\s"']*/gi;
 const BEARER = /(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi;
@@ -18,17 +17,9 @@ export function redactString(text: string): string {
   return text.replace(SECRET_PARAMS, `$1${REDACTED}`).replace(BEARER, `$1${REDACTED}`).replace(API_KEY, `berth_${REDACTED}`);
 }
 
-/** A copy of a log line's fields with every secret replaced (nested objects and arrays too). */
-export function redactLogObject(value: Record<string, unknown>): Record<string, unknown> {
-  return redact(value, 0) as Record<string, unknown>;
-}
+const SECRET_FIELD = /"(authorization|proxy-authorization|cookie|set-cookie|password|currentPassword|newPassword|token|access_token|api_key|apikey|ticket|secret|internalToken|x-amz-signature|x-amz-credential|x-amz-security-token)":"(?:[^"\\]|\\.)*"/gi;
 
-function redact(value: unknown, depth: number): unknown {
-  if (typeof value === 'string') return redactString(value);
-  if (depth > 8 || value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
-  if (value instanceof Date || Buffer.isBuffer(value)) return value;
-  const out: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(value)) out[key] = SECRET_KEYS.test(key) && v !== undefined && v !== null ? REDACTED : redact(v, depth + 1);
-  return out;
+/** A JSON log line with secret fields' string values and every secret in any string replaced. */
+export function redactJsonLine(line: string): string {
+  return redactString(line.replace(SECRET_FIELD, `"$1":"${REDACTED}"`));
 }
