@@ -2,7 +2,8 @@
  * API key scopes: what a key may reach. A session (a login's token) reaches everything its user
  * may; a key reaches only the routes its scopes name. Every route maps to one requirement here,
  * by its path: a route this table does not know needs `admin`, so a new route is closed to keys
- * until it is placed.
+ * until it is placed. A route that needs `admin` needs an admin for a session too: the auth hook
+ * refuses anyone else before the route runs.
  */
 export const SCOPES = ['images:read', 'images:write', 'containers:read', 'containers:write', 'dcu', 'ledger:read', 'audit:read', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -21,7 +22,8 @@ const rw = (method: string, resource: 'images' | 'containers'): Requirement => (
 /** The requirement of a route, by its method and its path pattern (Fastify's routeOptions.url). */
 export function requirementOf(method: string, url: string): Requirement {
   const path = url.replace(/\/+$/, '');
-  if (path === '/api/v1/users/me' && READ_METHODS.has(method)) return { any: true };
+  // Who am I, and a user's own record (the route shows users only themselves, admins anyone).
+  if ((path === '/api/v1/users/me' || path === '/api/v1/users/:id') && READ_METHODS.has(method)) return { any: true };
   if (path === '/api/v1/auth/logout') return { session: true };
   if (/^\/api\/v1\/users\/me\/(sessions|api-keys|password)(\/|$)/.test(path)) return { session: true };
   if (path === '/api/v1/users/me/ledger') return { scope: 'ledger:read' };

@@ -3,7 +3,8 @@
  * (a login's session token or an API key) unless its config says `public: true` (health,
  * metrics, docs, login). A route whose config says `ticket: true` (the stats WebSocket, which a
  * browser cannot give a header) also opens with `?ticket=`, a single-use ticket for that
- * container. A key reaches only what its scopes allow (core/scopes.ts): beyond them, a 403.
+ * container. A key reaches only what its scopes allow (core/scopes.ts): beyond them, a 403; a
+ * route that needs `admin` is a 403 for anyone but an admin, whatever the credential.
  */
 import fp from 'fastify-plugin';
 import type { FastifyRequest } from 'fastify';
@@ -69,8 +70,9 @@ export default fp<{ auth: Pick<AuthService, 'authenticate' | 'redeemTicket'> }>(
       if (!match) throw unauthorized('Send "Authorization: Bearer <token or API key>"; POST /api/v1/auth/login gives a token.');
       const principal = await auth.authenticate(match[1]!);
       if (!principal) throw unauthorized('The token or key is invalid, revoked or expired, or its user is disabled.');
+      const requirement = requirementOf(request.method, request.routeOptions.url ?? request.url);
+      if ('scope' in requirement && requirement.scope === 'admin' && principal.user.role !== 'admin') throw forbidden('This needs an admin.');
       if (principal.kind === 'api_key') {
-        const requirement = requirementOf(request.method, request.routeOptions.url ?? request.url);
         if (!keyAllows(principal.scopes, requirement, principal.user.role)) {
           if ('session' in requirement) throw forbidden('This needs a session: log in with a password. API keys cannot manage the account.');
           const needed = 'scope' in requirement ? requirement.scope : '';
