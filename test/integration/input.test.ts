@@ -119,7 +119,7 @@ test('NUL in query strings and path parameters is a 400 on every route, before a
   assertProblem(await get('/api/v1/users/me?anything=%00'), /anything/);
   assertProblem(await get('/api/v1/admin/releases/a%00', admin), /Invalid params: id must not contain control characters/);
   assertProblem(await get(`/api/v1/containers/${randomUUID()}%00`), /id/);
-  assertProblem(await get('/api/v1/hosts/host-a%00/ping', admin), /id/);
+  assertProblem(await app.inject({ method: 'POST', url: '/api/v1/hosts/host-a%00/ping', headers: bearer(admin) }), /id/);
   assertProblem(await get('/api/v1/images/pulls/pull-%00'), /pullId/);
   // Before authentication too: no token needed to be refused, and no token lookup happens.
   assertProblem(await app.inject({ method: 'GET', url: '/api/v1/containers?host=%00' }), /host/);

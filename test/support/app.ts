@@ -27,7 +27,9 @@ export function testDb(): DatabaseHandle {
 
 export async function buildTestApp(
   t: Pick<TestContext, 'after'>,
-  overrides: Partial<Pick<ApiConfig, 'tokenTtlMs' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'streams' | 'dcu' | 'registries' | 'pulls'>> = {},
+  overrides: Partial<
+    Pick<ApiConfig, 'tokenTtlMs' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'streams' | 'dcu' | 'registries' | 'pulls' | 'corsOrigins'>
+  > = {},
 ): Promise<App> {
   const database = connectDatabase(baseConfig.database.url, { max: 4 });
   const temporal = await connectTemporal(baseConfig.temporal);
