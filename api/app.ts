@@ -3,6 +3,8 @@
  * External plugins first, then Berth's plugins, then one plugin per resource.
  */
 import Fastify, { type FastifyBaseLogger } from 'fastify';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import rateLimit from '@fastify/rate-limit';
@@ -48,7 +50,10 @@ import { createReleaseService } from '../services/releases.js';
 import { createReadiness } from '../services/readiness.js';
 
 export interface AppDeps {
-  config: Pick<ApiConfig, 'tokenTtlMs' | 'login' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'registries' | 'pulls' | 'internalToken' | 'dcu' | 'streams'>;
+  config: Pick<
+    ApiConfig,
+    'tokenTtlMs' | 'login' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'registries' | 'pulls' | 'internalToken' | 'dcu' | 'streams' | 'corsOrigins'
+  >;
   db: Database;
   temporal: Client;
   /** A pino logger; tests leave it out and get no logs. */
@@ -56,6 +61,34 @@ export interface AppDeps {
 }
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** The API answers JSON and text, never pages: nothing may load, run, frame or submit. */
+const API_CSP = {
+  'default-src': ["'none'"],
+  'base-uri': ["'none'"],
+  'form-action': ["'none'"],
+  'frame-ancestors': ["'none'"],
+};
+
+/**
+ * Swagger UI at /docs (set by the swagger-ui plugin on its own routes only): scripts, styles,
+ * fonts and images from /docs itself, "Try it out" calls to this origin. No inline script
+ * (`@fastify/swagger-ui`'s csp.json lists no hash); inline styles are allowed, as Swagger UI's
+ * bundle applies one.
+ */
+const DOCS_CSP = {
+  'default-src': ["'self'"],
+  'base-uri': ["'self'"],
+  'connect-src': ["'self'"],
+  'font-src': ["'self'", 'data:'],
+  'form-action': ["'self'"],
+  'frame-ancestors': ["'none'"],
+  'img-src': ["'self'", 'data:'],
+  'object-src': ["'none'"],
+  'script-src': ["'self'"],
+  'script-src-attr': ["'none'"],
+  'style-src': ["'self'", "'unsafe-inline'"],
+};
 
 export async function buildApp(deps: AppDeps) {
   const { config, db, temporal } = deps;
@@ -121,6 +154,18 @@ export async function buildApp(deps: AppDeps) {
     }
   });
 
+  // Security headers on every response (set on the raw response in onRequest, so before any
+  // other hook can fail the request, and kept by the hijacked event stream).
+  await app.register(helmet, { contentSecurityPolicy: { useDefaults: false, directives: API_CSP }, frameguard: { action: 'deny' } });
+  // CORS only for the origins BERTH_CORS_ORIGINS lists (exact matches); without any, no CORS
+  // headers at all. Before authentication: a preflight carries no token.
+  if (config.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: [...config.corsOrigins],
+      methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+      exposedHeaders: ['x-request-id', 'location', 'retry-after', 'content-disposition'],
+    });
+  }
   await app.register(problems);
   await app.register(input); // its onRequest hook runs before authentication's
   await app.register(swagger, {
@@ -129,12 +174,16 @@ export async function buildApp(deps: AppDeps) {
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
+    // Shared schemas are components named by their $id (Problem, DcuError, ...), not def-<n>.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
-  // The docs are public: this hook must be in place before the docs routes are added.
+  // The docs are public: this hook must be in place before the docs routes are added. A public
+  // route needs no token, and the document says so (`security: []`).
   app.addHook('onRoute', (route) => {
     if (route.url.startsWith('/docs')) route.config = { ...route.config, public: true };
+    if (route.config?.public && route.schema?.security === undefined) route.schema = { ...route.schema, security: [] };
   });
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { persistAuthorization: true } });
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { persistAuthorization: false, deepLinking: true }, staticCSP: DOCS_CSP });
   await app.register(rateLimit, {
     global: false,
     hook: 'preHandler', // after authentication, so the key is the user

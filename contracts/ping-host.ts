@@ -1,7 +1,7 @@
 /**
  * The pingHost workflow's contract: one activity on the host's own task queue that answers what
  * the engine says about itself (the end-to-end proof of per-host routing). Started by the API
- * (GET /api/v1/hosts/:id/ping). Types and pure functions only: the workflow imports it.
+ * (POST /api/v1/hosts/:id/ping). Types and pure functions only: the workflow imports it.
  */
 import { CONTROL_TASK_QUEUE } from '../core/temporal-names.js';
 import { defineWorkflow } from './workflow.js';

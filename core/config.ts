@@ -189,6 +189,8 @@ export interface ApiConfig {
   /** On SIGTERM, how long requests in flight get before their connections are closed. */
   shutdownGraceMs: number;
   streams: StreamsConfig;
+  /** Origins (scheme://host[:port]) whose browsers may call the API; empty: no CORS headers at all. */
+  corsOrigins: string[];
 }
 
 export interface LoginThrottleConfig {
@@ -525,6 +527,27 @@ function dcuControl(r: Reader): DcuControlConfig {
   };
 }
 
+/**
+ * BERTH_CORS_ORIGINS: exact origins such as https://console.example or http://127.0.0.1:3000,
+ * as browsers send them in `Origin` (no path, no trailing slash, no wildcard).
+ */
+function corsOrigins(r: Reader): string[] {
+  const name = 'BERTH_CORS_ORIGINS';
+  const origins = r.list(name, []);
+  for (const origin of origins) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || !['http:', 'https:'].includes(parsed.protocol) || parsed.origin !== origin) {
+      throw new ConfigError(name, `must be comma-separated origins such as https://console.example or http://127.0.0.1:3000, got "${origin}"`);
+    }
+  }
+  return [...new Set(origins)];
+}
+
 function shutdownGrace(r: Reader): number {
   return r.duration('BERTH_SHUTDOWN_GRACE', '30s');
 }
@@ -577,6 +600,7 @@ export function loadApiConfig(env: Env): Readonly<ApiConfig> {
       maxPerUser: r.int('BERTH_MAX_STREAMS_PER_USER', 10, { min: 1 }),
       idleTimeoutMs: r.duration('BERTH_STREAM_IDLE_TIMEOUT', '10m', { minMs: 1000 }),
     },
+    corsOrigins: corsOrigins(r),
   });
 }
 

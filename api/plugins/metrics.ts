@@ -1,6 +1,7 @@
 /** Prometheus metrics at /metrics: per-route request counts, error counts and latency. */
 import fp from 'fastify-plugin';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { textResponse } from '../schemas.js';
 
 export default fp(
   async (app) => {
@@ -33,10 +34,22 @@ export default fp(
       duration.observe(labels, reply.elapsedTime / 1000);
     });
 
-    app.get('/metrics', { config: { public: true }, schema: { hide: true } }, async (_request, reply) => {
-      reply.type(registry.contentType);
-      return registry.metrics();
-    });
+    app.get(
+      '/metrics',
+      {
+        config: { public: true },
+        schema: {
+          operationId: 'getMetrics',
+          tags: ['health'],
+          summary: 'Prometheus metrics: requests, errors and latency per route, and the process',
+          response: { 200: textResponse('text/plain', 'The Prometheus text exposition format (version 0.0.4)') },
+        },
+      },
+      async (_request, reply) => {
+        reply.type(registry.contentType);
+        return registry.metrics();
+      },
+    );
   },
   { name: 'metrics' },
 );

@@ -6,6 +6,7 @@ import { hosts } from '../../db/schema.js';
 import { createHostDbActivities } from '../../activities/hosts-db.js';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, uniqueName } from '../support/app.js';
 import { HOST_IDS, dockerFor } from '../support/stack.js';
+import { pingHostId } from '../../contracts/ping-host.js';
 
 test('both host workers registered their daemons and are up', async (t) => {
   const app = await buildTestApp(t);
@@ -32,7 +33,7 @@ test("ping runs a workflow whose activity runs on each host's own queue", async 
   t.after(() => temporal.connection.close());
   const engineIds = new Set<string>();
   for (const id of HOST_IDS) {
-    const res = await app.inject({ method: 'GET', url: `/api/v1/hosts/${id}/ping`, headers: bearer(token) });
+    const res = await app.inject({ method: 'POST', url: `/api/v1/hosts/${id}/ping`, headers: bearer(token) });
     assert.equal(res.statusCode, 200, res.body);
     const body = res.json();
     assert.equal(body.hostId, id);
@@ -53,9 +54,16 @@ test("ping runs a workflow whose activity runs on each host's own queue", async 
 test('ping: unknown host 404, down host 422, bad id 400, non-admin 403', async (t) => {
   const app = await buildTestApp(t);
   const token = await adminToken(app);
-  const missing = await app.inject({ method: 'GET', url: '/api/v1/hosts/no-such-host/ping', headers: bearer(token) });
+  // A ping starts a workflow: it is a POST, and a GET (which must have no side effect) starts nothing.
+  const requestId = uniqueName('get-ping');
+  const get = await app.inject({ method: 'GET', url: '/api/v1/hosts/host-a/ping', headers: { ...bearer(token), 'x-request-id': requestId } });
+  assert.equal(get.statusCode, 404, get.body);
+  const temporal = await connectTemporal(baseConfig.temporal);
+  t.after(() => temporal.connection.close());
+  await assert.rejects(temporal.workflow.getHandle(pingHostId('host-a', requestId)).describe(), /not found/i, 'no workflow started by the GET');
+  const missing = await app.inject({ method: 'POST', url: '/api/v1/hosts/no-such-host/ping', headers: bearer(token) });
   assert.equal(missing.statusCode, 404);
-  const badId = await app.inject({ method: 'GET', url: '/api/v1/hosts/Bad_Id/ping', headers: bearer(token) });
+  const badId = await app.inject({ method: 'POST', url: '/api/v1/hosts/Bad_Id/ping', headers: bearer(token) });
   assert.equal(badId.statusCode, 400);
 
   const downId = uniqueName('down');
@@ -67,14 +75,14 @@ test('ping: unknown host 404, down host 422, bad id 400, non-admin 403', async (
     lastHeartbeatAt: new Date(Date.now() - 3_600_000),
   });
   t.after(() => testDb().db.delete(hosts).where(eq(hosts.id, downId)));
-  const down = await app.inject({ method: 'GET', url: `/api/v1/hosts/${downId}/ping`, headers: bearer(token) });
+  const down = await app.inject({ method: 'POST', url: `/api/v1/hosts/${downId}/ping`, headers: bearer(token) });
   assert.equal(down.statusCode, 422);
   assert.match(down.json().detail, /is down/);
   const list = await app.inject({ method: 'GET', url: '/api/v1/hosts', headers: bearer(token) });
   assert.equal(list.json().items.find((h: { id: string }) => h.id === downId).status, 'down');
 
   const user = await createUser(app);
-  const denied = await app.inject({ method: 'GET', url: '/api/v1/hosts/host-a/ping', headers: bearer(user.token) });
+  const denied = await app.inject({ method: 'POST', url: '/api/v1/hosts/host-a/ping', headers: bearer(user.token) });
   assert.equal(denied.statusCode, 403);
 });
 
@@ -93,7 +101,7 @@ test('ping: a host that looks up but whose worker takes no task is a 504 within 
   });
   t.after(() => testDb().db.delete(hosts).where(eq(hosts.id, ghostId)));
   const started = Date.now();
-  const res = await app.inject({ method: 'GET', url: `/api/v1/hosts/${ghostId}/ping`, headers: bearer(token) });
+  const res = await app.inject({ method: 'POST', url: `/api/v1/hosts/${ghostId}/ping`, headers: bearer(token) });
   assert.equal(res.statusCode, 504, res.body);
   assert.match(res.json().detail, new RegExp(`^Host "${ghostId}" did not answer: `));
   assert.ok(Date.now() - started < 40_000, 'bounded by the ping’s timeouts, not by BERTH_WAIT_TIMEOUT');

@@ -34,7 +34,9 @@ const testLogin = { login: { ...baseConfig.login, maxFailuresPerAddress: 1_000_0
 
 export async function buildTestApp(
   t: Pick<TestContext, 'after'>,
-  overrides: Partial<Pick<ApiConfig, 'tokenTtlMs' | 'login' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'streams' | 'dcu' | 'registries' | 'pulls'>> = {},
+  overrides: Partial<
+    Pick<ApiConfig, 'tokenTtlMs' | 'login' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'streams' | 'dcu' | 'registries' | 'pulls' | 'corsOrigins'>
+  > = {},
 ): Promise<App> {
   const database = connectDatabase(baseConfig.database.url, { max: 4 });
   const temporal = await connectTemporal(baseConfig.temporal);

@@ -75,3 +75,15 @@ test('durations', () => {
   assert.equal(parseDuration('1.5h'), undefined);
   assert.equal(parseDuration(''), undefined);
 });
+
+test('CORS origins: none by default; exact origins only', () => {
+  assert.deepEqual(loadApiConfig(minimal).corsOrigins, []);
+  assert.deepEqual(loadApiConfig({ ...minimal, BERTH_CORS_ORIGINS: '' }).corsOrigins, []);
+  assert.deepEqual(
+    loadApiConfig({ ...minimal, BERTH_CORS_ORIGINS: 'https://console.example, http://127.0.0.1:3000,https://console.example' }).corsOrigins,
+    ['https://console.example', 'http://127.0.0.1:3000'],
+  );
+  for (const bad of ['*', 'console.example', 'https://console.example/', 'https://console.example/app', 'ftp://files.example', 'https://console.example:443', 'null']) {
+    assert.throws(() => loadApiConfig({ ...minimal, BERTH_CORS_ORIGINS: bad }), /BERTH_CORS_ORIGINS: must be comma-separated origins/, bad);
+  }
+});

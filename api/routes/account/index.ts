@@ -8,11 +8,11 @@ import type { AuthService } from '../../../services/auth.js';
 import type { AuditService } from '../../../services/audit.js';
 import { pageRequest } from '../../../repositories/paging.js';
 import { caller, callerSession, clientOf } from '../../plugins/auth.js';
-import { authErrors, problemRef } from '../../schemas.js';
+import { authErrors, emptyResponse, problemResponses } from '../../schemas.js';
 import { AuditPage, AuditQuery } from '../audit/schemas.js';
-import { ApiKeyList, CreateApiKeyBody, CreatedApiKey, IdParams, PasswordChangeBody, PasswordChanged, SessionList } from './schemas.js';
+import { ApiKeyList, CreateApiKeyBody, IdParams, PasswordChangeBody, PasswordChanged, SessionList } from './schemas.js';
 
-const noContent = Type.Null({ description: 'Done' });
+const noContent = emptyResponse('Done');
 
 const account: FastifyPluginAsyncTypebox<{ auth: AuthService; audit: Pick<AuditService, 'ofUser'> }> = async (app, { auth, audit }) => {
   app.get(
@@ -22,7 +22,7 @@ const account: FastifyPluginAsyncTypebox<{ auth: AuthService; audit: Pick<AuditS
         operationId: 'listMySessions',
         tags: ['account'],
         summary: "The caller's live sessions (never their tokens)",
-        response: { 200: SessionList, 403: problemRef, ...authErrors },
+        response: { 200: SessionList, ...problemResponses(403), ...authErrors },
       },
     },
     async (request) => ({ items: await auth.sessions(callerSession(request)) }),
@@ -36,7 +36,7 @@ const account: FastifyPluginAsyncTypebox<{ auth: AuthService; audit: Pick<AuditS
         tags: ['account'],
         summary: 'Revoke one of your sessions: its next request is a 401',
         params: IdParams,
-        response: { 204: noContent, 400: problemRef, 403: problemRef, 404: problemRef, ...authErrors },
+        response: { 204: noContent, ...problemResponses(400, 403, 404), ...authErrors },
       },
     },
     async (request, reply) => {
@@ -53,7 +53,7 @@ const account: FastifyPluginAsyncTypebox<{ auth: AuthService; audit: Pick<AuditS
         tags: ['account'],
         summary: 'Change your password; every other session of yours ends',
         body: PasswordChangeBody,
-        response: { 200: PasswordChanged, 400: problemRef, 403: problemRef, ...authErrors },
+        response: { 200: PasswordChanged, ...problemResponses(400, 403), ...authErrors },
       },
     },
     async (request) => auth.changePassword(callerSession(request), request.body.currentPassword, request.body.newPassword, clientOf(request)),
@@ -68,7 +68,7 @@ const account: FastifyPluginAsyncTypebox<{ auth: AuthService; audit: Pick<AuditS
         summary: 'Create an API key limited to scopes; the key is in this answer only',
         description: 'Use it as "Authorization: Bearer <key>". A route outside its scopes answers 403.',
         body: CreateApiKeyBody,
-        response: { 201: CreatedApiKey, 400: problemRef, 403: problemRef, ...authErrors },
+        response: { 201: Type.Ref('CreatedApiKey'), ...problemResponses(400, 403), ...authErrors },
       },
     },
     async (request, reply) => {
@@ -85,7 +85,7 @@ const account: FastifyPluginAsyncTypebox<{ auth: AuthService; audit: Pick<AuditS
         operationId: 'listApiKeys',
         tags: ['account'],
         summary: "Your API keys that are not revoked (never the keys themselves)",
-        response: { 200: ApiKeyList, 403: problemRef, ...authErrors },
+        response: { 200: ApiKeyList, ...problemResponses(403), ...authErrors },
       },
     },
     async (request) => ({ items: await auth.apiKeys(callerSession(request).user.id) }),
@@ -99,7 +99,7 @@ const account: FastifyPluginAsyncTypebox<{ auth: AuthService; audit: Pick<AuditS
         tags: ['account'],
         summary: 'Revoke an API key: its next request is a 401',
         params: IdParams,
-        response: { 204: noContent, 400: problemRef, 403: problemRef, 404: problemRef, ...authErrors },
+        response: { 204: noContent, ...problemResponses(400, 403, 404), ...authErrors },
       },
     },
     async (request, reply) => {
@@ -116,7 +116,7 @@ const account: FastifyPluginAsyncTypebox<{ auth: AuthService; audit: Pick<AuditS
         tags: ['account'],
         summary: 'Your audit: what you did, and what the system or an admin did to your things, newest first',
         querystring: AuditQuery,
-        response: { 200: AuditPage, 400: problemRef, 403: problemRef, ...authErrors },
+        response: { 200: AuditPage, ...problemResponses(400, 403), ...authErrors },
       },
     },
     async (request) => {

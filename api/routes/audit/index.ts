@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AuditService } from '../../../services/audit.js';
 import { pageRequest } from '../../../repositories/paging.js';
 import { requireAdmin } from '../../plugins/auth.js';
-import { authErrors, problemRef } from '../../schemas.js';
+import { authErrors, problemResponses } from '../../schemas.js';
 import { AuditPage, AuditQuery } from './schemas.js';
 
 const audit: FastifyPluginAsyncTypebox<{ audit: Pick<AuditService, 'all'> }> = async (app, { audit }) => {
@@ -15,7 +15,7 @@ const audit: FastifyPluginAsyncTypebox<{ audit: Pick<AuditService, 'all'> }> = a
         tags: ['audit'],
         summary: 'The audit log, newest first (admin): who did what, and what the system did to whose things',
         querystring: AuditQuery,
-        response: { 200: AuditPage, 400: problemRef, 403: problemRef, ...authErrors },
+        response: { 200: AuditPage, ...problemResponses(400, 403), ...authErrors },
       },
     },
     async (request) => {

@@ -1,11 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
 import type { AuthService } from '../../../services/auth.js';
-import { authErrors, problemRef } from '../../schemas.js';
+import { authErrors, emptyResponse, problemResponses } from '../../schemas.js';
 import { callerSession, clientOf } from '../../plugins/auth.js';
+import { User } from '../users/schemas.js';
 import { LoginBody, LoginResponse } from './schemas.js';
 
 const auth: FastifyPluginAsyncTypebox<{ auth: Pick<AuthService, 'login' | 'logout'> }> = async (app, { auth }) => {
+  app.addSchema(User);
+
   app.post(
     '/login',
     {
@@ -18,7 +20,7 @@ const auth: FastifyPluginAsyncTypebox<{ auth: Pick<AuthService, 'login' | 'logou
           'Failed logins are counted per username and per client address; beyond the limits (BERTH_LOGIN_MAX_FAILURES_PER_USER, ' +
           '_PER_ADDRESS within BERTH_LOGIN_FAILURE_WINDOW) login answers 429 with Retry-After, before any password is checked.',
         body: LoginBody,
-        response: { 200: LoginResponse, 400: problemRef, 401: problemRef, 403: problemRef, 429: problemRef },
+        response: { 200: LoginResponse, ...problemResponses(400, 401, 403, 429) },
       },
     },
     async (request) => auth.login(request.body.username, request.body.password, clientOf(request)),
@@ -31,7 +33,7 @@ const auth: FastifyPluginAsyncTypebox<{ auth: Pick<AuthService, 'login' | 'logou
         operationId: 'logout',
         tags: ['auth'],
         summary: 'Revoke the session whose token this request presents',
-        response: { 204: Type.Null({ description: 'The session is revoked' }), 403: problemRef, ...authErrors },
+        response: { 204: emptyResponse('The session is revoked'), ...problemResponses(403), ...authErrors },
       },
     },
     async (request, reply) => {

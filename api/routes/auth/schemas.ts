@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import { DateTime } from '../../schemas.js';
-import { User } from '../users/schemas.js';
+import { UserRef } from '../users/schemas.js';
 
 export const LoginBody = Type.Object(
   {
@@ -13,5 +13,5 @@ export const LoginBody = Type.Object(
 export const LoginResponse = Type.Object({
   token: Type.String(),
   expiresAt: DateTime,
-  user: User,
+  user: UserRef,
 });

@@ -2,22 +2,37 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { ContainerService } from '../../../services/containers.js';
 import { pageRequest } from '../../../repositories/paging.js';
 import { caller } from '../../plugins/auth.js';
-import { authErrors, problemRef } from '../../schemas.js';
-import { Container, ContainerPage, ContainerParams, CreateBody, Created, ListQuery, OperationParams, Quote, QuoteBody, WaitQuery } from './schemas.js';
+import { authErrors, problemResponses } from '../../schemas.js';
+import {
+  Container,
+  ContainerPage,
+  ContainerParams,
+  ContainerRef,
+  CreateBody,
+  Created,
+  ListQuery,
+  OperationParams,
+  Quote,
+  QuoteBody,
+  WaitQuery,
+} from './schemas.js';
 
-const errors = { 400: problemRef, 404: problemRef, 409: problemRef, 422: problemRef, 502: problemRef, ...authErrors } as const;
+const errors = { ...problemResponses(400, 404, 409, 422, 502), ...authErrors } as const;
 
 const containerRoutes: FastifyPluginAsyncTypebox<{ containers: ContainerService }> = async (app, { containers }) => {
+  app.addSchema(Container);
+
   app.post(
     '/',
     {
       schema: {
+        operationId: 'createContainer',
         tags: ['containers'],
         summary: "Run a container from one of your images (or a public one) on the image's host",
         description: '202 with the id; `?wait=true` answers 201 with the container once it runs, or the reason it could not run as a problem (409 insufficient funds, 502 Docker refused).',
         body: CreateBody,
         querystring: WaitQuery,
-        response: { 201: Container, 202: Created, ...errors },
+        response: { 201: ContainerRef, 202: Created, ...errors },
       },
     },
     async (request, reply) => {
@@ -33,10 +48,11 @@ const containerRoutes: FastifyPluginAsyncTypebox<{ containers: ContainerService 
     '/quote',
     {
       schema: {
+        operationId: 'quoteContainer',
         tags: ['containers'],
         summary: 'The price per billing period of a container with these limits, before running it (nothing is created)',
         body: QuoteBody,
-        response: { 200: Quote, 400: problemRef, ...authErrors },
+        response: { 200: Quote, ...problemResponses(400), ...authErrors },
       },
     },
     async (request) => containers.quote(request.body),
@@ -46,10 +62,11 @@ const containerRoutes: FastifyPluginAsyncTypebox<{ containers: ContainerService 
     '/',
     {
       schema: {
+        operationId: 'listContainers',
         tags: ['containers'],
         summary: 'Your containers (admins: all, filterable by user, host and state); removed ones with ?state=removed',
         querystring: ListQuery,
-        response: { 200: ContainerPage, 400: problemRef, ...authErrors },
+        response: { 200: ContainerPage, ...problemResponses(400), ...authErrors },
       },
     },
     async (request) => {
@@ -60,7 +77,15 @@ const containerRoutes: FastifyPluginAsyncTypebox<{ containers: ContainerService 
 
   app.get(
     '/:id',
-    { schema: { tags: ['containers'], params: ContainerParams, response: { 200: Container, ...errors } } },
+    {
+      schema: {
+        operationId: 'getContainer',
+        tags: ['containers'],
+        summary: 'A container you may see',
+        params: ContainerParams,
+        response: { 200: ContainerRef, ...errors },
+      },
+    },
     async (request) => containers.getVisible(caller(request), request.params.id),
   );
 
@@ -68,10 +93,11 @@ const containerRoutes: FastifyPluginAsyncTypebox<{ containers: ContainerService 
     '/:id/:operation',
     {
       schema: {
+        operationId: 'operateContainer',
         tags: ['containers'],
         summary: 'start, stop or restart: a Temporal update on the container workflow, answered with the new state',
         params: OperationParams,
-        response: { 200: Container, ...errors },
+        response: { 200: ContainerRef, ...errors },
       },
     },
     async (request) => {
@@ -85,10 +111,11 @@ const containerRoutes: FastifyPluginAsyncTypebox<{ containers: ContainerService 
     '/:id',
     {
       schema: {
+        operationId: 'removeContainer',
         tags: ['containers'],
         summary: 'Remove: billing stops, the container is removed, its port is freed, its workflow ends',
         params: ContainerParams,
-        response: { 200: Container, ...errors },
+        response: { 200: ContainerRef, ...errors },
       },
     },
     async (request) => {

@@ -10,36 +10,40 @@ export const ContainerStateName = Type.Union(CONTAINER_STATES.map((s) => Type.Li
 
 export const ContainerReasonCodeName = Type.Union(CONTAINER_REASON_CODES.map((c) => Type.Literal(c)));
 
-export const Container = Type.Object({
-  id: Uuid,
-  name: Type.String(),
-  userId: Uuid,
-  host: Type.String(),
-  imageId: Type.Union([Uuid, Type.Null()], { description: 'null once the image record has been removed' }),
-  image: Type.String(),
-  state: Type.String(),
-  stateReason: Type.Union([Type.String(), Type.Null()]),
-  stateReasonCode: Type.Union([ContainerReasonCodeName, Type.Null()], {
-    description: 'Why it is in its state, as a code (insufficient_funds: a 409 for ?wait=true; the others a 502); null when no reason is needed',
-  }),
-  hostIp: Type.String({ description: 'The address the port is published on' }),
-  hostPort: Type.Integer(),
-  containerPort: Type.Integer(),
-  memoryMb: Type.Integer(),
-  cpus: Type.Number(),
-  pidsLimit: Type.Union([Type.Integer(), Type.Null()], { description: 'The most processes it may run (null: created before PIDs limits)' }),
-  pricePerPeriod: Type.Union([Type.Integer(), Type.Null()], {
-    description: 'Minor units charged per started billing period, fixed at creation (null: created before prices by resources)',
-  }),
-  exitCode: Type.Union([Type.Integer(), Type.Null()]),
-  charged: Type.Integer({ description: 'Minor units charged so far' }),
-  workflowId: Type.String(),
-  createdAt: DateTime,
-  startedAt: Type.Union([DateTime, Type.Null()]),
-  removedAt: Type.Union([DateTime, Type.Null()]),
-});
+export const Container = Type.Object(
+  {
+    id: Uuid,
+    name: Type.String(),
+    userId: Uuid,
+    host: Type.String(),
+    imageId: Type.Union([Uuid, Type.Null()], { description: 'null once the image record has been removed' }),
+    image: Type.String(),
+    state: Type.String(),
+    stateReason: Type.Union([Type.String(), Type.Null()]),
+    stateReasonCode: Type.Union([ContainerReasonCodeName, Type.Null()], {
+      description: 'Why it is in its state, as a code (insufficient_funds: a 409 for ?wait=true; the others a 502); null when no reason is needed',
+    }),
+    hostIp: Type.String({ description: 'The address the port is published on' }),
+    hostPort: Type.Integer(),
+    containerPort: Type.Integer(),
+    memoryMb: Type.Integer(),
+    cpus: Type.Number(),
+    pidsLimit: Type.Union([Type.Integer(), Type.Null()], { description: 'The most processes it may run (null: created before PIDs limits)' }),
+    pricePerPeriod: Type.Union([Type.Integer(), Type.Null()], {
+      description: 'Minor units charged per started billing period, fixed at creation (null: created before prices by resources)',
+    }),
+    exitCode: Type.Union([Type.Integer(), Type.Null()]),
+    charged: Type.Integer({ description: 'Minor units charged so far' }),
+    workflowId: Type.String(),
+    createdAt: DateTime,
+    startedAt: Type.Union([DateTime, Type.Null()]),
+    removedAt: Type.Union([DateTime, Type.Null()]),
+  },
+  { $id: 'Container', description: 'A container and its billing' },
+);
+export const ContainerRef = Type.Ref('Container');
 
-export const ContainerPage = Type.Object({ items: Type.Array(Container), total: Type.Integer() });
+export const ContainerPage = Type.Object({ items: Type.Array(ContainerRef), total: Type.Integer() });
 
 export const CreateBody = Type.Object(
   {
@@ -107,3 +111,25 @@ export const StatsTicket = Type.Object({
   ticket: Type.String({ description: 'Single use; valid for a short time' }),
   expiresAt: DateTime,
 });
+
+/** One message of the stats WebSocket (core/docker-frames.ts, StatsSample): a named component, referenced by no route. */
+export const StatsSample = Type.Object(
+  {
+    at: Type.String({ description: "The sample's time, as Docker reads it (RFC 3339)" }),
+    cpuPercent: Type.Number({ description: 'CPU use, 100 per busy CPU' }),
+    memoryUsage: Type.Integer({ description: 'Bytes, page cache excluded' }),
+    memoryLimit: Type.Integer({ description: 'Bytes' }),
+    networkRx: Type.Integer({ description: 'Bytes received, all interfaces' }),
+    networkTx: Type.Integer({ description: 'Bytes sent, all interfaces' }),
+    blockRead: Type.Integer({ description: 'Bytes read from block devices' }),
+    blockWrite: Type.Integer({ description: 'Bytes written to block devices' }),
+    pids: Type.Integer({ description: 'Processes running' }),
+  },
+  { $id: 'StatsSample', description: 'A text message of the stats WebSocket (GET /api/v1/containers/{id}/stats), as JSON' },
+);
+
+/** The last message before the server closes a stats WebSocket for a reason. */
+export const StatsError = Type.Object(
+  { error: Type.String({ description: 'Why the socket is closed' }) },
+  { $id: 'StatsError', description: 'The last text message of a stats WebSocket the server closes for a reason, as JSON' },
+);

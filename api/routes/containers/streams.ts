@@ -12,6 +12,7 @@
  * sample was delivered.
  */
 import { PassThrough, Readable } from 'node:stream';
+import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { AppError, conflict, unprocessable } from '../../../core/errors.js';
@@ -20,8 +21,8 @@ import type { ContainerService } from '../../../services/containers.js';
 import type { HostService } from '../../../services/hosts.js';
 import { TICKET_TTL_MS, type AuthService } from '../../../services/auth.js';
 import { caller } from '../../plugins/auth.js';
-import { authErrors, problemRef } from '../../schemas.js';
-import { ContainerParams, LogsQuery, StatsTicket } from './schemas.js';
+import { authErrors, emptyResponse, problemResponses, textResponse } from '../../schemas.js';
+import { ContainerParams, LogsQuery, StatsError, StatsSample, StatsTicket } from './schemas.js';
 
 type Deps = {
   containers: Pick<ContainerService, 'getVisible'>;
@@ -60,6 +61,9 @@ export function streamSlots(max: number) {
 const describeDuration = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`);
 
 const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts, internalToken, limits, auth }) => {
+  // What the stats WebSocket sends: named components of the document, for clients to type its messages.
+  app.addSchema(StatsSample);
+  app.addSchema(StatsError);
   const slots = streamSlots(limits.maxPerUser);
   const idle = describeDuration(limits.idleTimeoutMs);
 
@@ -127,12 +131,9 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
     return out;
   }
 
-  const logsSchema = {
-    tags: ['containers'],
-    params: ContainerParams,
-    querystring: LogsQuery,
-    response: { 400: problemRef, 404: problemRef, 409: problemRef, 422: problemRef, 502: problemRef, ...authErrors },
-  };
+  const logsSchema = { tags: ['containers'], params: ContainerParams, querystring: LogsQuery };
+  const logsErrors = { ...problemResponses(400, 404, 409, 422, 502), ...authErrors };
+  const LOG_LINES = 'The log as text: one line per line the container wrote, prefixed [stdout] or [stderr] (and its time with ?timestamps=true).';
 
   function logsQuery(q: { tail?: number | 'all'; since?: number; timestamps: boolean; follow: boolean }, follow: boolean) {
     const params = new URLSearchParams({ timestamps: String(q.timestamps), follow: String(follow) });
@@ -146,11 +147,13 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
     {
       schema: {
         ...logsSchema,
+        operationId: 'getContainerLogs',
         summary: 'Logs as text, one line each, prefixed [stdout] or [stderr]; ?follow=true streams until you leave or it stops',
         description:
-          `A followed log counts towards the caller's ${limits.maxPerUser} open streams (beyond them: 429) ` +
-          `and ends once nothing was sent for ${idle}.`,
-        produces: ['text/plain'],
+          'Without ?follow the body is the log so far. With ?follow=true it is streamed (chunked) as lines come, ' +
+          'the headers sent at once, until the client leaves, the container stops or nothing was sent for ' +
+          `${idle}. A followed log counts towards the caller's ${limits.maxPerUser} open streams (beyond them: 429).`,
+        response: { 200: textResponse('text/plain', LOG_LINES), ...logsErrors },
       },
     },
     async (request, reply) => {
@@ -181,7 +184,20 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
 
   app.get(
     '/:id/logs/download',
-    { schema: { ...logsSchema, summary: 'The logs as a file attachment', produces: ['text/plain'] } },
+    {
+      schema: {
+        ...logsSchema,
+        operationId: 'downloadContainerLogs',
+        summary: 'The logs as a file attachment',
+        description: 'Never followed: the log so far, as a download (not counted as an open stream).',
+        response: {
+          200: textResponse('text/plain', LOG_LINES, {
+            'content-disposition': { type: 'string', description: 'attachment; filename="<container name>-logs.txt"' },
+          }),
+          ...logsErrors,
+        },
+      },
+    },
     async (request, reply) => {
       // Never followed, so it ends by itself: not counted as an open stream.
       const abort = new AbortController();
@@ -204,7 +220,7 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
         summary: "A single-use ticket that opens this container's stats WebSocket (for browsers)",
         description: `Valid for ${TICKET_TTL_MS / 1000} s and one socket: open GET /api/v1/containers/{id}/stats?ticket=<ticket>.`,
         params: ContainerParams,
-        response: { 201: StatsTicket, 400: problemRef, 403: problemRef, 404: problemRef, ...authErrors },
+        response: { 201: StatsTicket, ...problemResponses(400, 403, 404), ...authErrors },
       },
     },
     async (request, reply) => {
@@ -213,24 +229,45 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
     },
   );
 
-  app.get(
-    '/:id/stats',
-    {
-      websocket: true,
-      config: { ticket: true },
-      schema: {
-        tags: ['containers'],
-        summary: 'WebSocket: a JSON sample about once a second (CPU %, memory, network, block I/O, pids)',
-        description:
-          'Browsers, which cannot set headers on a WebSocket, open it with ?ticket=<ticket> from POST .../stats/ticket ' +
-          '(single use, short-lived); a token is never put in a URL. ' +
-          `A socket counts towards the caller's ${limits.maxPerUser} open streams (beyond them it is closed with ` +
-          `code ${CLOSE_TOO_MANY_STREAMS}). Send any message (its content is ignored) at least every ${idle}: ` +
-          `a socket whose client sent nothing, or that got no sample, for ${idle} is closed with code ${CLOSE_IDLE}.`,
-        params: ContainerParams,
+  app.route({
+    method: 'GET',
+    url: '/:id/stats',
+    config: { ticket: true },
+    schema: {
+      operationId: 'streamContainerStats',
+      tags: ['containers'],
+      summary: 'WebSocket: a JSON sample about once a second (CPU %, memory, network, block I/O, pids)',
+      description:
+        'A WebSocket (RFC 6455): send `Connection: Upgrade`, `Upgrade: websocket`; the answer is 101 Switching Protocols, ' +
+        'or a problem when the request or its token is refused (one without the upgrade is a 426). ' +
+        'Server messages are text frames, one JSON object each: a sample (`#/components/schemas/StatsSample`) about once ' +
+        'a second, the latest at once on joining; before the server closes for a reason, one `{"error": "<reason>"}` ' +
+        '(`#/components/schemas/StatsError`). Close codes: 1000 the container\'s stream ended; 4000 + an HTTP status ' +
+        `when it is refused after the upgrade (4404, 4409, 4422); ${CLOSE_TOO_MANY_STREAMS} beyond the caller's ` +
+        `${limits.maxPerUser} open streams; ${CLOSE_IDLE} idle; 1011 the host failed. The client's messages are ignored but ` +
+        `keep the socket open: send one (or a ping) at least every ${idle}; a socket whose client sent nothing, or that ` +
+        `got no sample, for ${idle} is closed. Browsers, which cannot set headers on a WebSocket, open it with ?ticket=<ticket> from ` +
+        'POST /api/v1/containers/{id}/stats/ticket (single use, short-lived); a token is never put in a URL.',
+      params: ContainerParams,
+      querystring: Type.Object({
+        ticket: Type.Optional(Type.String({ maxLength: 100, description: 'A single-use ticket from POST .../stats/ticket, for clients that cannot send an Authorization header' })),
+      }),
+      response: {
+        101: emptyResponse('Switching Protocols: the WebSocket is open and JSON samples follow as text messages', {
+          upgrade: { type: 'string', description: 'websocket' },
+          connection: { type: 'string', description: 'Upgrade' },
+        }),
+        // The container and its host are checked after the upgrade: those refusals are close codes.
+        ...problemResponses(400, 426),
+        ...authErrors,
       },
     },
-    async (socket, request) => {
+    // A plain GET (no upgrade) reaches this handler.
+    handler: async (_request, reply) => {
+      reply.header('upgrade', 'websocket');
+      throw new AppError(426, 'upgrade-required', 'Upgrade Required', 'This route is a WebSocket: send Connection: Upgrade and Upgrade: websocket.');
+    },
+    wsHandler: async (socket, request) => {
       const id = request.params.id;
       const abort = new AbortController();
       let release: () => void = () => undefined;
@@ -281,7 +318,7 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
         done();
       }
     },
-  );
+  });
 };
 
 export default streams;

@@ -9,6 +9,7 @@ import type { DcuService } from '../../../services/dcu.js';
 import { formatDcuTime } from '../../../services/dcu.js';
 import { caller } from '../../plugins/auth.js';
 import { problemFor } from '../../plugins/problems.js';
+import { emptyResponse } from '../../schemas.js';
 import {
   CancelRequested,
   ErrorEnvelope,
@@ -16,10 +17,12 @@ import {
   QueryParams,
   StartBody,
   Started,
+  Task,
   TaskEnvelope,
   TaskPage,
   TaskParams,
   dcuErrors,
+  errorRef,
 } from './schemas.js';
 
 const ok = <T>(data: T, message = 'success') => ({ code: 0, status: 200, message, data });
@@ -30,6 +33,7 @@ function sendError(reply: FastifyReply, status: number, message: string) {
 
 const dcu: FastifyPluginAsyncTypebox<{ dcu: DcuService }> = async (app, { dcu }) => {
   app.addSchema(ErrorEnvelope);
+  app.addSchema(Task);
 
   app.setErrorHandler((error, request, reply) => {
     const problem = problemFor(error, request);
@@ -41,7 +45,10 @@ const dcu: FastifyPluginAsyncTypebox<{ dcu: DcuService }> = async (app, { dcu })
 
   app.get(
     '/health',
-    { config: { public: true }, schema: { tags: ['dcu'], summary: 'The DCU service is up', response: { 200: Health } } },
+    {
+      config: { public: true },
+      schema: { operationId: 'getDcuHealth', tags: ['dcu'], summary: 'The DCU service is up', response: { 200: Health } },
+    },
     async () => ok({ status: 'healthy', time: formatDcuTime(new Date()) }),
   );
 
@@ -49,6 +56,7 @@ const dcu: FastifyPluginAsyncTypebox<{ dcu: DcuService }> = async (app, { dcu })
     '/start',
     {
       schema: {
+        operationId: 'startDcuTask',
         tags: ['dcu'],
         summary: 'Start a Download-Compress-Upload task for an image',
         description: '`username` must be the caller (an admin may start for anyone). The task runs as the workflow `dcu-<task_id>`.',
@@ -63,6 +71,7 @@ const dcu: FastifyPluginAsyncTypebox<{ dcu: DcuService }> = async (app, { dcu })
     '/status/:task_id',
     {
       schema: {
+        operationId: 'getDcuTask',
         tags: ['dcu'],
         summary: "A task's state, progress, artifacts and timing",
         params: TaskParams,
@@ -76,6 +85,7 @@ const dcu: FastifyPluginAsyncTypebox<{ dcu: DcuService }> = async (app, { dcu })
     '/query',
     {
       schema: {
+        operationId: 'listDcuTasks',
         tags: ['dcu'],
         summary: "Tasks, newest first: the caller's (an admin: everyone's), filtered and paged",
         querystring: QueryParams,
@@ -100,6 +110,7 @@ const dcu: FastifyPluginAsyncTypebox<{ dcu: DcuService }> = async (app, { dcu })
     '/cancel/:task_id',
     {
       schema: {
+        operationId: 'cancelDcuTask',
         tags: ['dcu'],
         summary: 'Cancel a running task: the running phase stops, partial artifacts are removed, the task ends failed "cancelled"',
         params: TaskParams,
@@ -113,10 +124,18 @@ const dcu: FastifyPluginAsyncTypebox<{ dcu: DcuService }> = async (app, { dcu })
     '/download/:task_id',
     {
       schema: {
+        operationId: 'downloadDcuArchive',
         tags: ['dcu'],
         summary: "302 to a presigned MinIO URL of a completed task's archive",
+        description: 'The URL is valid for BERTH_DCU_DOWNLOAD_URL_TTL; the archive is a .tar.gz (application/gzip) that docker load reads.',
         params: TaskParams,
-        response: { ...dcuErrors, 410: { $ref: 'DcuError' } },
+        response: {
+          302: emptyResponse("Found: the archive's presigned MinIO URL", {
+            location: { type: 'string', format: 'uri', description: 'The presigned URL of the .tar.gz' },
+          }),
+          ...dcuErrors,
+          410: errorRef,
+        },
       },
     },
     async (request, reply) => reply.redirect(await dcu.downloadUrl(caller(request), request.params.task_id), 302),

@@ -27,7 +27,7 @@ export const ErrorEnvelope = Type.Object(
     message: Type.String(),
     data: Type.Null(),
   },
-  { $id: 'DcuError', description: 'A DCU error, in the original envelope' },
+  { $id: 'DcuError', description: 'A DCU error, in the original envelope (application/json)' },
 );
 
 export const errorRef = Type.Ref('DcuError');
@@ -66,30 +66,34 @@ export const Started = Envelope(Type.Object({ task_id: Uuid, state: Type.Literal
 
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
-export const Task = Type.Object({
-  task_id: Uuid,
-  state: DcuStateSchema,
-  state_display: Type.String(),
-  docker_image_name: Type.String(),
-  gzip_file_name: Type.String(),
-  minio_object_name: Type.String(),
-  progress: Type.Integer({ description: '0 idle, 25 downloading, 50 compressing, 75 uploading, 100 completed, -1 failed' }),
-  duration: Type.Integer({ description: 'Milliseconds since start (until the end once ended)' }),
-  username: Type.String(),
-  start_time: Type.String({ description: 'YYYY-MM-DD HH:mm:ss (UTC), empty before the start' }),
-  end_time: Type.String({ description: 'YYYY-MM-DD HH:mm:ss (UTC), empty until the end' }),
-  error_message: Type.String(),
-  bytes_done: Type.Integer({ description: "Bytes done in the current phase (from the running activity's heartbeat)" }),
-  bytes_total: Type.Integer(),
-  size_bytes: Nullable(Type.Integer({ description: 'Bytes of the docker save tar' })),
-  compressed_bytes: Nullable(Type.Integer({ description: 'Bytes of the .tar.gz' })),
-  sha256: Nullable(Type.String({ description: 'sha256 of the .tar.gz, also the object metadata x-amz-meta-sha256' })),
-  host: Nullable(Type.String()),
-  artifacts_expired: Type.Boolean({ description: 'The cleanup schedule deleted the archive' }),
-  charged: Type.Integer({ description: 'Minor units charged: every started GB of tar, once the object is in MinIO (0 before, and for a failed task)' }),
-});
+export const Task = Type.Object(
+  {
+    task_id: Uuid,
+    state: DcuStateSchema,
+    state_display: Type.String(),
+    docker_image_name: Type.String(),
+    gzip_file_name: Type.String(),
+    minio_object_name: Type.String(),
+    progress: Type.Integer({ description: '0 idle, 25 downloading, 50 compressing, 75 uploading, 100 completed, -1 failed' }),
+    duration: Type.Integer({ description: 'Milliseconds since start (until the end once ended)' }),
+    username: Type.String(),
+    start_time: Type.String({ description: 'YYYY-MM-DD HH:mm:ss (UTC), empty before the start' }),
+    end_time: Type.String({ description: 'YYYY-MM-DD HH:mm:ss (UTC), empty until the end' }),
+    error_message: Type.String(),
+    bytes_done: Type.Integer({ description: "Bytes done in the current phase (from the running activity's heartbeat)" }),
+    bytes_total: Type.Integer(),
+    size_bytes: Nullable(Type.Integer({ description: 'Bytes of the docker save tar' })),
+    compressed_bytes: Nullable(Type.Integer({ description: 'Bytes of the .tar.gz' })),
+    sha256: Nullable(Type.String({ description: 'sha256 of the .tar.gz, also the object metadata x-amz-meta-sha256' })),
+    host: Nullable(Type.String()),
+    artifacts_expired: Type.Boolean({ description: 'The cleanup schedule deleted the archive' }),
+    charged: Type.Integer({ description: 'Minor units charged: every started GB of tar, once the object is in MinIO (0 before, and for a failed task)' }),
+  },
+  { $id: 'DcuTask', description: 'A DCU task' },
+);
+const TaskRef = Type.Ref('DcuTask');
 
-export const TaskEnvelope = Envelope(Task);
+export const TaskEnvelope = Envelope(TaskRef);
 
 export const TaskParams = Type.Object({ task_id: Uuid });
 
@@ -103,7 +107,7 @@ export const QueryParams = Type.Object({
   page_size: Type.Optional(Type.String({ pattern: DIGITS, description: 'Default 10, capped at 100' })),
 });
 
-export const TaskPage = Envelope(Type.Object({ total: Type.Integer(), items: Type.Array(Task) }));
+export const TaskPage = Envelope(Type.Object({ total: Type.Integer(), items: Type.Array(TaskRef) }));
 
 export const CancelRequested = Envelope(
   Type.Object({ task_id: Uuid, state: DcuStateSchema, cancel_requested: Type.Boolean() }),

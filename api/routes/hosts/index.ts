@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { HostService, HostView } from '../../../services/hosts.js';
 import { hostTaskQueue } from '../../../core/temporal-names.js';
 import { requireAdmin } from '../../plugins/auth.js';
-import { authErrors, problemRef } from '../../schemas.js';
+import { authErrors, problemResponses } from '../../schemas.js';
 import { HostList, HostParams, PingResponse } from './schemas.js';
 
 const present = (host: HostView) => ({ ...host, taskQueue: hostTaskQueue(host.id) });
@@ -12,9 +12,10 @@ const hosts: FastifyPluginAsyncTypebox<{ hosts: Pick<HostService, 'list' | 'ping
     '/',
     {
       schema: {
+        operationId: 'listHosts',
         tags: ['hosts'],
         summary: 'Docker hosts with their status and last heartbeat (admin)',
-        response: { 200: HostList, 403: problemRef, ...authErrors },
+        response: { 200: HostList, ...problemResponses(403), ...authErrors },
       },
     },
     async (request) => {
@@ -23,14 +24,16 @@ const hosts: FastifyPluginAsyncTypebox<{ hosts: Pick<HostService, 'list' | 'ping
     },
   );
 
-  app.get(
+  // A POST: each ping starts a workflow (a GET never has a side effect).
+  app.post(
     '/:id/ping',
     {
       schema: {
+        operationId: 'pingHost',
         tags: ['hosts'],
         summary: "Run a workflow whose activity runs on the host's own task queue (admin)",
         params: HostParams,
-        response: { 200: PingResponse, 400: problemRef, 403: problemRef, 404: problemRef, 422: problemRef, 504: problemRef, ...authErrors },
+        response: { 200: PingResponse, ...problemResponses(400, 403, 404, 422, 504), ...authErrors },
       },
     },
     async (request) => {

@@ -3,10 +3,11 @@ import type { ImageService } from '../../../services/images.js';
 import type { PullService, PullStatus } from '../../../services/pulls.js';
 import { pageRequest } from '../../../repositories/paging.js';
 import { caller, requireAdmin } from '../../plugins/auth.js';
-import { authErrors, problemRef } from '../../schemas.js';
+import { authErrors, problemResponses, textResponse } from '../../schemas.js';
 import {
   Image,
   ImagePage,
+  ImageRef,
   ImageParams,
   ListQuery,
   PullAccepted,
@@ -20,16 +21,19 @@ import {
 const SSE_POLL_MS = 500;
 
 const images: FastifyPluginAsyncTypebox<{ images: ImageService; pulls: PullService }> = async (app, { images, pulls }) => {
+  app.addSchema(Image);
+
   app.post(
     '/pull',
     {
       schema: {
+        operationId: 'pullImage',
         tags: ['images'],
         summary: 'Pull an image onto a host and pay for it by size',
         description: '202 with the pull id; `?wait=true` waits for the end and answers 201 with the image (or the failure).',
         body: PullBody,
         querystring: WaitQuery,
-        response: { 201: Image, 202: PullAccepted, 400: problemRef, 409: problemRef, 422: problemRef, 502: problemRef, 504: problemRef, ...authErrors },
+        response: { 201: ImageRef, 202: PullAccepted, ...problemResponses(400, 409, 422, 502, 504), ...authErrors },
       },
     },
     async (request, reply) => {
@@ -44,10 +48,11 @@ const images: FastifyPluginAsyncTypebox<{ images: ImageService; pulls: PullServi
     '/pulls/:pullId',
     {
       schema: {
+        operationId: 'getPull',
         tags: ['images'],
         summary: "A pull's state, progress and outcome",
         params: PullParams,
-        response: { 200: PullStatusSchema, 400: problemRef, 404: problemRef, ...authErrors },
+        response: { 200: PullStatusSchema, ...problemResponses(400, 404), ...authErrors },
       },
     },
     async (request) => pulls.status(caller(request), request.params.pullId),
@@ -57,10 +62,19 @@ const images: FastifyPluginAsyncTypebox<{ images: ImageService; pulls: PullServi
     '/pulls/:pullId/events',
     {
       schema: {
+        operationId: 'streamPullEvents',
         tags: ['images'],
         summary: 'Server-Sent Events: progress until the end, then one done or error event',
         params: PullParams,
-        response: { 400: problemRef, 404: problemRef, ...authErrors },
+        response: {
+          200: textResponse(
+            'text/event-stream',
+            'Server-Sent Events, each `event: <name>` and `data: <JSON>`: `progress` (the pull\'s progress, as in getPull) ' +
+              'whenever it changes, then one `done` ({image, deduped}) or `error` ({type?, message}), and the stream ends.',
+          ),
+          ...problemResponses(400, 404),
+          ...authErrors,
+        },
       },
     },
     async (request, reply) => {
@@ -111,10 +125,11 @@ const images: FastifyPluginAsyncTypebox<{ images: ImageService; pulls: PullServi
     '/',
     {
       schema: {
+        operationId: 'listImages',
         tags: ['images'],
         summary: "The caller's images and the public ones (admins: all, ?userId= to filter), newest first",
         querystring: ListQuery,
-        response: { 200: ImagePage, 400: problemRef, ...authErrors },
+        response: { 200: ImagePage, ...problemResponses(400), ...authErrors },
       },
     },
     async (request) => {
@@ -126,7 +141,13 @@ const images: FastifyPluginAsyncTypebox<{ images: ImageService; pulls: PullServi
   app.get(
     '/:id',
     {
-      schema: { tags: ['images'], params: ImageParams, response: { 200: Image, 400: problemRef, 404: problemRef, ...authErrors } },
+      schema: {
+        operationId: 'getImage',
+        tags: ['images'],
+        summary: 'An image the caller may see',
+        params: ImageParams,
+        response: { 200: ImageRef, ...problemResponses(400, 404), ...authErrors },
+      },
     },
     async (request) => images.get(caller(request), request.params.id),
   );
@@ -135,11 +156,12 @@ const images: FastifyPluginAsyncTypebox<{ images: ImageService; pulls: PullServi
     '/:id',
     {
       schema: {
+        operationId: 'removeImage',
         tags: ['images'],
         summary: 'Remove an image: refund its charge, delete the record, remove it from the host if no other record uses it',
         description: 'Waits for the removal, up to BERTH_WAIT_TIMEOUT: then 504, and the removal goes on.',
         params: ImageParams,
-        response: { 200: Removed, 400: problemRef, 404: problemRef, 409: problemRef, 502: problemRef, 504: problemRef, ...authErrors },
+        response: { 200: Removed, ...problemResponses(400, 404, 409, 502, 504), ...authErrors },
       },
     },
     async (request) => images.remove(caller(request), request.params.id),
@@ -149,10 +171,11 @@ const images: FastifyPluginAsyncTypebox<{ images: ImageService; pulls: PullServi
     '/:id/publish',
     {
       schema: {
+        operationId: 'publishImage',
         tags: ['images'],
         summary: 'Make an image public: visible to everyone, free to use, never released (admin)',
         params: ImageParams,
-        response: { 200: Image, 400: problemRef, 403: problemRef, 404: problemRef, ...authErrors },
+        response: { 200: ImageRef, ...problemResponses(400, 403, 404), ...authErrors },
       },
     },
     async (request) => {

@@ -3,25 +3,29 @@ import { HOST_ID } from '../../../core/config.js';
 import { PULL_ID } from '../../../contracts/pull-image.js';
 import { DateTime, Pagination, Uuid } from '../../schemas.js';
 
-export const Image = Type.Object({
-  id: Uuid,
-  userId: Uuid,
-  reference: Type.String({ description: 'Normalized reference, e.g. docker.io/library/busybox:latest' }),
-  repository: Type.String(),
-  tag: Type.Union([Type.String(), Type.Null()]),
-  digest: Type.Union([Type.String(), Type.Null()]),
-  imageId: Type.String({ description: 'sha256:... as Docker reports it' }),
-  sizeBytes: Type.Integer(),
-  sizeMb: Type.Number({ description: 'Size in MB, one decimal' }),
-  host: Type.String(),
-  ports: Type.Array(Type.String()),
-  visibility: Type.Union([Type.Literal('private'), Type.Literal('public')]),
-  charged: Type.Integer({ description: 'Minor units charged for this image' }),
-  pullId: Type.Union([Type.String(), Type.Null()]),
-  createdAt: DateTime,
-});
+export const Image = Type.Object(
+  {
+    id: Uuid,
+    userId: Uuid,
+    reference: Type.String({ description: 'Normalized reference, e.g. docker.io/library/busybox:latest' }),
+    repository: Type.String(),
+    tag: Type.Union([Type.String(), Type.Null()]),
+    digest: Type.Union([Type.String(), Type.Null()]),
+    imageId: Type.String({ description: 'sha256:... as Docker reports it' }),
+    sizeBytes: Type.Integer(),
+    sizeMb: Type.Number({ description: 'Size in MB, one decimal' }),
+    host: Type.String(),
+    ports: Type.Array(Type.String()),
+    visibility: Type.Union([Type.Literal('private'), Type.Literal('public')]),
+    charged: Type.Integer({ description: 'Minor units charged for this image' }),
+    pullId: Type.Union([Type.String(), Type.Null()]),
+    createdAt: DateTime,
+  },
+  { $id: 'Image', description: 'An image on a host, private to its owner or public' },
+);
+export const ImageRef = Type.Ref('Image');
 
-export const ImagePage = Type.Object({ items: Type.Array(Image), total: Type.Integer() });
+export const ImagePage = Type.Object({ items: Type.Array(ImageRef), total: Type.Integer() });
 
 export const ListQuery = Type.Intersect([Pagination, Type.Object({ userId: Type.Optional(Uuid) })]);
 
@@ -53,7 +57,7 @@ export const PullStatus = Type.Object({
   pullId: Type.String(),
   state: Type.Union([Type.Literal('running'), Type.Literal('completed'), Type.Literal('failed')]),
   progress: Type.Union([Progress, Type.Null()]),
-  image: Type.Optional(Image),
+  image: Type.Optional(ImageRef),
   deduped: Type.Optional(Type.Boolean()),
   error: Type.Optional(Type.Object({ type: Type.Optional(Type.String()), message: Type.String() })),
 });

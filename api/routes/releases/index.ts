@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import type { ReleaseService } from '../../../services/releases.js';
 import { pageRequest } from '../../../repositories/paging.js';
 import { requireAdmin } from '../../plugins/auth.js';
-import { DateTime, Pagination, authErrors, problemRef } from '../../schemas.js';
+import { DateTime, Pagination, authErrors, problemResponses } from '../../schemas.js';
 
 const Counts = Type.Union([Type.Object({ removed: Type.Integer(), failed: Type.Integer() }), Type.Null()]);
 const Run = Type.Object({
@@ -37,10 +37,11 @@ const releases: FastifyPluginAsyncTypebox<{ releases: ReleaseService }> = async 
     '/',
     {
       schema: {
+        operationId: 'listReleases',
         tags: ['admin'],
         summary: "The nightly release schedule (next runs, paused?) and its runs, newest first (admin)",
         querystring: Pagination,
-        response: { 200: Overview, 403: problemRef, ...authErrors },
+        response: { 200: Overview, ...problemResponses(400, 403), ...authErrors },
       },
     },
     async (request) => {
@@ -53,9 +54,10 @@ const releases: FastifyPluginAsyncTypebox<{ releases: ReleaseService }> = async 
     '/',
     {
       schema: {
+        operationId: 'triggerRelease',
         tags: ['admin'],
         summary: 'Run the nightly release now (admin); a release already running is not doubled',
-        response: { 202: Type.Object({ triggered: Type.Boolean() }), 403: problemRef, 503: problemRef, ...authErrors },
+        response: { 202: Type.Object({ triggered: Type.Boolean() }), ...problemResponses(403, 503), ...authErrors },
       },
     },
     async (request, reply) => {
@@ -69,10 +71,11 @@ const releases: FastifyPluginAsyncTypebox<{ releases: ReleaseService }> = async 
     '/:id',
     {
       schema: {
+        operationId: 'getRelease',
         tags: ['admin'],
         summary: 'One release: counts, refunded total and each failure with its reason (admin)',
         params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) }),
-        response: { 200: RunDetail, 403: problemRef, 404: problemRef, ...authErrors },
+        response: { 200: RunDetail, ...problemResponses(400, 403, 404), ...authErrors },
       },
     },
     async (request) => {

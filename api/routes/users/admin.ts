@@ -4,7 +4,7 @@ import type { UserService } from '../../../services/users.js';
 import type { AuthService } from '../../../services/auth.js';
 import { pageRequest } from '../../../repositories/paging.js';
 import { requireAdmin } from '../../plugins/auth.js';
-import { authErrors, problemRef } from '../../schemas.js';
+import { authErrors, problemResponses } from '../../schemas.js';
 import { PasswordReset, PasswordResetBody, UpdateUserBody, UpdatedUser, UserIdParams, UserListQuery, UserPage } from './schemas.js';
 
 const adminUsers: FastifyPluginAsyncTypebox<{ users: Pick<UserService, 'list' | 'update'>; auth: Pick<AuthService, 'resetPassword'> }> = async (
@@ -19,7 +19,7 @@ const adminUsers: FastifyPluginAsyncTypebox<{ users: Pick<UserService, 'list' | 
         tags: ['users'],
         summary: 'Users by username (admin); filter by a username substring, role, disabled',
         querystring: UserListQuery,
-        response: { 200: UserPage, 400: problemRef, 403: problemRef, ...authErrors },
+        response: { 200: UserPage, ...problemResponses(400, 403), ...authErrors },
       },
     },
     async (request) => {
@@ -41,7 +41,7 @@ const adminUsers: FastifyPluginAsyncTypebox<{ users: Pick<UserService, 'list' | 
           'are stopped, not removed; they keep their balance. Enabling them again lets their unexpired sessions and keys work again.',
         params: UserIdParams,
         body: UpdateUserBody,
-        response: { 200: UpdatedUser, 400: problemRef, 403: problemRef, 404: problemRef, ...authErrors },
+        response: { 200: UpdatedUser, ...problemResponses(400, 403, 404), ...authErrors },
       },
     },
     async (request) => users.update(requireAdmin(request), request.params.id, request.body),
@@ -56,7 +56,7 @@ const adminUsers: FastifyPluginAsyncTypebox<{ users: Pick<UserService, 'list' | 
         summary: "Set a user's password (admin); every session of theirs ends",
         params: UserIdParams,
         body: PasswordResetBody,
-        response: { 200: PasswordReset, 400: problemRef, 403: problemRef, 404: problemRef, ...authErrors },
+        response: { 200: PasswordReset, ...problemResponses(400, 403, 404), ...authErrors },
       },
     },
     async (request) => {

@@ -4,21 +4,26 @@ import type { UserService } from '../../../services/users.js';
 import { pageRequest } from '../../../repositories/paging.js';
 import { notFound } from '../../../core/errors.js';
 import { caller, requireAdmin } from '../../plugins/auth.js';
-import { Pagination, authErrors, problemRef } from '../../schemas.js';
+import { Pagination, authErrors, problemResponses } from '../../schemas.js';
 import {
   CreateUserBody,
   CreditBody,
   CreditResponse,
   IdempotencyHeaders,
+  LedgerEntry,
   LedgerPage,
   User,
   UserIdParams,
+  UserRef,
 } from './schemas.js';
 
 const users: FastifyPluginAsyncTypebox<{ users: UserService }> = async (app, { users }) => {
+  app.addSchema(User);
+  app.addSchema(LedgerEntry);
+
   app.get(
     '/me',
-    { schema: { tags: ['users'], summary: 'The caller', response: { 200: User, ...authErrors } } },
+    { schema: { operationId: 'getCurrentUser', tags: ['users'], summary: 'The caller', response: { 200: UserRef, ...authErrors } } },
     async (request) => caller(request),
   );
 
@@ -26,10 +31,11 @@ const users: FastifyPluginAsyncTypebox<{ users: UserService }> = async (app, { u
     '/me/ledger',
     {
       schema: {
+        operationId: 'listLedgerEntries',
         tags: ['users'],
         summary: "The caller's ledger entries, newest first",
         querystring: Pagination,
-        response: { 200: LedgerPage, 400: problemRef, ...authErrors },
+        response: { 200: LedgerPage, ...problemResponses(400), ...authErrors },
       },
     },
     async (request) => {
@@ -43,10 +49,11 @@ const users: FastifyPluginAsyncTypebox<{ users: UserService }> = async (app, { u
     '/:id',
     {
       schema: {
+        operationId: 'getUser',
         tags: ['users'],
         summary: 'A user (admins: anyone; users: themselves)',
         params: UserIdParams,
-        response: { 200: User, 400: problemRef, 404: problemRef, ...authErrors },
+        response: { 200: UserRef, ...problemResponses(400, 404), ...authErrors },
       },
     },
     async (request) => {
@@ -62,10 +69,11 @@ const users: FastifyPluginAsyncTypebox<{ users: UserService }> = async (app, { u
     '/',
     {
       schema: {
+        operationId: 'createUser',
         tags: ['users'],
         summary: 'Create a user (admin)',
         body: CreateUserBody,
-        response: { 201: User, 400: problemRef, 403: problemRef, 409: problemRef, ...authErrors },
+        response: { 201: UserRef, ...problemResponses(400, 403, 409), ...authErrors },
       },
     },
     async (request, reply) => {
@@ -78,13 +86,14 @@ const users: FastifyPluginAsyncTypebox<{ users: UserService }> = async (app, { u
     '/:id/credit',
     {
       schema: {
+        operationId: 'creditUser',
         tags: ['users'],
         summary: "Credit a user's balance through the ledger (admin)",
         description: 'Send an Idempotency-Key header to make a retried request credit once.',
         params: UserIdParams,
         headers: IdempotencyHeaders,
         body: CreditBody,
-        response: { 200: CreditResponse, 400: problemRef, 403: problemRef, 404: problemRef, 409: problemRef, ...authErrors },
+        response: { 200: CreditResponse, ...problemResponses(400, 403, 404, 409), ...authErrors },
       },
     },
     async (request) => {

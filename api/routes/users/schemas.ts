@@ -4,13 +4,17 @@ import { DateTime, Uuid } from '../../schemas.js';
 
 export const Role = Type.Union([Type.Literal('admin'), Type.Literal('user')]);
 
-export const User = Type.Object({
-  id: Uuid,
-  username: Type.String(),
-  role: Role,
-  balance: Type.Integer({ description: 'In minor units (e.g. cents)' }),
-  createdAt: DateTime,
-});
+export const User = Type.Object(
+  {
+    id: Uuid,
+    username: Type.String(),
+    role: Role,
+    balance: Type.Integer({ description: 'In minor units (e.g. cents)' }),
+    createdAt: DateTime,
+  },
+  { $id: 'User', description: 'A user' },
+);
+export const UserRef = Type.Ref('User');
 
 /** Amounts are integer minor units; the upper bound keeps every sum a safe integer. */
 const Amount = Type.Integer({ minimum: 1, maximum: 1_000_000_000_000 });
@@ -35,19 +39,23 @@ export const CreditBody = Type.Object(
   { additionalProperties: false },
 );
 
-export const LedgerEntry = Type.Object({
-  id: Type.Integer(),
-  amount: Type.Integer(),
-  balanceAfter: Type.Integer(),
-  kind: Type.String(),
-  reason: Type.String(),
-  createdAt: DateTime,
-});
+export const LedgerEntry = Type.Object(
+  {
+    id: Type.Integer(),
+    amount: Type.Integer(),
+    balanceAfter: Type.Integer(),
+    kind: Type.String(),
+    reason: Type.String(),
+    createdAt: DateTime,
+  },
+  { $id: 'LedgerEntry', description: 'One movement of a balance' },
+);
+const LedgerEntryRef = Type.Ref('LedgerEntry');
 
-export const CreditResponse = Type.Object({ balance: Type.Integer(), entry: LedgerEntry });
+export const CreditResponse = Type.Object({ balance: Type.Integer(), entry: LedgerEntryRef });
 
 export const LedgerPage = Type.Object({
-  items: Type.Array(LedgerEntry),
+  items: Type.Array(LedgerEntryRef),
   total: Type.Integer(),
   page: Type.Integer(),
   pageSize: Type.Integer(),
