@@ -180,10 +180,10 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
 
     removeContainer: (id: string): Promise<'removed' | 'absent'> => heartbeating(() => removeNamed(dockerName(id))),
 
-    /** Every container on this host that carries Berth's label, in any state: its Berth id and Docker id. */
-    async listBerthContainers(): Promise<Array<{ id: string; dockerId: string }>> {
+    /** Every container on this host that carries Berth's label, in any state: its Berth id, Docker id and the owner its label names. */
+    async listBerthContainers(): Promise<Array<{ id: string; dockerId: string; userId: string }>> {
       const found = await docker.listContainers({ all: true, filters: { label: [LABEL_ID] } });
-      return found.map((c) => ({ id: c.Labels?.[LABEL_ID] ?? '', dockerId: c.Id }));
+      return found.map((c) => ({ id: c.Labels?.[LABEL_ID] ?? '', dockerId: c.Id, userId: c.Labels?.[LABEL_USER] ?? '' }));
     },
 
     /** Removes a container by its Docker id (whatever its name); an absent one counts as removed. */

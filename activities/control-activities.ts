@@ -5,6 +5,7 @@ import { createContainerDbActivities } from './containers-db.js';
 import { createDcuDbActivities } from './dcu-db.js';
 import { createReleaseActivities } from './release.js';
 import { createHostDbActivities } from './hosts-db.js';
+import { createAuditDbActivities } from './audit-db.js';
 import type { Client } from '@temporalio/client';
 
 export function createControlActivities(deps: { db: Database; pricePerMb: number; temporal: Client }) {
@@ -15,6 +16,7 @@ export function createControlActivities(deps: { db: Database; pricePerMb: number
     ...createReleaseActivities({ db: deps.db, temporal: deps.temporal }),
     // Also registers dcuListHosts, the former name of listHostIds (runs started before the rename schedule it).
     ...createHostDbActivities({ db: deps.db }),
+    ...createAuditDbActivities({ db: deps.db }),
   };
 }
 

@@ -11,6 +11,9 @@ import { mb } from '../core/sizes.js';
 import { billing, InsufficientFundsError } from '../billing/ledger.js';
 import { dcuCharge } from '../billing/prices.js';
 import * as tasks from '../repositories/dcu-tasks.js';
+import { findUserIdByName } from '../repositories/users.js';
+import { appendAuditOnce, type KeyedSystemAction } from '../repositories/audit.js';
+import { auditOrigin } from './audit-db.js';
 import type { DcuReusable, DcuTransitionInput, DcuTransitionPatch, DcuTransitionResult } from '../repositories/dcu-tasks.js';
 
 export type { DcuReusable, DcuTransitionInput, DcuTransitionPatch, DcuTransitionResult } from '../repositories/dcu-tasks.js';
@@ -33,6 +36,25 @@ async function transitionOrFail(tx: Executor, input: DcuTransitionInput): Promis
   if (outcome.ok) return { from: outcome.from, to: outcome.to, changed: outcome.changed };
   if (outcome.reason === 'not-found') throw taskNotFound(input.taskId);
   throw ApplicationFailure.nonRetryable(`DCU task ${input.taskId}: illegal transition ${outcome.from} → ${input.to}`, FailureType.IllegalTransition);
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The task a local archive (or its partial file) belongs to: archives are named
+ * `<task id>_<object's file name>` (core/dcu-names.ts dcuGzipFileName), partial files
+ * `<archive>.<attempt>.partial`. Undefined for a file not named so.
+ */
+export function taskIdOfArchive(fileName: string): string | undefined {
+  const archive = fileName.replace(/(\.\d+)?\.partial$/, '');
+  const id = archive.slice(0, 36);
+  return UUID.test(id) && archive[36] === '_' ? id.toLowerCase() : undefined;
+}
+
+/** The owner an object's name gives (`<username>/...`, core/dcu-names.ts dcuObjectName), when that user exists. */
+async function ownerOfObjectName(db: Executor, objectName: string): Promise<string | null> {
+  const username = objectName.split('/')[0];
+  return (username ? await findUserIdByName(db, username) : undefined) ?? null;
 }
 
 export function createDcuDbActivities(deps: { db: Database }) {
@@ -117,9 +139,74 @@ export function createDcuDbActivities(deps: { db: Database }) {
       return tasks.completedEndedBefore(db, new Date(cutoffMs));
     },
 
-    /** Marks the tasks' artifacts expired: by id, and by the object names the sweep removed. */
+    /**
+     * Marks the tasks' artifacts expired: by id, and by the object names the sweep removed; and,
+     * in the same transaction, audits the cleanup (`dcu.cleanupObject`, actor system, the
+     * cleanup's workflow id): one entry per task marked or whose object was removed (target the
+     * task, subject its user), one per removed object no completed task names (target the object,
+     * subject the user its name starts with). Each entry is keyed by the run and the task (or
+     * object): a retry writes none twice.
+     */
     async dcuMarkArtifactsExpired(input: { taskIds: string[]; objectNames: string[] }): Promise<number> {
-      return tasks.markArtifactsExpired(db, input);
+      const origin = auditOrigin();
+      const run = origin.workflowId ?? 'none';
+      return db.transaction(async (tx) => {
+        const marked = await tasks.markArtifactsExpired(tx, input);
+        const removed = new Set(input.objectNames);
+        const naming = await tasks.tasksNamingObjects(tx, input.objectNames);
+        const affected = new Map([...marked, ...naming.filter((t) => t.state === 'completed')].map((t) => [t.id, t]));
+        const entries: KeyedSystemAction[] = [...affected.values()].map((t) => ({
+          key: `dcu.cleanupObject:${run}:${t.id}`,
+          action: 'dcu.cleanupObject',
+          targetType: 'dcu_task',
+          targetId: t.id,
+          subjectUserId: t.userId,
+          workflowId: origin.workflowId,
+          detail: { objectName: t.minioObjectName, objectRemoved: t.minioObjectName !== null && removed.has(t.minioObjectName), artifactsExpired: true },
+        }));
+        const covered = new Set([...affected.values()].flatMap((t) => (t.minioObjectName ? [t.minioObjectName] : [])));
+        for (const name of removed) {
+          if (covered.has(name)) continue;
+          // No completed task names it: a failed task's, or one no task knows.
+          const task = naming.find((t) => t.minioObjectName === name);
+          entries.push({
+            key: `dcu.cleanupObject:${run}:${name}`,
+            action: 'dcu.cleanupObject',
+            targetType: task ? 'dcu_task' : 'dcu_object',
+            targetId: task ? task.id : name,
+            subjectUserId: task?.userId ?? (await ownerOfObjectName(tx, name)),
+            workflowId: origin.workflowId,
+            detail: { objectName: name, objectRemoved: true },
+          });
+        }
+        await appendAuditOnce(tx, entries, origin.since);
+        return marked.length;
+      });
+    },
+
+    /**
+     * Audits what the gzip cleanup removed from each host's archive directory
+     * (`dcu.cleanupArchive`, actor system, the cleanup's workflow id): one entry per file, whose
+     * target is the task its name gives (subject the task's user), or the file when no task has
+     * that id. Keyed by the run, the host and the file: a retry writes none twice.
+     */
+    async dcuAuditGzipCleanup(input: { hosts: Array<{ hostId: string; deleted: string[] }> }): Promise<number> {
+      const origin = auditOrigin();
+      const run = origin.workflowId ?? 'none';
+      const files = input.hosts.flatMap(({ hostId, deleted }) => deleted.map((file) => ({ hostId, file, taskId: taskIdOfArchive(file) })));
+      const owners = new Map((await tasks.ownersOfTasks(db, [...new Set(files.flatMap((f) => (f.taskId ? [f.taskId] : [])))])).map((t) => [t.id, t]));
+      const entries: KeyedSystemAction[] = files.map(({ hostId, file, taskId }) => {
+        const task = taskId ? owners.get(taskId) : undefined;
+        return {
+          key: `dcu.cleanupArchive:${run}:${hostId}:${file}`,
+          action: 'dcu.cleanupArchive',
+          ...(task ? { targetType: 'dcu_task', targetId: task.id } : { targetType: 'dcu_archive', targetId: file }),
+          subjectUserId: task?.userId ?? null,
+          workflowId: origin.workflowId,
+          detail: { hostId, fileName: file, partial: file.endsWith('.partial') },
+        };
+      });
+      return db.transaction((tx) => appendAuditOnce(tx, entries, origin.since));
     },
   };
 }

@@ -8,6 +8,8 @@ import type { ImageView, PullImageInput } from '../contracts/pull-image.js';
 import * as imageRepo from '../repositories/images.js';
 import * as containerRepo from '../repositories/containers.js';
 import { toImageView } from '../repositories/images.js';
+import { appendAudit, systemEntry } from '../repositories/audit.js';
+import { auditOrigin } from './audit-db.js';
 import type { InspectedImage } from './images-docker.js';
 
 export interface RecordImageInput extends PullImageInput {
@@ -84,9 +86,13 @@ export function createImageDbActivities(deps: {
 
     /**
      * Refunds what was charged (once: keyed by the image) and deletes the record. A removal by
-     * the nightly release (`releaseId`) records its refund as a release refund.
+     * the nightly release (`releaseId`) records its refund as a release refund, and is audited
+     * in the same transaction (`release.removeImage`, the release's workflow id, the amount
+     * refunded): a retry finds no record, so it is audited once. A user's own removal is
+     * audited by the API's request audit.
      */
     async refundAndDeleteImage(imageId: string, reason: string, options: { releaseId?: string } = {}): Promise<RemovedImage> {
+      const origin = auditOrigin();
       return db.transaction(async (tx) => {
         const row = await imageRepo.lockById(tx, imageId);
         if (!row) return { refunded: 0, deleted: false };
@@ -99,6 +105,24 @@ export function createImageDbActivities(deps: {
           await (options.releaseId ? billing.releaseRefund(tx, refund) : billing.refundImage(tx, refund));
         }
         await imageRepo.deleteById(tx, imageId);
+        if (options.releaseId) {
+          await appendAudit(tx, [
+            systemEntry({
+              action: 'release.removeImage',
+              targetType: 'image',
+              targetId: row.id,
+              subjectUserId: row.userId,
+              workflowId: options.releaseId,
+              detail: {
+                releaseId: options.releaseId,
+                hostId: row.hostId,
+                reference: row.reference,
+                refunded: row.charged,
+                ...(origin.workflowId ? { removeImageWorkflowId: origin.workflowId } : {}),
+              },
+            }),
+          ]);
+        }
         return { refunded: row.charged, deleted: true };
       });
     },

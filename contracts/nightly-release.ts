@@ -27,11 +27,23 @@ export interface ReleaseFailure {
   reason: string;
 }
 
+/** A Berth-labelled container without a live record, removed directly from its host. */
+export interface ReleaseOrphan {
+  /** Its Berth container id (label), or Docker's id when the label is empty. */
+  id: string;
+  hostId: string;
+  dockerId: string;
+  /** The owner its label names ('' or absent when none; host workers before this field sent none). */
+  userId?: string;
+}
+
 export interface ReleaseReport {
   containers: { removed: number; failed: number };
   images: { removed: number; failed: number };
   refundedTotal: number;
   failures: ReleaseFailure[];
+  /** The orphans it removed (runs before this field list none), audited with the failures at the end. */
+  orphans?: ReleaseOrphan[];
 }
 
 export interface NightlyReleaseInput {

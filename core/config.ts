@@ -259,7 +259,14 @@ export interface ControlWorkerConfig {
   pricePerMb: number;
   dcu: DcuControlConfig;
   release: ReleaseConfig;
+  audit: AuditRetentionConfig;
   shutdownGraceMs: number;
+}
+
+/** The audit log's retention schedule (berth-audit-retention). */
+export interface AuditRetentionConfig {
+  /** Entries older than this many days are deleted, once a day. */
+  retentionDays: number;
 }
 
 /** The nightly release schedule. */
@@ -548,6 +555,11 @@ function corsOrigins(r: Reader): string[] {
   return [...new Set(origins)];
 }
 
+function auditRetention(r: Reader): AuditRetentionConfig {
+  // At least a day: the table's trigger refuses any other deletion. At most 100 years.
+  return { retentionDays: r.int('BERTH_AUDIT_RETENTION_DAYS', 365, { min: 1, max: 36_500 }) };
+}
+
 function shutdownGrace(r: Reader): number {
   return r.duration('BERTH_SHUTDOWN_GRACE', '30s');
 }
@@ -622,6 +634,7 @@ export function loadControlWorkerConfig(env: Env): Readonly<ControlWorkerConfig>
     pricePerMb: pricePerMb(r),
     dcu: dcuControl(r),
     release: release(r),
+    audit: auditRetention(r),
     shutdownGraceMs: shutdownGrace(r),
   });
 }

@@ -2,8 +2,8 @@
  * The audit log's data access: appends, pages for admins and for a user, and the retention job's
  * purge (the only DELETE the table's trigger lets through, and only of rows older than its setting).
  */
-import { and, desc, eq, gte, ilike, lte, or, sql, type SQL } from 'drizzle-orm';
-import type { Database, Executor } from '../db/client.js';
+import { and, desc, eq, gte, ilike, inArray, lte, or, sql, type SQL } from 'drizzle-orm';
+import type { Database, Executor, Transaction } from '../db/client.js';
 import { auditLog } from '../db/schema.js';
 import { pageOf, type Page, type PageRequest } from './paging.js';
 
@@ -12,6 +12,57 @@ export type AuditEntry = typeof auditLog.$inferInsert;
 
 export async function appendAudit(db: Executor, entries: AuditEntry[]): Promise<void> {
   if (entries.length > 0) await db.insert(auditLog).values(entries);
+}
+
+/** What the system did to a user's things, from a workflow (actor `system`). */
+export interface SystemAction {
+  /** `release.removeContainer`, `container.suspend`, ... (README: Audit log). */
+  action: string;
+  targetType: string | null;
+  targetId: string | null;
+  /** The owner of the thing acted on (they read the entry in their own audit); null when unknown. */
+  subjectUserId: string | null;
+  /** The workflow that took the action. */
+  workflowId: string | null;
+  outcome?: 'success' | 'failure';
+  detail?: Record<string, unknown>;
+}
+
+export const systemEntry = (a: SystemAction): AuditEntry => ({
+  actorType: 'system',
+  action: a.action,
+  targetType: a.targetType,
+  targetId: a.targetId,
+  subjectUserId: a.subjectUserId,
+  outcome: a.outcome ?? 'success',
+  workflowId: a.workflowId,
+  ...(a.detail ? { detail: a.detail } : {}),
+});
+
+/** A system entry that carries its own idempotency key (`detail.key`). */
+export type KeyedSystemAction = SystemAction & { key: string };
+
+/**
+ * Appends system entries at most once per key, for writes that no state change of their own
+ * makes idempotent (an activity retried after its transaction committed writes its entries again
+ * otherwise). Inside `tx`: each key is locked (a transaction-scoped advisory lock, keys in order),
+ * then the entries whose key is already in the log since `since` are left out. `since` bounds the
+ * search (the `at` index): the first attempt's scheduled time of the activity writing them, less
+ * a margin. The key is kept in `detail.key`. Answers how many were written.
+ */
+export async function appendAuditOnce(tx: Transaction, entries: KeyedSystemAction[], since: Date): Promise<number> {
+  const byKey = new Map(entries.map((e) => [e.key, e]));
+  if (byKey.size === 0) return 0;
+  const keys = [...byKey.keys()].sort();
+  for (const key of keys) await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`);
+  const present = await tx
+    .select({ key: sql<string>`${auditLog.detail}->>'key'` })
+    .from(auditLog)
+    .where(and(gte(auditLog.at, since), inArray(sql`${auditLog.detail}->>'key'`, keys)));
+  for (const { key } of present) byKey.delete(key);
+  const fresh = [...byKey.values()].map(({ key, ...a }) => systemEntry({ ...a, detail: { ...a.detail, key } }));
+  await appendAudit(tx, fresh);
+  return fresh.length;
 }
 
 export interface AuditFilter {

@@ -127,6 +127,15 @@ export async function liveIdsAmong(db: Executor, ids: string[]): Promise<string[
   return rows.map((r) => r.id);
 }
 
+/** Whose these containers are, live or released (the audit of the nightly release's removals). */
+export async function ownersOf(db: Executor, ids: string[]): Promise<Array<{ id: string; userId: string; hostId: string; imageReference: string }>> {
+  if (ids.length === 0) return [];
+  return db
+    .select({ id: containers.id, userId: containers.userId, hostId: containers.hostId, imageReference: containers.imageReference })
+    .from(containers)
+    .where(inArray(containers.id, ids));
+}
+
 /** Whether the container has a live record (false when released, or when there is none). */
 export async function isLive(db: Executor, id: string): Promise<boolean> {
   const [row] = await db.select({ id: containers.id }).from(containers).where(and(eq(containers.id, id), live));
@@ -146,21 +155,34 @@ export interface ContainerStatePatch {
   startedAt?: number;
 }
 
-/** Locks the record until the end of `tx` and answers its state (undefined: no record). */
-async function lockState(tx: Executor, id: string): Promise<ContainerStatus | undefined> {
-  const [row] = await tx.select({ state: containers.state }).from(containers).where(eq(containers.id, id)).for('update');
-  return row?.state;
+/** A state recorded: the state the record was in, and whose container it is. */
+export interface RecordedState {
+  from: ContainerStatus;
+  userId: string;
+  hostId: string;
+  imageReference: string;
+}
+
+/** Locks the record until the end of `tx` and answers its state and owner (undefined: no record). */
+async function lockState(tx: Executor, id: string): Promise<RecordedState | undefined> {
+  const [row] = await tx
+    .select({ from: containers.state, userId: containers.userId, hostId: containers.hostId, imageReference: containers.imageReference })
+    .from(containers)
+    .where(eq(containers.id, id))
+    .for('update');
+  return row;
 }
 
 /**
  * Records the container's state, with the record locked: an illegal transition from the state
  * it is in throws IllegalContainerTransitionError and changes nothing. A container without a
- * record is left alone. Run it in a transaction.
+ * record is left alone. Run it in a transaction. Answers the state it was in and the owner
+ * (undefined: no record).
  */
-export async function recordState(tx: Executor, id: string, patch: ContainerStatePatch): Promise<void> {
-  const from = await lockState(tx, id);
-  if (from === undefined) return;
-  assertTransition(from, patch.state);
+export async function recordState(tx: Executor, id: string, patch: ContainerStatePatch): Promise<RecordedState | undefined> {
+  const locked = await lockState(tx, id);
+  if (locked === undefined) return undefined;
+  assertTransition(locked.from, patch.state);
   await tx
     .update(containers)
     .set({
@@ -173,22 +195,25 @@ export async function recordState(tx: Executor, id: string, patch: ContainerStat
       ...(isEnded(patch.state) ? { removedAt: sql`coalesce(${containers.removedAt}, now())` } : {}),
     })
     .where(eq(containers.id, id));
+  return locked;
 }
 
 /**
  * The container is gone (removed) or never ran (failed): its port, its name and its slot are
  * free again. With the record locked; an illegal transition throws. A record already in that
  * state keeps its reason (a retried release, or a workflow ending a record the API released).
- * Run it in a transaction.
+ * Run it in a transaction. Answers the state it was in and the owner when it changed it
+ * (undefined: no record, or released already).
  */
-export async function release(tx: Executor, id: string, state: EndedStatus, reason: string | null, reasonCode: ContainerReasonCode | null): Promise<void> {
-  const from = await lockState(tx, id);
-  if (from === undefined || from === state) return;
-  assertTransition(from, state);
+export async function release(tx: Executor, id: string, state: EndedStatus, reason: string | null, reasonCode: ContainerReasonCode | null): Promise<RecordedState | undefined> {
+  const locked = await lockState(tx, id);
+  if (locked === undefined || locked.from === state) return undefined;
+  assertTransition(locked.from, state);
   await tx
     .update(containers)
     .set({ state, stateReason: reason, stateReasonCode: reasonCode, removedAt: sql`coalesce(${containers.removedAt}, now())` })
     .where(eq(containers.id, id));
+  return locked;
 }
 
 /** Adds a signed amount to the container's running total of charges (a charge > 0, a refund < 0). */

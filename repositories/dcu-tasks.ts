@@ -265,16 +265,46 @@ export function completedEndedBefore(db: Executor, cutoff: Date): Promise<Array<
     .where(and(eq(dcuTasks.state, 'completed'), eq(dcuTasks.artifactsExpired, false), isNotNull(dcuTasks.endTime), lt(dcuTasks.endTime, cutoff)));
 }
 
-/** Marks completed tasks' artifacts expired: by id, and by the object names a sweep removed. How many were marked. */
-export async function markArtifactsExpired(db: Executor, input: { taskIds: string[]; objectNames: string[] }): Promise<number> {
+/** A task as the cleanups' audit names it: the task, its owner, its artifacts. */
+export interface DcuTaskOwner {
+  id: string;
+  userId: string;
+  state: DcuState;
+  hostId: string | null;
+  minioObjectName: string | null;
+  gzipFileName: string | null;
+}
+
+const ownerColumns = {
+  id: dcuTasks.id,
+  userId: dcuTasks.userId,
+  state: dcuTasks.state,
+  hostId: dcuTasks.hostId,
+  minioObjectName: dcuTasks.minioObjectName,
+  gzipFileName: dcuTasks.gzipFileName,
+};
+
+/** Marks completed tasks' artifacts expired: by id, and by the object names a sweep removed. The tasks it marked. */
+export async function markArtifactsExpired(db: Executor, input: { taskIds: string[]; objectNames: string[] }): Promise<DcuTaskOwner[]> {
   const conditions = [];
   if (input.taskIds.length > 0) conditions.push(inArray(dcuTasks.id, input.taskIds));
   if (input.objectNames.length > 0) conditions.push(inArray(dcuTasks.minioObjectName, input.objectNames));
-  if (conditions.length === 0) return 0;
-  const rows = await db
+  if (conditions.length === 0) return [];
+  return db
     .update(dcuTasks)
     .set({ artifactsExpired: true, updatedAt: sql`now()` })
     .where(and(eq(dcuTasks.artifactsExpired, false), eq(dcuTasks.state, 'completed'), or(...conditions)))
-    .returning({ id: dcuTasks.id });
-  return rows.length;
+    .returning(ownerColumns);
+}
+
+/** Tasks by id, in any state (whose archives a sweep removed). */
+export async function ownersOfTasks(db: Executor, ids: string[]): Promise<DcuTaskOwner[]> {
+  if (ids.length === 0) return [];
+  return db.select(ownerColumns).from(dcuTasks).where(inArray(dcuTasks.id, ids));
+}
+
+/** Tasks naming these objects, in any state, newest first (whose objects a sweep removed). */
+export async function tasksNamingObjects(db: Executor, objectNames: string[]): Promise<DcuTaskOwner[]> {
+  if (objectNames.length === 0) return [];
+  return db.select(ownerColumns).from(dcuTasks).where(inArray(dcuTasks.minioObjectName, objectNames)).orderBy(desc(dcuTasks.createdAt));
 }

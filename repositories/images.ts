@@ -4,7 +4,7 @@
  * removal's checks) and activities/images-db.ts (the workflows' records and money) alike. Each
  * function takes the executor to run on, so a caller's transaction can be passed.
  */
-import { and, count, desc, eq, ne, or, type SQL } from 'drizzle-orm';
+import { and, count, desc, eq, inArray, ne, or, type SQL } from 'drizzle-orm';
 import type { Executor } from '../db/client.js';
 import { images } from '../db/schema.js';
 import { sizeMb } from '../core/sizes.js';
@@ -79,6 +79,12 @@ export async function insertUnlessOwned(db: Executor, values: NewImageRow): Prom
 export async function lockById(tx: Executor, id: string): Promise<ImageRow | undefined> {
   const [row] = await tx.select().from(images).where(eq(images.id, id)).for('update');
   return row;
+}
+
+/** Whose these records are (the audit of what the nightly release could not remove). */
+export async function ownersOf(db: Executor, ids: string[]): Promise<Array<{ id: string; userId: string; hostId: string; reference: string }>> {
+  if (ids.length === 0) return [];
+  return db.select({ id: images.id, userId: images.userId, hostId: images.hostId, reference: images.reference }).from(images).where(inArray(images.id, ids));
 }
 
 export async function deleteById(db: Executor, id: string): Promise<void> {

@@ -17,6 +17,12 @@ export async function insertRun(db: Executor, releaseId: string): Promise<void> 
   await db.insert(releaseRuns).values({ id: releaseId, status: 'running' }).onConflictDoNothing();
 }
 
+/** Locks a run's record until the end of `tx` and answers its status (undefined: no record). */
+export async function lockRun(tx: Executor, releaseId: string): Promise<ReleaseRunRow['status'] | undefined> {
+  const [row] = await tx.select({ status: releaseRuns.status }).from(releaseRuns).where(eq(releaseRuns.id, releaseId)).for('update');
+  return row?.status;
+}
+
 /** Records a run's end with its report. */
 export async function completeRun(db: Executor, releaseId: string, report: ReleaseReport): Promise<void> {
   await db

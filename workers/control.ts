@@ -15,7 +15,7 @@ const database = connectDatabase(config.database.url);
 
 // A client for the schedules and for activities that talk to other workflows.
 const temporal = await connectTemporal(config.temporal);
-// The schedules (DCU cleanups, nightly release): created, or updated to the configured crons, at every start.
+// The schedules (DCU cleanups, nightly release, audit retention): created, or updated to the configured crons, at every start.
 await ensureSchedules(temporal, config, logger);
 
 await runWorker({

@@ -5,13 +5,15 @@
  *   berth-dcu-gzip-cleanup    local DCU archives older than BERTH_DCU_GZIP_RETENTION_DAYS, on every host
  *   berth-dcu-object-cleanup  DCU objects older than BERTH_DCU_OBJECT_RETENTION_DAYS, tasks marked expired
  *   berth-nightly-release     every container, then every private image (BERTH_RELEASE_CRON in BERTH_RELEASE_TIMEZONE)
+ *   berth-audit-retention     audit log entries older than BERTH_AUDIT_RETENTION_DAYS, daily at 03:00 UTC
  *
  * Operators: `temporal schedule trigger --schedule-id berth-dcu-gzip-cleanup` runs one now.
  */
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import type { Logger } from 'pino';
-import type { DcuControlConfig, ReleaseConfig } from '../core/config.js';
+import type { AuditRetentionConfig, DcuControlConfig, ReleaseConfig } from '../core/config.js';
 import { RELEASE_SCHEDULE_ID, type NightlyReleaseInput } from '../contracts/nightly-release.js';
+import { AUDIT_RETENTION_CRON, AUDIT_RETENTION_SCHEDULE_ID, type AuditRetentionInput } from '../contracts/audit-retention.js';
 import { CONTROL_TASK_QUEUE } from '../core/temporal-names.js';
 import { DCU_SCHEDULES, type DcuCleanupInput } from '../contracts/dcu-cleanup.js';
 
@@ -19,8 +21,8 @@ interface ScheduleDefinition {
   scheduleId: string;
   cron: string;
   timezone?: string;
-  workflowType: 'dcuGzipCleanup' | 'dcuObjectCleanup' | 'nightlyRelease';
-  input: DcuCleanupInput | NightlyReleaseInput;
+  workflowType: 'dcuGzipCleanup' | 'dcuObjectCleanup' | 'nightlyRelease' | 'auditRetention';
+  input: DcuCleanupInput | NightlyReleaseInput | AuditRetentionInput;
   note: string;
   catchupWindow?: string;
 }
@@ -58,6 +60,17 @@ export function releaseScheduleDefinition(release: ReleaseConfig): ScheduleDefin
   };
 }
 
+/** The audit log's retention: entries older than the configured days are deleted, daily. */
+export function auditRetentionScheduleDefinition(audit: AuditRetentionConfig): ScheduleDefinition {
+  return {
+    scheduleId: AUDIT_RETENTION_SCHEDULE_ID,
+    cron: AUDIT_RETENTION_CRON,
+    workflowType: 'auditRetention',
+    input: { retentionDays: audit.retentionDays },
+    note: `Deletes audit log entries older than ${audit.retentionDays} day(s)`,
+  };
+}
+
 /**
  * Creates a schedule, or updates it to the configured spec when it exists already.
  * A pause set by an operator survives the update.
@@ -88,8 +101,8 @@ export async function upsertSchedule(client: Client, def: ScheduleDefinition, lo
 }
 
 /** Every schedule Berth runs, brought up to date. */
-export async function ensureSchedules(client: Client, config: { dcu: DcuControlConfig; release: ReleaseConfig }, logger?: Logger) {
-  for (const def of [...dcuScheduleDefinitions(config.dcu), releaseScheduleDefinition(config.release)]) {
+export async function ensureSchedules(client: Client, config: { dcu: DcuControlConfig; release: ReleaseConfig; audit: AuditRetentionConfig }, logger?: Logger) {
+  for (const def of [...dcuScheduleDefinitions(config.dcu), releaseScheduleDefinition(config.release), auditRetentionScheduleDefinition(config.audit)]) {
     await upsertSchedule(client, def, logger);
   }
 }

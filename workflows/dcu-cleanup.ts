@@ -16,11 +16,18 @@ const sweeper = (hostId: string) => proxyActivities<HostActivities>(host.sweep(h
 /** The registered hosts, the most recently alive first; runs started before the rename list them under the old name. */
 const hostIds = (patch: { id: string }) => (patched(patch.id) ? db.listHostIds() : db.dcuListHosts());
 
-/** The `berth-dcu-gzip-cleanup` schedule's workflow: every registered host sweeps its archive directory. */
+/**
+ * The `berth-dcu-gzip-cleanup` schedule's workflow: every registered host sweeps its archive
+ * directory; what they removed is audited (users' archives, removed by the system).
+ */
 export async function dcuGzipCleanup(input: DcuCleanupInput): Promise<DcuGzipCleanupResult> {
   const cutoffMs = Date.now() - input.retentionDays * DAY_MS;
   const ids = await hostIds(PATCHES.dcuGzipCleanupListHostIds);
   const settled = await Promise.allSettled(ids.map((hostId) => sweeper(hostId).dcuSweepGzipDir(cutoffMs)));
+  if (patched(PATCHES.dcuGzipCleanupAudit.id)) {
+    const swept = settled.flatMap((result) => (result.status === 'fulfilled' && result.value.deleted.length > 0 ? [{ hostId: result.value.hostId, deleted: result.value.deleted }] : []));
+    if (swept.length > 0) await db.dcuAuditGzipCleanup({ hosts: swept });
+  }
   return {
     cutoff: new Date(cutoffMs).toISOString(),
     hosts: settled.map((result, i) =>

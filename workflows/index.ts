@@ -6,3 +6,4 @@ export { container } from './container.js';
 export { dcu } from './dcu.js';
 export { dcuGzipCleanup, dcuObjectCleanup } from './dcu-cleanup.js';
 export { nightlyRelease } from './nightly-release.js';
+export { auditRetention } from './audit-retention.js';

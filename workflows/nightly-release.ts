@@ -68,7 +68,7 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
     const hostIds = patched(PATCHES.releaseListHostIds.id) ? await db.listHostIds() : await db.dcuListHosts();
     await Promise.all(hostIds.map(async (hostId) => {
       const onHost = proxyActivities<HostActivities>(host.release(hostId));
-      let found: Array<{ id: string; dockerId: string }>;
+      let found: Array<{ id: string; dockerId: string; userId?: string }>;
       try {
         found = await onHost.listBerthContainers();
       } catch (error) {
@@ -76,11 +76,15 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
         return;
       }
       const live = new Set(await db.liveContainerIds(found.map((c) => c.id)));
-      const orphans = found.filter((c) => !live.has(c.id)).map((c) => ({ id: c.id || c.dockerId, hostId, dockerId: c.dockerId }));
+      const orphans = found
+        .filter((c) => !live.has(c.id))
+        .map((c) => ({ id: c.id || c.dockerId, hostId, dockerId: c.dockerId, ...(c.userId ? { userId: c.userId } : {}) }));
       await perHost(orphans, input.concurrency, async (item) => {
         try {
           await onHost.removeDockerContainer(item.dockerId);
           report.containers.removed += 1;
+          // Listed in the report, so that recordReleaseEnd audits its removal (no new command).
+          (report.orphans ??= []).push(item);
         } catch (error) {
           fail('containers', item, error);
         }

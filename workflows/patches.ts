@@ -128,6 +128,14 @@ export const PATCHES = {
     guards: 'the object cleanup lists the hosts it may sweep the bucket from with listHostIds, no longer with dcuListHosts (kept registered as an alias on berth-control)',
     removable: `${SHORT}; the dcuListHosts alias goes once this, dcuGzipCleanupListHostIds and releaseListHostIds are gone`,
   }),
+  dcuGzipCleanupAudit: entry({
+    id: 'dcu-gzip-cleanup-audit',
+    since: '2026-12-02',
+    workflow: 'dcuGzipCleanup',
+    guards:
+      "the gzip cleanup audits the archives it removed (dcuAuditGzipCleanup: dcu.cleanupArchive, actor system): the removal happens on a host, which has no database, so the audit is a step of its own on berth-control",
+    removable: SHORT,
+  }),
 } as const satisfies Record<string, PatchEntry>;
 
 export type PatchName = keyof typeof PATCHES;

@@ -5,11 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after } from 'node:test';
-import { execFile } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { eq } from 'drizzle-orm';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger, NativeConnection, Worker } from '@temporalio/worker';
@@ -20,7 +18,7 @@ import { hostTaskQueue } from '../../core/temporal-names.js';
 import { createHostActivities } from '../../activities/host-activities.js';
 import type { App } from '../../api/app.js';
 import { baseConfig, bearer, testDb, type TestUser } from './app.js';
-import { TEMPORAL_CLI, dockerFor, dockerSocket } from './stack.js';
+import { dockerFor, dockerSocket } from './stack.js';
 import { sleep } from './wait.js';
 
 /** host-a's worker configuration, as the stack's environment gives it. */
@@ -44,9 +42,7 @@ export const HOST_STEP_ATTEMPTS = 5;
 export const LONG_WAIT = { limitMs: 480_000, pollMs: 200 };
 
 /** Runs the real temporal CLI against the stack's server. */
-export function temporalCli(args: string[]) {
-  return promisify(execFile)(TEMPORAL_CLI, [...args, '--address', baseConfig.temporal.address, '--namespace', baseConfig.temporal.namespace]);
-}
+export { temporalCli } from './schedules.js';
 
 // ------------------------------------------------------------------ the API
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   ConfigError,
   loadApiConfig,
+  loadControlWorkerConfig,
   loadHostWorkerConfig,
   parseDuration,
 } from '../../core/config.js';
@@ -65,6 +66,15 @@ test('host worker settings', () => {
     () => loadHostWorkerConfig({ ...minimal, BERTH_HOST_ID: 'Host A', BERTH_MINIO_ACCESS_KEY: 'a', BERTH_MINIO_SECRET_KEY: 'b' }),
     /BERTH_HOST_ID: must be lowercase/,
   );
+});
+
+test('control worker: the audit log retention (BERTH_AUDIT_RETENTION_DAYS), at least a day', () => {
+  assert.deepEqual(loadControlWorkerConfig(minimal).audit, { retentionDays: 365 });
+  assert.equal(loadControlWorkerConfig({ ...minimal, BERTH_AUDIT_RETENTION_DAYS: '30' }).audit.retentionDays, 30);
+  assert.equal(loadControlWorkerConfig({ ...minimal, BERTH_AUDIT_RETENTION_DAYS: '1' }).audit.retentionDays, 1);
+  for (const value of ['0', '-5', 'a year', '1.5', '36501']) {
+    assert.throws(() => loadControlWorkerConfig({ ...minimal, BERTH_AUDIT_RETENTION_DAYS: value }), /^ConfigError: BERTH_AUDIT_RETENTION_DAYS: must be an integer/, value);
+  }
 });
 
 test('durations', () => {

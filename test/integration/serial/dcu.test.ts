@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { eq } from 'drizzle-orm';
-import { dcuTasks } from '../../../db/schema.js';
+import { and, eq } from 'drizzle-orm';
+import { auditLog, dcuTasks } from '../../../db/schema.js';
 import { loadControlWorkerConfig } from '../../../core/config.js';
 import { connectTemporal } from '../../../core/temporal.js';
 import { DCU_SCHEDULES } from '../../../contracts/dcu-cleanup.js';
@@ -19,7 +19,7 @@ import { baseConfig, buildTestApp, createUser, testDb } from '../../support/app.
 import { pushUniqueImage } from '../../support/images.js';
 import { dockerFor } from '../../support/stack.js';
 import { BUCKET, FUNDS, GZIP_DIR, assertErrorEnvelope, dcuApi, ended, minio, rowOf, startTaskChecked, statusOf, temporalCli, waitFor } from '../../support/dcu.js';
-import { sleep } from '../../support/wait.js';
+import { triggerScheduleAndWait } from '../../support/schedules.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
 after(() => temporal.connection.close());
@@ -33,21 +33,9 @@ after(async () => {
   }
 });
 
-/** Triggers a schedule with the temporal CLI and returns the result of the run it started. */
-async function triggerAndWait<T>(scheduleId: string): Promise<T> {
-  const handle = temporal.schedule.getHandle(scheduleId);
-  const seen = new Set((await handle.describe()).info.recentActions.map((a) => a.action.workflow.workflowId));
-  await temporalCli(['schedule', 'trigger', '--schedule-id', scheduleId, '--overlap-policy', 'AllowAll']);
-  for (let i = 0; i < 600; i++) {
-    const taken = (await handle.describe()).info.recentActions.find((a) => !seen.has(a.action.workflow.workflowId));
-    if (taken) {
-      const { workflowId, firstExecutionRunId } = taken.action.workflow;
-      return temporal.workflow.getHandle(workflowId, firstExecutionRunId).result() as Promise<T>;
-    }
-    await sleep(100);
-  }
-  throw new Error(`schedule ${scheduleId} did not start a run`);
-}
+/** The system's audit entries of `action` about a DCU task. */
+const auditOf = (action: string, taskId: string) =>
+  testDb().db.select().from(auditLog).where(and(eq(auditLog.action, action), eq(auditLog.targetId, taskId)));
 
 test('cleanup schedules exist with the configured crons, and run when triggered with the temporal CLI', { timeout: 600_000 }, async (t) => {
   const app = await buildTestApp(t);
@@ -97,13 +85,27 @@ test('cleanup schedules exist with the configured crons, and run when triggered 
   await writeFile(notAnArchive, 'not an archive');
   await utimes(notAnArchive, old, old);
   try {
-    const gzip = await triggerAndWait<{ hosts: Array<{ hostId: string; deleted?: string[]; error?: string }> }>(DCU_SCHEDULES.gzipCleanup);
+    const { workflowId: gzipRun, result: gzip } = await triggerScheduleAndWait<{ hosts: Array<{ hostId: string; deleted?: string[]; error?: string }> }>(
+      temporal,
+      DCU_SCHEDULES.gzipCleanup,
+    );
     const hostIds = gzip.hosts.map((h) => h.hostId).sort();
     assert.ok(hostIds.includes('host-a') && hostIds.includes('host-b'), `every registered host swept: ${hostIds.join(', ')}`);
     assert.ok(gzip.hosts.some((h) => h.deleted?.includes(task.gzip_file_name)));
     await assert.rejects(stat(oldArchive), { code: 'ENOENT' });
     assert.ok((await stat(fresh)).isFile(), 'a fresh archive is kept');
     assert.ok((await stat(notAnArchive)).isFile(), 'only archives are touched');
+    // Audited: the system removed the user's archive, in the cleanup's run, once per host that
+    // reported removing it (the stack's two host workers share one archive directory).
+    const reportedBy = gzip.hosts.filter((h) => h.deleted?.includes(task.gzip_file_name)).map((h) => h.hostId).sort();
+    const archiveAudit = (await auditOf('dcu.cleanupArchive', taskId)).filter((r) => r.workflowId === gzipRun);
+    assert.deepEqual(archiveAudit.map((r) => String(r.detail?.hostId)).sort(), reportedBy, JSON.stringify(archiveAudit));
+    for (const entry of archiveAudit) {
+      assert.deepEqual(
+        [entry.actorType, entry.targetType, entry.subjectUserId, entry.outcome, entry.detail?.fileName],
+        ['system', 'dcu_task', user.id, 'success', task.gzip_file_name],
+      );
+    }
   } finally {
     await rm(fresh, { force: true });
     await rm(notAnArchive, { force: true });
@@ -114,7 +116,7 @@ test('cleanup schedules exist with the configured crons, and run when triggered 
     .db.update(dcuTasks)
     .set({ endTime: new Date(Date.now() - (control.objectRetentionDays + 1) * DAY_MS) })
     .where(eq(dcuTasks.id, taskId));
-  const objects = await triggerAndWait<{ deleted: string[]; expiredTasks: number }>(DCU_SCHEDULES.objectCleanup);
+  const { workflowId: objectRun, result: objects } = await triggerScheduleAndWait<{ deleted: string[]; expiredTasks: number }>(temporal, DCU_SCHEDULES.objectCleanup);
   assert.ok(objects.deleted.includes(task.minio_object_name), JSON.stringify(objects));
   await assert.rejects(minio.statObject(BUCKET, task.minio_object_name), (error: { code?: string }) => error.code === 'NotFound' || error.code === 'NoSuchKey');
   assert.equal((await rowOf(taskId))?.artifactsExpired, true);
@@ -123,4 +125,16 @@ test('cleanup schedules exist with the configured crons, and run when triggered 
 
   assert.equal((await minio.statObject(BUCKET, keep.minio_object_name)).metaData[SHA256_METADATA], keep.sha256, 'a recent object is kept');
   assert.equal((await rowOf(keep.task_id))?.artifactsExpired, false);
+
+  // Audited: the system removed the user's object (target the task, subject its user), once, in the cleanup's run.
+  const objectAudit = await auditOf('dcu.cleanupObject', taskId);
+  assert.equal(objectAudit.length, 1, JSON.stringify(objectAudit));
+  const [removedObject] = objectAudit;
+  assert.equal(removedObject!.actorType, 'system');
+  assert.equal(removedObject!.workflowId, objectRun);
+  assert.equal(removedObject!.targetType, 'dcu_task');
+  assert.equal(removedObject!.subjectUserId, user.id);
+  assert.equal(removedObject!.outcome, 'success');
+  assert.deepEqual([removedObject!.detail?.objectName, removedObject!.detail?.objectRemoved], [task.minio_object_name, true]);
+  assert.deepEqual(await auditOf('dcu.cleanupObject', keep.task_id), [], 'nothing of the kept task');
 });

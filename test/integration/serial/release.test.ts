@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { and, desc, eq, gt, inArray } from 'drizzle-orm';
-import { containers, images, ledgerEntries, releaseRuns, users } from '../../../db/schema.js';
+import { auditLog, containers, images, ledgerEntries, releaseRuns, users } from '../../../db/schema.js';
 import { LABEL_ID, LABEL_USER } from '../../../core/container-labels.js';
 import { connectTemporal } from '../../../core/temporal.js';
 import { CONTROL_TASK_QUEUE } from '../../../core/temporal-names.js';
@@ -139,6 +139,30 @@ test('nightly release: every container, then every private image, refunded once;
   assert.ok(failure, 'the image in use is reported');
   assert.match(failure.reason, /in use/);
 
+  // Audited as the system's actions on each user's things, with the release's workflow id.
+  const audit = async (action: string, targetId: string) =>
+    testDb().db.select().from(auditLog).where(and(eq(auditLog.action, action), eq(auditLog.targetId, targetId), eq(auditLog.workflowId, release.id)));
+  for (const [c, owner] of [[running, alice], [stopped, bob], [suspended, carol]] as const) {
+    const rows = await audit('release.removeContainer', c.id);
+    assert.equal(rows.length, 1, `one removal of ${c.id}: ${JSON.stringify(rows)}`);
+    assert.deepEqual([rows[0]!.actorType, rows[0]!.outcome, rows[0]!.targetType, rows[0]!.subjectUserId], ['system', 'success', 'container', owner.id]);
+  }
+  const orphanRows = await audit('release.removeContainer', orphanId);
+  assert.equal(orphanRows.length, 1, 'the orphan, with the owner its label names');
+  assert.deepEqual([orphanRows[0]!.subjectUserId, orphanRows[0]!.detail?.orphan], [alice.id, true]);
+  for (const [image, owner] of [[a1, alice], [b1, bob], [b2, bob], [c1, carol]] as const) {
+    const rows = await audit('release.removeImage', image.id);
+    assert.equal(rows.length, 1, `one removal of ${image.reference}: ${JSON.stringify(rows)}`);
+    assert.deepEqual([rows[0]!.actorType, rows[0]!.outcome, rows[0]!.targetType, rows[0]!.subjectUserId], ['system', 'success', 'image', owner.id]);
+    assert.equal(rows[0]!.detail?.refunded, image.charged, 'the amount refunded');
+  }
+  const [inUse] = await audit('release.removeImage', c2.id);
+  assert.deepEqual([inUse?.outcome, inUse?.subjectUserId], ['failure', carol.id], 'the image in use: a failure, with its reason');
+  assert.match(String(inUse!.detail?.reason), /in use/);
+  // Carol's suspension for want of money, by her container's workflow.
+  const [suspension] = await testDb().db.select().from(auditLog).where(and(eq(auditLog.action, 'container.suspend'), eq(auditLog.targetId, suspended.id)));
+  assert.deepEqual([suspension?.actorType, suspension?.subjectUserId, suspension?.workflowId], ['system', carol.id, `container-${suspended.id}`]);
+
   const overview = await app.inject({ method: 'GET', url: '/api/v1/admin/releases', headers: bearer(admin) });
   assert.equal(overview.json().schedule.id, 'berth-nightly-release');
   assert.ok(overview.json().schedule.nextRuns.length > 0);
@@ -155,6 +179,9 @@ test('nightly release: every container, then every private image, refunded once;
     const refunds = await testDb().db.select().from(ledgerEntries).where(and(eq(ledgerEntries.userId, user.id), eq(ledgerEntries.kind, 'release_refund')));
     assert.equal(new Set(refunds.map((r) => r.idempotencyKey)).size, refunds.length);
   }
+  // Nor audits a removal twice: each removed image has its one entry, the first run's.
+  const removals = await testDb().db.select().from(auditLog).where(and(eq(auditLog.action, 'release.removeImage'), eq(auditLog.outcome, 'success'), inArray(auditLog.targetId, [a1.id, b1.id, b2.id, c1.id])));
+  assert.deepEqual(removals.map((r) => r.workflowId), [release.id, release.id, release.id, release.id]);
 });
 
 test('nightly release survives the control worker being killed mid-run, with no double refund', async (t) => {
