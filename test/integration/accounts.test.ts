@@ -101,7 +101,7 @@ test('sessions: listed without secrets, revoked one by one, by logout, and by a 
   assert.equal((await app.inject({ method: 'DELETE', url: `/api/v1/users/me/sessions/${items.find((s) => s.current)!.id}`, headers: bearer(stranger.token) })).statusCode, 404);
 
   // A password change: the wrong current password is refused; then every other session ends.
-  const wrong = await app.inject({ method: 'POST', url: '/api/v1/users/me/password', headers: bearer(first), payload: { currentPassword: 'not-it-at-all', newPassword: 'a-new-password-1' } });
+  const wrong = await app.inject({ method: 'POST', url: '/api/v1/users/me/password', headers: bearer(first), payload: { currentPassword: 'not-it-at-all', newPassword: 'a-new-password-1' }, remoteAddress: address() });
   assert.equal(wrong.statusCode, 403, wrong.body);
   const changed = await app.inject({ method: 'POST', url: '/api/v1/users/me/password', headers: bearer(first), payload: { currentPassword: user.password, newPassword: 'a-new-password-1' } });
   assert.equal(changed.statusCode, 200, changed.body);

@@ -36,8 +36,8 @@ test('login gives a token that authenticates; only its hash is stored', async (t
 test('a wrong password and an unknown user get the same 401', async (t) => {
   const app = await buildTestApp(t);
   const user = await createUser(app);
-  const wrongPassword = await app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password: 'nope-nope' } });
-  const unknownUser = await app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: `${user.username}-x`, password: user.password } });
+  const wrongPassword = await app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: user.username, password: 'nope-nope' }, remoteAddress: '127.0.5.1' });
+  const unknownUser = await app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: `${user.username}-x`, password: user.password }, remoteAddress: '127.0.5.1' });
   for (const res of [wrongPassword, unknownUser]) {
     assert.equal(res.statusCode, 401);
     assert.match(res.headers['content-type'] as string, /^application\/problem\+json/);
