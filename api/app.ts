@@ -25,7 +25,7 @@ import { createRegistryPolicy } from '../services/registry-policy.js';
 import { createContainerService } from '../services/containers.js';
 import { createDcuService } from '../services/dcu.js';
 import { minioClient } from '../core/minio.js';
-import problems from './plugins/problems.js';
+import problems, { frameworkErrors } from './plugins/problems.js';
 import input, { formatSchemaErrors, requestId, validatorFactory } from './plugins/input.js';
 import auth from './plugins/auth.js';
 import audit from './plugins/audit.js';
@@ -102,6 +102,9 @@ export async function buildApp(deps: AppDeps) {
     // are coerced; no string anywhere holds control characters (api/plugins/input.ts).
     schemaController: { compilersFactory: { buildValidator: validatorFactory() } },
     schemaErrorFormatter: formatSchemaErrors,
+    // What the router answers itself (a bad %-encoding, a path parameter over maxParamLength) is
+    // a problem too, or the DCU envelope under /api/dcu: not Fastify's own JSON.
+    frameworkErrors,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // Starts and waits for workflows (BERTH_WAIT_TIMEOUT); the routes never see the Temporal client.

@@ -14,6 +14,9 @@
  *   end at it, and control characters in names and logs mislead whoever reads them.
  *   Query strings and path parameters are checked before authentication on every route,
  *   with or without a schema.
+ * - **Numbers are finite, integers exact**: `?page=1e400` coerces to Infinity, which Ajv's
+ *   `minimum` and `maximum` let through, and `?page=1e20` makes an OFFSET PostgreSQL refuses:
+ *   both were a 500. Every number of every part must be finite, every integer within ±(2^53 − 1).
  * - **Request ids**: a client's `X-Request-Id` is kept only when short and plain.
  *
  * Schemas reached through an external `$ref` (addSchema) are compiled as written: keep
@@ -33,6 +36,9 @@ import fp from 'fastify-plugin';
 /** The schema keyword naming which control characters a string may hold. */
 export const CONTROL_CHARS = 'x-control-chars';
 type ControlMode = 'none' | 'multiline';
+
+/** The schema keyword (added to every number and integer schema) that refuses ±Infinity and inexact integers. */
+export const FINITE = 'x-finite';
 
 /** Spread into a string schema that may hold tab, LF and CR (never NUL): `Type.String({ ...multiline })`. */
 export const multiline = { [CONTROL_CHARS]: 'multiline' } as const;
@@ -106,6 +112,8 @@ export function prepareSchema(schema: unknown, { closeObjects }: { closeObjects:
 
   const types = typesOf(out);
   if (types.includes('string') && out[CONTROL_CHARS] === undefined) out[CONTROL_CHARS] = 'none';
+  if (types.includes('integer')) out[FINITE] = 'integer';
+  else if (types.includes('number')) out[FINITE] = 'number';
 
   const objectLike = types.includes('object') || out.properties !== undefined || out.patternProperties !== undefined;
   if (types.includes('object')) {
@@ -147,10 +155,10 @@ function lowerCaseHeaderNames(schema: unknown): unknown {
 interface AjvLike {
   addKeyword(definition: {
     keyword: string;
-    type: string;
+    type?: string;
     schemaType: string;
     errors: boolean;
-    validate: ((mode: ControlMode, data: string) => boolean) & { errors?: unknown[] };
+    validate: ((schema: never, data: never) => boolean) & { errors?: unknown[] };
   }): unknown;
 }
 
@@ -161,6 +169,27 @@ function controlCharsKeyword(ajv: AjvLike) {
     return false;
   };
   ajv.addKeyword({ keyword: CONTROL_CHARS, type: 'string', schemaType: 'string', errors: true, validate });
+  return ajv;
+}
+
+const FINITE_MESSAGE = {
+  integer: `must be an integer between ${-Number.MAX_SAFE_INTEGER} and ${Number.MAX_SAFE_INTEGER}`,
+  number: 'must be a finite number',
+};
+
+/**
+ * Ajv's limits skip non-finite numbers (its `minimum` is guarded by isFinite) and its coercion of
+ * text makes "1e400" Infinity, so this keyword checks every number, whatever its type: it has no
+ * `type` of its own, which Ajv would guard with isFinite too.
+ */
+function finiteKeyword(ajv: AjvLike) {
+  const validate: ((kind: keyof typeof FINITE_MESSAGE, data: unknown) => boolean) & { errors?: unknown[] } = (kind, data) => {
+    if (typeof data !== 'number') return true;
+    if (kind === 'integer' ? Number.isSafeInteger(data) : Number.isFinite(data)) return true;
+    validate.errors = [{ keyword: FINITE, message: FINITE_MESSAGE[kind] ?? FINITE_MESSAGE.number, params: { [FINITE]: kind } }];
+    return false;
+  };
+  ajv.addKeyword({ keyword: FINITE, schemaType: 'string', errors: true, validate });
   return ajv;
 }
 
@@ -185,7 +214,7 @@ type CompileFromPool = (route: RouteSchemaDef) => unknown;
 export function validatorFactory(): NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>['buildValidator'] {
   const pool = AjvCompiler();
   const build = ((externalSchemas: Record<string, unknown>) => {
-    const plugins = [controlCharsKeyword as never];
+    const plugins = [controlCharsKeyword as never, finiteKeyword as never];
     const body = pool(externalSchemas as never, { customOptions: BODY_OPTIONS, plugins }) as unknown as CompileFromPool;
     const text = pool(externalSchemas as never, { customOptions: TEXT_OPTIONS, plugins }) as unknown as CompileFromPool;
     return (route: RouteSchemaDef) => {

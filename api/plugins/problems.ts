@@ -25,6 +25,7 @@ const TITLES: Record<number, string> = {
   406: 'Not Acceptable',
   409: 'Conflict',
   413: 'Payload Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Entity',
   429: 'Too Many Requests',
@@ -61,6 +62,29 @@ export function problemFor(error: unknown, request: FastifyRequest): ProblemBody
 
 export function sendProblem(reply: FastifyReply, problem: ProblemBody) {
   return reply.code(problem.status).type('application/problem+json').send(problem);
+}
+
+/**
+ * Fastify's `frameworkErrors`: errors its router raises before any route or hook runs (a
+ * malformed %-encoding, FST_ERR_BAD_URL; a path parameter over maxParamLength,
+ * FST_ERR_MAX_PARAM_LENGTH). A problem, or the DCU envelope under /api/dcu; the detail does not
+ * echo the URL back.
+ */
+const ROUTER_DETAILS: Record<string, string> = {
+  FST_ERR_BAD_URL: 'The URL is not valid: a malformed %-encoding.',
+  FST_ERR_MAX_PARAM_LENGTH: 'A path parameter is too long.',
+};
+
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const found = problemFor(error, request);
+  const problem = { ...found, detail: ROUTER_DETAILS[error.code] ?? found.detail };
+  if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
+  if (/^\/api\/dcu(\/|$)/.test(request.url)) {
+    const message = problem.status >= 500 ? 'Internal Server Error' : (problem.detail ?? problem.title);
+    void reply.code(problem.status).type('application/json; charset=utf-8').send({ code: problem.status, status: problem.status, message, data: null });
+    return;
+  }
+  void sendProblem(reply, problem);
 }
 
 export default fp(
