@@ -13,9 +13,11 @@
  *
  * Both chains are replaced atomically (iptables-restore --noflush flushes and refills only
  * them), so a restart, or the two host workers of one machine, install the same rules again
- * without a gap or a duplicate.
+ * without a gap or a duplicate. The jumps into them are checked and inserted under a lock of
+ * the machine (flock on LOCK_FILE): two workers starting at once would otherwise both insert
+ * a jump, then both delete the duplicate, leaving none.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
@@ -24,6 +26,8 @@ import { USER_BRIDGE_PREFIX } from '../core/network-names.js';
 const run = promisify(execFile);
 
 export const FORWARD_CHAIN = 'BERTH-ISOLATION';
+/** Held while the rules are installed: one installer of the machine at a time. */
+export const LOCK_FILE = '/run/berth-firewall.lock';
 export const INPUT_CHAIN = 'BERTH-INPUT';
 const USER_BRIDGES = `${USER_BRIDGE_PREFIX}+`;
 
@@ -124,22 +128,42 @@ async function iptables(...args: string[]) {
 }
 
 /**
- * Installs (or reinstalls) the rules. Idempotent: the chains are replaced whole, and a jump
- * is inserted only when `iptables -C` does not find it (a duplicate that two workers
- * starting at once might add is deleted again).
+ * Runs `fn` holding the machine's firewall lock. `flock` holds it for as long as its stdin is
+ * open, so the lock goes when this process does, however it ends.
+ */
+export async function withFirewallLock<T>(fn: () => Promise<T>, lockFile = LOCK_FILE): Promise<T> {
+  const holder = spawn('flock', ['-w', '60', lockFile, '-c', 'echo locked; exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      holder.stdout.once('data', () => resolve());
+      holder.once('error', reject);
+      holder.once('exit', (code) => reject(new Error(`could not take the firewall lock ${lockFile} (flock exited ${code})`)));
+    });
+    return await fn();
+  } finally {
+    holder.stdin.end();
+  }
+}
+
+/**
+ * Installs (or reinstalls) the rules, under the machine's firewall lock. Idempotent: the
+ * chains are replaced whole, and a jump is inserted only when `iptables -C` does not find it
+ * (a duplicate, which an installer without the lock could have added, is deleted).
  */
 export async function installFirewall(plan: FirewallPlan, logger: Logger): Promise<void> {
-  const restore = run('iptables-restore', ['-w', '10', '--noflush']);
-  restore.child.stdin!.end(firewallRestoreInput(plan));
-  await restore;
-  for (const [chain, ...rule] of JUMPS) {
-    const present = await iptables('-C', chain, ...rule).then(() => true, () => false);
-    // First in the chain: Docker appends its RETURN to DOCKER-USER, and INPUT may end in ACCEPTs.
-    if (!present) await iptables('-I', chain, '1', ...rule);
-    const { stdout } = await iptables('-S', chain);
-    const wanted = `-A ${chain} ${rule.join(' ')}`;
-    const copies = stdout.split('\n').filter((line) => line.trim() === wanted).length;
-    for (let extra = copies; extra > 1; extra--) await iptables('-D', chain, ...rule);
-  }
+  await withFirewallLock(async () => {
+    const restore = run('iptables-restore', ['-w', '10', '--noflush']);
+    restore.child.stdin!.end(firewallRestoreInput(plan));
+    await restore;
+    for (const [chain, ...rule] of JUMPS) {
+      const present = await iptables('-C', chain, ...rule).then(() => true, () => false);
+      // First in the chain: Docker appends its RETURN to DOCKER-USER, and INPUT may end in ACCEPTs.
+      if (!present) await iptables('-I', chain, '1', ...rule);
+      const { stdout } = await iptables('-S', chain);
+      const wanted = `-A ${chain} ${rule.join(' ')}`;
+      const copies = stdout.split('\n').filter((line) => line.trim() === wanted).length;
+      for (let extra = copies; extra > 1; extra--) await iptables('-D', chain, ...rule);
+    }
+  });
   logger.info({ forward: FORWARD_CHAIN, input: INPUT_CHAIN, allowCidrs: plan.allowCidrs, otherBridges: plan.otherBridges }, 'egress firewall installed');
 }

@@ -22,7 +22,9 @@ import { LABEL_USER, dockerName } from '../../core/container-labels.js';
 import { LABEL_NETWORK, userNetworkName } from '../../core/network-names.js';
 import { createUserNetworks, userBridgeName } from '../../activities/networks.js';
 import { DEFAULT_PIDS_LIMIT, createContainerDockerActivities } from '../../activities/containers-docker.js';
-import { BLOCKED_DESTINATIONS, FORWARD_CHAIN, INPUT_CHAIN } from '../../workers/host-firewall.js';
+import { BLOCKED_DESTINATIONS, FORWARD_CHAIN, INPUT_CHAIN, JUMPS, hostNameservers, installFirewall, otherBridges } from '../../workers/host-firewall.js';
+import { loadHostWorkerConfig } from '../../core/config.js';
+import pino from 'pino';
 import { bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
 import { BUSYBOX, cleanupScope, idler, pull, removeContainer, runContainer, userWithBusybox } from '../support/containers.js';
 import { dockerFor, dockerSocket } from '../support/stack.js';
@@ -90,6 +92,18 @@ async function userWithIdler(t: TestContext, host: string) {
 
 const iptablesHas = (chain: string, rule: string) =>
   run('iptables', ['-w', '10', '-C', chain, ...rule.split(' ')]).then(() => true, () => false);
+
+test('the firewall installed by several host workers at once: exactly one jump into each of Berth’s chains', async () => {
+  // The plan the stack's host workers install (the same rules: installing them again changes nothing).
+  const { egress } = loadHostWorkerConfig({ ...process.env, BERTH_HOST_ID: 'host-a' });
+  const plan = { allowCidrs: egress.allowCidrs, otherBridges: await otherBridges(), nameservers: await hostNameservers() };
+  await Promise.all(Array.from({ length: 4 }, () => installFirewall(plan, pino({ level: 'silent' }))));
+  for (const [chain, ...rule] of JUMPS) {
+    const { stdout } = await run('iptables', ['-w', '10', '-S', chain]);
+    const copies = stdout.split('\n').filter((line) => line.trim() === `-A ${chain} ${rule.join(' ')}`).length;
+    assert.equal(copies, 1, `${chain} jumps to Berth’s chain once`);
+  }
+});
 
 test('users’ networks: another user’s container is unreachable on any port, on this daemon or the other; a user’s own containers reach each other; published ports answer', async (t) => {
   const scope = cleanupScope(t);
