@@ -238,6 +238,7 @@ ALTER ROLE :"user" WITH LOGIN PASSWORD :'pw';
 SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'user') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db')\gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'vdb', :'user') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'vdb')\gexec
 \c :"vdb"
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS btree_gin;
 EOF
   fi
