@@ -5,8 +5,8 @@
 # stops node 1 (the cluster keeps serving, histories stay readable), starts it again (it
 # rejoins), crashes node 2 with SIGKILL and brings it back, fetches the UI, refuses clients
 # without a certificate, binds a gateway address, and stops everything it started.
-# The `temporal` and `temporal_visibility` databases stay (the same ones cluster mode uses:
-# do not run this while cluster mode's Temporal is up; the check refuses to).
+# The `temporal` and `temporal_visibility` databases stay: they are the ones cluster mode uses
+# (the check refuses to run while cluster mode's Temporal is up, and keeps the role's password).
 #
 #   bash scripts/cluster-temporal-check.sh      prints each check and `N passed, N failed`
 set -euo pipefail
@@ -85,21 +85,30 @@ cleanup() {
 trap cleanup EXIT
 
 section "build (cached after the first time) and databases"
+# The databases and the role are cluster mode's. Nodes of another running cluster would join
+# this one's ring (membership goes by the cluster id stored there): refuse then. Read as the
+# superuser, before anything changes.
+ours=" "
+for n in "${TEMPORAL_CLUSTER_NODES[@]}"; do
+  for s in frontend history matching worker; do ours+="127.0.0.1:$(temporal_node_port "$n" "$s" membership) "; done
+done
+while read -r address; do
+  [[ -z $address || $ours == *" $address "* ]] || die "another Temporal cluster is running on these databases ($address): stop it first"
+done < <(runuser -u postgres -- psql -X -tA -p "$CLUSTER_PG_PORT" -d "$CLUSTER_DB_NAME" -c "select rpc_address || ':' || rpc_port
+  from cluster_membership where last_heartbeat > (now() at time zone 'utc') - interval '20 seconds'" 2>/dev/null || true)
+# The role's password is cluster mode's when it has one: setup_temporal_db would otherwise set
+# the role to this check's own, and cluster mode's nodes could not connect until its next up.
+cluster_mode_password=${CLUSTER_MODE_DIR:-$HOME/.local/state/berth/cluster}/temporal-db.password
+if [[ -s $cluster_mode_password ]]; then
+  mkdir -p "$CLUSTER_DIR"
+  (umask 077 && cp "$cluster_mode_password" "$CLUSTER_DIR/temporal-db.password")
+fi
 timed build_cluster_tools
 timed setup_temporal_db
 printf 'schema versions: %s %s, %s %s\n' "$CLUSTER_DB_NAME" "$(_temporal_schema_version "$CLUSTER_DB_NAME")" \
   "$CLUSTER_VISIBILITY_DB_NAME" "$(_temporal_schema_version "$CLUSTER_VISIBILITY_DB_NAME")"
 echo "setup_temporal_db again (nothing to do):"
 timed setup_temporal_db
-
-# The databases are cluster mode's: nodes of another running cluster would join this one's ring.
-ours=" "
-for n in "${TEMPORAL_CLUSTER_NODES[@]}"; do
-  for s in frontend history matching worker; do ours+="127.0.0.1:$(temporal_node_port "$n" "$s" membership) "; done
-done
-while read -r _ address _; do
-  [[ -z $address || $ours == *" $address "* ]] || die "another Temporal cluster is running on these databases ($address): stop it first"
-done < <(temporal_cluster_members)
 
 section "start"
 timed start_temporal_cluster
