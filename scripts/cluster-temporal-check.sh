@@ -314,6 +314,12 @@ start_temporal_cluster
 expect "the gateway bind is gone again" fails grep -q "$GATEWAY_IP" "$CLUSTER_DIR/haproxy.cfg"
 expect "the cluster answers after the reloads" temporal_cluster_up
 
+section "clean up the check's workflows (they share cluster mode's namespace)"
+left="WorkflowId STARTS_WITH 'cluster-check-' AND ExecutionStatus = 'Running'"
+temporal_cli workflow terminate --query "$left" --reason "cluster-temporal-check.sh" --yes >/dev/null
+none_left() { has 'Total: 0' temporal_cli workflow count --query "$left"; }
+expect "no cluster-check-* workflow left running (batch terminate)" retry_for 60 none_left
+
 section "temporal.env"
 cat "$CLUSTER_DIR/temporal.env"
 stat -c '%A %n' "$(cluster_tls_dir)"/*key.pem "$CLUSTER_DIR/temporal-db.password"
