@@ -4,10 +4,11 @@
 # Web UI, MinIO, then migrations, the API, the control worker and one host worker per
 # Docker daemon.
 #
-#   scripts/stack.sh up       install what is missing, start what is not running (idempotent)
-#   scripts/stack.sh down     stop everything (data is kept)
-#   scripts/stack.sh status   each component, its address, up or down
-#   scripts/stack.sh env      print the settings the stack's processes run with
+#   scripts/stack.sh up          install what is missing, start what is not running (idempotent)
+#   scripts/stack.sh up:cluster  the production topology instead (scripts/stack-cluster.sh)
+#   scripts/stack.sh down        stop everything, whichever mode runs (data is kept)
+#   scripts/stack.sh status      the mode, each component, its address, up or down
+#   scripts/stack.sh env         print the settings the stack's processes run with
 #
 # State (data, sockets, logs, generated secrets) lives in $BERTH_STATE_DIR
 # (default ~/.local/state/berth); built Go binaries and Go caches in $BERTH_TOOLS_DIR
@@ -163,8 +164,15 @@ ensure_settings() {
   ensure_setting BERTH_INTERNAL_REGISTRIES "$REGISTRY,$AUTH_REGISTRY"
 }
 
-load_env() { set -a; # shellcheck disable=SC1090
-  . "$ENV_FILE"; set +a; }
+# berth.env, then in cluster mode the cluster's settings over it.
+load_env() {
+  set -a
+  # shellcheck disable=SC1090
+  . "$ENV_FILE"
+  # shellcheck disable=SC1091
+  [[ $(stack_mode) == cluster && -f $CLUSTER_DIR/cluster.env ]] && . "$CLUSTER_DIR/cluster.env"
+  set +a
+}
 
 docker_sock() { echo "$STATE/docker/$1/docker.sock"; }
 host_docker() { local h=$1; shift; docker -H "unix://$(docker_sock "$h")" "$@"; }
@@ -176,6 +184,13 @@ start_postgres() {
   if ! pg_up; then
     pg_lsclusters -h 2>/dev/null | grep -q '^15 *main' || pg_createcluster 15 main >/dev/null
     pg_ctlcluster --skip-systemctl-redirect 15 main start 9>&- || true
+    wait_for "PostgreSQL" 60 pg_up
+  fi
+  # The cluster's two Temporal nodes hold up to 64 connections beside Berth's pools and the tests'.
+  if (($(runuser -u postgres -- psql -tAc 'show max_connections' postgres) < 300)); then
+    log "PostgreSQL: max_connections 300 (restarting it)"
+    runuser -u postgres -- psql -q -c 'alter system set max_connections = 300' postgres
+    pg_ctlcluster --skip-systemctl-redirect 15 main restart 9>&-
     wait_for "PostgreSQL" 60 pg_up
   fi
   local password; password=$(sed -E 's#^postgres://berth:([^@]*)@.*#\1#' <<<"$BERTH_DATABASE_URL")
@@ -362,12 +377,17 @@ start_app() {
   wait_for "host workers" 60 hosts_up
 }
 
-stop_app() { for p in api "${APP_PROCS[@]:1}"; do stop_pidfile "$p"; done; }
+stop_app() { for p in api worker-control worker-host-a worker-host-b worker-host-c; do stop_pidfile "$p"; done; }
 
 # ---------------------------------------------------------------- commands
 cmd_up() {
   local started=$SECONDS
   mkdir -p "$STATE" "$LOGS" "$RUN" "$TOOLS/bin"
+  if [[ $(stack_mode) == cluster ]]; then
+    log "stopping the cluster for the development stack"
+    stop_cluster
+  fi
+  echo dev >"$MODE_FILE"
   install_packages
   ensure_env_file
   load_env
@@ -393,7 +413,7 @@ cmd_up() {
 
 cmd_down() {
   mkdir -p "$RUN"
-  stop_app
+  stop_cluster
   stop_pidfile minio
   stop_pidfile temporal
   stop_pidfile registry-auth
@@ -403,29 +423,39 @@ cmd_down() {
     read -r id _ _ <<<"$spec"
     stop_pidfile "dockerd-$id"
   done
+  echo dev >"$MODE_FILE"
   pg_up 2>/dev/null && pg_ctlcluster --skip-systemctl-redirect 15 main stop || true
   log "down"
 }
 
 cmd_status() {
+  local mode; mode=$(stack_mode)
   [[ -f $ENV_FILE ]] && load_env
   local row
   row() { printf '%-16s %-60s %s\n' "$1" "$2" "$( "${@:3}" >/dev/null 2>&1 && echo up || echo down)"; }
+  printf 'mode: %s\n' "$( [[ $mode == cluster ]] && echo 'cluster (npm run up:cluster)' || echo 'development (npm run up)')"
   printf '%-16s %-60s %s\n' COMPONENT ADDRESS STATE
   row postgresql "127.0.0.1:$PG_PORT" pg_up
   local spec id
   for spec in "${HOSTS[@]}"; do
     read -r id _ _ <<<"$spec"
+    [[ $mode == cluster && $id != host-a ]] && continue
     row "docker $id" "unix://$(docker_sock "$id")" docker_up "$id"
   done
   row registry "http://$REGISTRY" registry_up "$REGISTRY"
   row registry-auth "http://$AUTH_REGISTRY (htpasswd)" registry_up "$AUTH_REGISTRY"
-  row temporal "127.0.0.1:7233" temporal_up
-  row temporal-ui "http://127.0.0.1:8233" curl -fsS -o /dev/null http://127.0.0.1:8233/
+  if [[ $mode == cluster ]]; then
+    cluster_status_rows
+  else
+    row temporal "127.0.0.1:7233" temporal_up
+    row temporal-ui "http://127.0.0.1:8233" curl -fsS -o /dev/null http://127.0.0.1:8233/
+  fi
   row minio "http://127.0.0.1:9000" minio_up
   row minio-console "http://127.0.0.1:9001" curl -fsS -o /dev/null http://127.0.0.1:9001/
   row api "http://127.0.0.1:${BERTH_API_PORT:-8080}" api_up
-  for p in "${APP_PROCS[@]:1}"; do row "$p" "task queue $( [[ $p == worker-control ]] && echo berth-control || echo "berth-host-${p#worker-}")" pid_alive "$RUN/$p.pid"; done
+  local procs=("${APP_PROCS[@]:1}")
+  [[ $mode == cluster ]] && procs=("${CLUSTER_APP_PROCS[@]:1}")
+  for p in "${procs[@]}"; do row "$p" "task queue $( [[ $p == worker-control ]] && echo berth-control || echo "berth-host-${p#worker-}")" pid_alive "$RUN/$p.pid"; done
 }
 
 # One up or down at a time: two at once would each start a set of processes and leave
@@ -446,18 +476,38 @@ cmd_start() {
     minio) start_minio ;;
     api | worker-*)
       pid_alive "$RUN/$p.pid" && return 0
-      [[ $(cat "$RUN/app.hash" 2>/dev/null) == "$(code_hash)" ]] || die "Berth's code changed since the stack started: run up"
-      start_proc "$p"
-      case $p in api) wait_for "Berth API" 60 api_up ;; worker-host-*) wait_for "host workers" 60 hosts_up ;; esac ;;
+      if [[ $(stack_mode) == cluster ]]; then
+        [[ $(cat "$RUN/app.hash" 2>/dev/null) == "cluster-$(code_hash)" ]] || die "Berth's code changed since the stack started: run up:cluster"
+        start_cluster_proc "$p"
+        case $p in api) wait_for "Berth API" 60 api_up ;; worker-host-*) wait_for "host workers" 60 cluster_hosts_up ;; esac
+      else
+        [[ $(cat "$RUN/app.hash" 2>/dev/null) == "$(code_hash)" ]] || die "Berth's code changed since the stack started: run up"
+        start_proc "$p"
+        case $p in api) wait_for "Berth API" 60 api_up ;; worker-host-*) wait_for "host workers" 60 hosts_up ;; esac
+      fi ;;
+    temporal-node*)
+      [[ $(stack_mode) == cluster ]] || die "$p runs in cluster mode only"
+      start_temporal_node "${p#temporal-node}" ;;
     *) die "no such process: $p" ;;
   esac
 }
 
+# shellcheck source=scripts/stack-cluster.sh
+. "$ROOT/scripts/stack-cluster.sh"
+
 case ${1:-} in
   up) with_lock cmd_up ;;
+  up:cluster) with_lock cmd_up_cluster ;;
+  # The Go builds of both modes, once (they are cached).
+  build) mkdir -p "$LOGS" "$TOOLS/bin"; build_tools; build_cluster_tools ;;
   start) with_lock cmd_start "${2:-}" ;;
   down) with_lock cmd_down ;;
   status) cmd_status ;;
-  env) cat "$ENV_FILE" ;;
-  *) echo "usage: $0 up|start NAME|down|status|env" >&2; exit 2 ;;
+  # The Temporal CLI against whichever Temporal runs (the cluster: its load balancer, with TLS).
+  temporal)
+    shift
+    if [[ $(stack_mode) == cluster ]]; then temporal_cli "$@"; else "$TEMPORAL_BIN" "$@" --address 127.0.0.1:7233; fi ;;
+  temporal-members) temporal_cluster_members ;;
+  env) cat "$ENV_FILE"; if [[ $(stack_mode) == cluster ]]; then cat "$CLUSTER_DIR/cluster.env"; fi ;;
+  *) echo "usage: $0 up|up:cluster|start NAME|down|status|env|temporal ARGS...|temporal-members" >&2; exit 2 ;;
 esac
