@@ -6,11 +6,12 @@
  */
 import { Worker } from 'node:worker_threads';
 import type Docker from 'dockerode';
+import { dockerConnectionFor, type DockerConnection } from './docker-client.js';
 
 /** What the thread needs: plain data, cloned into it. */
 export interface SaveGzipJob {
-  /** Dockerode's connection options (socketPath, or host and port). */
-  docker: { socketPath?: string; host?: string; port?: number; protocol?: 'http' | 'https' };
+  /** Dockerode's connection options (socketPath, or host and port, and TLS's PEM texts). */
+  docker: DockerConnection;
   reference: string;
   /** The file written; removed by the thread if it fails or is aborted. */
   path: string;
@@ -46,11 +47,21 @@ export class SaveGzipError extends Error {
   }
 }
 
-/** Dockerode's connection options, for a second client in the thread. */
-export function dockerConnection(docker: Docker): SaveGzipJob['docker'] {
-  const modem = docker.modem as { socketPath?: string; host?: string; port?: number | string; protocol?: 'http' | 'https' };
-  if (modem.socketPath) return { socketPath: modem.socketPath };
-  return { host: modem.host, port: modem.port === undefined ? undefined : Number(modem.port), protocol: modem.protocol };
+/**
+ * Dockerode's connection options, for a second client in the thread: the endpoint and TLS
+ * (CA, certificate and key) the given client was made with.
+ */
+export function dockerConnection(docker: Docker): DockerConnection {
+  const modem = docker.modem as { socketPath?: unknown; host?: string; port?: number | string; protocol?: string; ca?: unknown; cert?: unknown; key?: unknown };
+  if (typeof modem.socketPath === 'string') return dockerConnectionFor(`unix://${modem.socketPath}`);
+  const endpoint = `tcp://${modem.host}${modem.port === undefined ? '' : `:${modem.port}`}`;
+  if (modem.protocol !== 'https') return dockerConnectionFor(endpoint);
+  const pem = (value: unknown, what: string) => {
+    if (typeof value === 'string') return value;
+    if (Buffer.isBuffer(value)) return value.toString('utf8');
+    throw new Error(`the Docker client's TLS ${what} is not PEM text: it cannot be handed to the compression thread`);
+  };
+  return dockerConnectionFor(endpoint, { ca: pem(modem.ca, 'CA'), cert: pem(modem.cert, 'certificate'), key: pem(modem.key, 'key') });
 }
 
 /**

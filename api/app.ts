@@ -24,6 +24,7 @@ import { createWorkflowRuns } from '../services/workflow-runs.js';
 import { createRegistryPolicy } from '../services/registry-policy.js';
 import { createContainerService } from '../services/containers.js';
 import { createDcuService } from '../services/dcu.js';
+import { createHostStreamClient } from '../services/host-streams.js';
 import { minioClient } from '../core/minio.js';
 import problems, { frameworkErrors } from './plugins/problems.js';
 import input, { formatSchemaErrors, requestId, validatorFactory } from './plugins/input.js';
@@ -52,7 +53,19 @@ import { createReadiness } from '../services/readiness.js';
 export interface AppDeps {
   config: Pick<
     ApiConfig,
-    'tokenTtlMs' | 'login' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'registries' | 'pulls' | 'internalToken' | 'dcu' | 'streams' | 'corsOrigins'
+    | 'tokenTtlMs'
+    | 'login'
+    | 'rateLimit'
+    | 'hosts'
+    | 'waitTimeoutMs'
+    | 'containers'
+    | 'registries'
+    | 'pulls'
+    | 'internalToken'
+    | 'streamsCa'
+    | 'dcu'
+    | 'streams'
+    | 'corsOrigins'
   >;
   db: Database;
   temporal: Client;
@@ -210,7 +223,9 @@ export async function buildApp(deps: AppDeps) {
   await app.register(containerRoutes, { prefix: '/api/v1/containers', containers });
   await app.register(releaseRoutes, { prefix: '/api/v1/admin/releases', releases: createReleaseService({ db, temporal }) });
   await app.register(dcuRoutes, { prefix: '/api/dcu', dcu });
-  await app.register(containerStreamRoutes, { prefix: '/api/v1/containers', containers, hosts, internalToken: config.internalToken, limits: config.streams, auth: authService });
+  const hostStreams = createHostStreamClient({ token: config.internalToken, ca: config.streamsCa });
+  app.addHook('onClose', async () => hostStreams.close());
+  await app.register(containerStreamRoutes, { prefix: '/api/v1/containers', containers, hosts, hostStreams, limits: config.streams, auth: authService });
 
   return app;
 }

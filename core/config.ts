@@ -3,8 +3,10 @@
  * is parsed and validated once when a process starts, and is handed down as a
  * frozen, typed object. Nothing else in Berth reads process.env.
  */
+import { BlockList, isIP } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import { TlsFileError, certificateNames, keyMatchesCertificate, readPemFile, type PemKind } from './tls-files.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -101,6 +103,26 @@ class Reader {
     return text;
   }
 
+  /** `true` or `false`; undefined when not set. */
+  boolean(name: string): boolean | undefined {
+    const text = this.raw(name);
+    if (text === undefined) return undefined;
+    if (text !== 'true' && text !== 'false') throw new ConfigError(name, `must be true or false, got "${text}"`);
+    return text === 'true';
+  }
+
+  /** The PEM text of the file the variable names (read now), or undefined when not set. */
+  pemFile(name: string, kind: PemKind): string | undefined {
+    const path = this.raw(name);
+    if (path === undefined) return undefined;
+    try {
+      return readPemFile(path, kind);
+    } catch (error) {
+      if (error instanceof TlsFileError) throw new ConfigError(name, error.message);
+      throw error;
+    }
+  }
+
   oneOf<T extends string>(name: string, values: readonly T[], fallback: T): T {
     const text = this.raw(name) ?? fallback;
     if (!(values as readonly string[]).includes(text)) {
@@ -120,6 +142,34 @@ export interface DatabaseConfig {
 export interface TemporalConfig {
   address: string;
   namespace: string;
+  /** TLS to the frontend; null: plaintext (the native stack). */
+  tls: TemporalTlsConfig | null;
+  /** Sent as `Authorization: Bearer <key>` (Temporal Cloud API keys). A secret: never logged. */
+  apiKey?: string;
+}
+/** PEM texts, read from the files the settings name when the configuration is loaded. */
+export interface TemporalTlsConfig {
+  /** The CA bundle the server's certificate is checked against; absent: the system's CAs. */
+  ca?: string;
+  /** This process's certificate and key, for a server that requires mutual TLS. */
+  client?: CertKeyPair;
+  /** The name the server's certificate must carry (and the SNI), when not the address's host. */
+  serverName?: string;
+}
+export interface CertKeyPair {
+  cert: string;
+  key: string;
+}
+/** How a host worker reaches its Docker daemon. */
+export interface DockerConfig {
+  /** unix:///path/to/docker.sock or tcp://host:port. */
+  endpoint: string;
+  /** Mutual TLS with a tcp:// daemon (`dockerd --tlsverify`); null: the socket, or plain TCP allowed by BERTH_DOCKER_ALLOW_PLAIN_TCP. */
+  tls: DockerTlsConfig | null;
+}
+/** PEM texts: the CA the daemon's certificate is checked against, and the certificate and key Berth presents. */
+export interface DockerTlsConfig extends CertKeyPair {
+  ca: string;
 }
 export interface HostsConfig {
   heartbeatIntervalMs: number;
@@ -186,6 +236,8 @@ export interface ApiConfig {
   pulls: PullsConfig;
   /** Shared with host workers: authenticates the API to their log and stats endpoints. */
   internalToken: string;
+  /** PEM: the CA bundle host workers' https:// stream endpoints are checked against; null: the system's CAs. */
+  streamsCa: string | null;
   /** On SIGTERM, how long requests in flight get before their connections are closed. */
   shutdownGraceMs: number;
   streams: StreamsConfig;
@@ -290,7 +342,7 @@ export interface HostWorkerConfig {
   temporal: TemporalConfig;
   hosts: HostsConfig;
   hostId: string;
-  dockerHost: string;
+  docker: DockerConfig;
   minio: MinioConfig;
   /** Credentials per registry host ("127.0.0.1:5001", "docker.io"), used for pulls. */
   registryCredentials: Record<string, RegistryCredential>;
@@ -298,13 +350,22 @@ export interface HostWorkerConfig {
   pullStallTimeoutMs: number;
   dcu: DcuHostConfig;
   /** Where the host worker serves container logs and stats to the API (port 0: any free port). */
-  streams: { host: string; port: number; advertiseHost: string };
+  streams: StreamServerConfig;
   /** The address this host's containers publish their ports on. */
   publishIp: string;
   /** The host's firewall for containers on users' networks (workers/host-firewall.ts). */
   egress: EgressConfig;
   internalToken: string;
   shutdownGraceMs: number;
+}
+
+export interface StreamServerConfig {
+  host: string;
+  port: number;
+  /** The address the API reaches the endpoint at (the host of its advertised URL). */
+  advertiseHost: string;
+  /** PEM certificate and key: the endpoint serves HTTPS; null: plain HTTP (loopback, or BERTH_STREAMS_ALLOW_PLAIN=true). */
+  tls: CertKeyPair | null;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -317,11 +378,127 @@ function database(r: Reader): DatabaseConfig {
   return { url: r.url('BERTH_DATABASE_URL', ['postgres:', 'postgresql:']) };
 }
 
+/**
+ * A certificate and its private key, from two file settings: both or neither, and the key
+ * must be the certificate's.
+ */
+function certKeyPair(r: Reader, certName: string, keyName: string): CertKeyPair | undefined {
+  const cert = r.pemFile(certName, 'certificate');
+  const key = r.pemFile(keyName, 'private key');
+  if (cert === undefined && key === undefined) return undefined;
+  if (key === undefined) throw new ConfigError(keyName, `is required with ${certName} (the certificate's private key)`);
+  if (cert === undefined) throw new ConfigError(certName, `is required with ${keyName} (the key's certificate)`);
+  if (!keyMatchesCertificate(cert, key)) throw new ConfigError(keyName, `is not the private key of the certificate in ${certName}`);
+  return { cert, key };
+}
+
+const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/**
+ * TLS is on when any TLS file, the server name or an API key is set (a key is never sent in
+ * the clear), or when BERTH_TEMPORAL_TLS=true alone asks for it with the system's CAs
+ * (Temporal Cloud); BERTH_TEMPORAL_TLS=false with any of them is a contradiction.
+ */
 function temporal(r: Reader): TemporalConfig {
-  return {
-    address: r.matching('BERTH_TEMPORAL_ADDRESS', HOST_PORT, 'host:port', '127.0.0.1:7233'),
-    namespace: r.string('BERTH_TEMPORAL_NAMESPACE', 'default'),
-  };
+  const address = r.matching('BERTH_TEMPORAL_ADDRESS', HOST_PORT, 'host:port', '127.0.0.1:7233');
+  const namespace = r.string('BERTH_TEMPORAL_NAMESPACE', 'default');
+  const forced = r.boolean('BERTH_TEMPORAL_TLS');
+  const ca = r.pemFile('BERTH_TEMPORAL_TLS_CA', 'certificate');
+  const client = certKeyPair(r, 'BERTH_TEMPORAL_TLS_CERT', 'BERTH_TEMPORAL_TLS_KEY');
+  const serverName = r.optionalString('BERTH_TEMPORAL_TLS_SERVER_NAME');
+  if (serverName !== undefined && !DNS_NAME.test(serverName)) {
+    throw new ConfigError('BERTH_TEMPORAL_TLS_SERVER_NAME', `must be a DNS name such as temporal.example, got "${serverName}"`);
+  }
+  const apiKey = r.optionalString('BERTH_TEMPORAL_API_KEY');
+  const needsTls = [
+    ca !== undefined && 'BERTH_TEMPORAL_TLS_CA',
+    client !== undefined && 'BERTH_TEMPORAL_TLS_CERT',
+    serverName !== undefined && 'BERTH_TEMPORAL_TLS_SERVER_NAME',
+    apiKey !== undefined && 'BERTH_TEMPORAL_API_KEY',
+  ].filter((name): name is string => name !== false);
+  if (forced === false && needsTls.length > 0) {
+    throw new ConfigError('BERTH_TEMPORAL_TLS', `is false, but ${needsTls.join(' and ')} ${needsTls.length > 1 ? 'need' : 'needs'} TLS`);
+  }
+  const tls = (forced ?? needsTls.length > 0)
+    ? { ...(ca !== undefined ? { ca } : {}), ...(client ? { client } : {}), ...(serverName !== undefined ? { serverName } : {}) }
+    : null;
+  return { address, namespace, tls, ...(apiKey !== undefined ? { apiKey } : {}) };
+}
+
+const DOCKER_TLS = ['BERTH_DOCKER_TLS_CA', 'BERTH_DOCKER_TLS_CERT', 'BERTH_DOCKER_TLS_KEY'] as const;
+
+/**
+ * The Docker endpoint. A tcp:// daemon is reached with mutual TLS (all three files, as
+ * `dockerd --tlsverify` expects); plain TCP, which gives whoever reaches the port root on the
+ * host, only when BERTH_DOCKER_ALLOW_PLAIN_TCP=true says so.
+ */
+function docker(r: Reader): DockerConfig {
+  const name = 'BERTH_DOCKER_HOST';
+  const endpoint = r.matching(name, /^(unix:\/\/\/|tcp:\/\/)/, 'unix:///path or tcp://host:port', 'unix:///var/run/docker.sock');
+  const allowPlain = r.boolean('BERTH_DOCKER_ALLOW_PLAIN_TCP') ?? false;
+  const given = DOCKER_TLS.filter((setting) => r.optionalString(setting) !== undefined);
+  if (endpoint.startsWith('unix://')) {
+    if (given.length > 0) throw new ConfigError(given[0]!, `applies to a tcp:// ${name} only (a unix socket has no TLS)`);
+    return { endpoint, tls: null };
+  }
+  let url: URL | undefined;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !url.hostname || !['', '/'].includes(url.pathname) || url.search || url.username) {
+    throw new ConfigError(name, `must be tcp://host:port, got "${endpoint}"`);
+  }
+  if (given.length === 0) {
+    if (allowPlain) return { endpoint, tls: null };
+    throw new ConfigError(
+      name,
+      `${endpoint} without TLS is refused: set ${DOCKER_TLS.join(', ')} (the daemon runs with --tlsverify), or BERTH_DOCKER_ALLOW_PLAIN_TCP=true to accept an unauthenticated, unencrypted daemon`,
+    );
+  }
+  const missing = DOCKER_TLS.find((setting) => !given.includes(setting));
+  if (missing) throw new ConfigError(missing, `is required with ${given.join(' and ')}: Docker over TCP takes the CA, a client certificate and its key`);
+  const ca = r.pemFile('BERTH_DOCKER_TLS_CA', 'certificate')!;
+  const pair = certKeyPair(r, 'BERTH_DOCKER_TLS_CERT', 'BERTH_DOCKER_TLS_KEY')!;
+  return { endpoint, tls: { ca, ...pair } };
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** 127.0.0.0/8, ::1 (also IPv4-mapped) and localhost: a plain endpoint there is reachable from this machine only. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (bare === 'localhost') return true;
+  const family = isIP(bare);
+  return family !== 0 && LOOPBACK.check(bare, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/**
+ * The host worker's log and stats endpoint. It carries BERTH_INTERNAL_TOKEN and users' logs: off
+ * a loopback address it serves HTTPS, unless BERTH_STREAMS_ALLOW_PLAIN=true says otherwise.
+ */
+function streamServer(r: Reader): StreamServerConfig {
+  const host = r.string('BERTH_STREAMS_HOST', '127.0.0.1');
+  const tls = certKeyPair(r, 'BERTH_STREAMS_TLS_CERT', 'BERTH_STREAMS_TLS_KEY') ?? null;
+  const allowPlain = r.boolean('BERTH_STREAMS_ALLOW_PLAIN') ?? false;
+  if (!tls && !allowPlain && !isLoopbackHost(host)) {
+    throw new ConfigError(
+      'BERTH_STREAMS_HOST',
+      `"${host}" is not a loopback address: serving logs and stats there (the API sends BERTH_INTERNAL_TOKEN) needs BERTH_STREAMS_TLS_CERT and BERTH_STREAMS_TLS_KEY, or BERTH_STREAMS_ALLOW_PLAIN=true`,
+    );
+  }
+  const advertiseHost = r.string('BERTH_STREAMS_ADVERTISE_HOST', host);
+  // The API checks the certificate against the host in the URL this worker advertises.
+  if (tls && !certificateNames(tls.cert, advertiseHost)) {
+    throw new ConfigError(
+      'BERTH_STREAMS_TLS_CERT',
+      `is not valid for "${advertiseHost}", the host the API reaches this worker at (BERTH_STREAMS_ADVERTISE_HOST, else BERTH_STREAMS_HOST): the API would refuse it`,
+    );
+  }
+  return { host, port: r.int('BERTH_STREAMS_PORT', 0, { min: 0, max: 65535 }), advertiseHost, tls };
 }
 
 function hosts(r: Reader): HostsConfig {
@@ -607,6 +784,7 @@ export function loadApiConfig(env: Env): Readonly<ApiConfig> {
       pricePerMb: pricePerMb(r),
     },
     internalToken: internalToken(r),
+    streamsCa: r.pemFile('BERTH_STREAMS_TLS_CA', 'certificate') ?? null,
     shutdownGraceMs: shutdownGrace(r),
     streams: {
       maxPerUser: r.int('BERTH_MAX_STREAMS_PER_USER', 10, { min: 1 }),
@@ -647,7 +825,7 @@ export function loadHostWorkerConfig(env: Env): Readonly<HostWorkerConfig> {
     temporal: temporal(r),
     hosts: hosts(r),
     hostId: r.matching('BERTH_HOST_ID', HOST_ID, 'lowercase letters, digits and dashes (e.g. host-a)'),
-    dockerHost: r.matching('BERTH_DOCKER_HOST', /^(unix:\/\/\/|tcp:\/\/)/, 'unix:///path or tcp://host:port', 'unix:///var/run/docker.sock'),
+    docker: docker(r),
     minio: minio(r),
     registryCredentials: registryCredentials(r),
     pullStallTimeoutMs: r.duration('BERTH_PULL_STALL_TIMEOUT', '20s', { minMs: 1000 }),
@@ -657,11 +835,7 @@ export function loadHostWorkerConfig(env: Env): Readonly<HostWorkerConfig> {
       partSizeBytes: r.int('BERTH_DCU_PART_SIZE_MB', 16, { min: 5, max: 5120 }) * MB,
       minFreeMb: r.int('BERTH_DCU_MIN_FREE_MB', 1024, { min: 0 }),
     },
-    streams: {
-      host: r.string('BERTH_STREAMS_HOST', '127.0.0.1'),
-      port: r.int('BERTH_STREAMS_PORT', 0, { min: 0, max: 65535 }),
-      advertiseHost: r.string('BERTH_STREAMS_ADVERTISE_HOST', r.string('BERTH_STREAMS_HOST', '127.0.0.1')),
-    },
+    streams: streamServer(r),
     internalToken: internalToken(r),
     publishIp: r.matching('BERTH_PUBLISH_IP', /^(\d{1,3}\.){3}\d{1,3}$/, 'an IPv4 address', '127.0.0.1'),
     egress: egress(r),

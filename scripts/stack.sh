@@ -93,6 +93,7 @@ install_packages() {
   command -v curl >/dev/null || missing+=(curl)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v iptables >/dev/null || missing+=(iptables)
+  command -v openssl >/dev/null || missing+=(openssl) # the TLS tests make throwaway certificates with it
   ((${#missing[@]} == 0)) && return 0
   log "installing Debian packages: ${missing[*]}"
   apt-get update -qq >"$LOGS/apt.log" 2>&1

@@ -9,14 +9,22 @@
  * log has its own Docker stream (its options are the viewer's). GET /streams counts
  * the Docker streams open by kind ({logs, stats}) and the viewers behind them, on the
  * whole host or, with ?container=<id>, for one container.
+ *
+ * With a certificate and key (BERTH_STREAMS_TLS_CERT, BERTH_STREAMS_TLS_KEY) it serves HTTPS and
+ * advertises an https:// URL, which the API checks against BERTH_STREAMS_TLS_CA
+ * (services/host-streams.ts); without, plain HTTP, on a loopback address unless
+ * BERTH_STREAMS_ALLOW_PLAIN=true (core/config.ts).
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { isIPv6 } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type Docker from 'dockerode';
 import type { Logger } from 'pino';
 import { dockerName } from '../core/container-labels.js';
 import { FrameDecoder, toStatsSample, type DockerStats, type LogStream } from '../core/docker-frames.js';
+import type { CertKeyPair } from '../core/config.js';
 
 export function startStreamServer(opts: {
   docker: Docker;
@@ -25,6 +33,8 @@ export function startStreamServer(opts: {
   port: number;
   /** The address the API reaches this server at. */
   advertiseHost: string;
+  /** PEM certificate and key: serve HTTPS. */
+  tls?: CertKeyPair | null;
   logger: Logger;
 }) {
   const { docker, logger } = opts;
@@ -219,7 +229,7 @@ export function startStreamServer(opts: {
     res.on('close', leave);
   }
 
-  const server = createServer((req, res) => {
+  const handle: RequestListener = (req, res) => {
     if (!authorized(req)) return fail(res, 401, 'unauthorized');
     const url = new URL(req.url ?? '/', 'http://internal');
     if (url.pathname === '/streams') {
@@ -234,14 +244,17 @@ export function startStreamServer(opts: {
       logger.error({ err: error }, 'stream failed');
       fail(res, 502, error.message ?? 'docker error');
     });
-  });
+  };
+  const server = opts.tls ? createTlsServer({ cert: opts.tls.cert, key: opts.tls.key }, handle) : createServer(handle);
+  const scheme = opts.tls ? 'https' : 'http';
+  const advertised = isIPv6(opts.advertiseHost) ? `[${opts.advertiseHost}]` : opts.advertiseHost;
 
   return new Promise<{ url: string; close: () => Promise<void>; open: typeof open }>((resolve) => {
     server.listen(opts.port, opts.host, () => {
       const address = server.address();
       const port = typeof address === 'object' && address ? address.port : opts.port;
       resolve({
-        url: `http://${opts.advertiseHost}:${port}`,
+        url: `${scheme}://${advertised}:${port}`,
         open,
         close: () =>
           new Promise((done) => {

@@ -3,13 +3,13 @@
  * the Docker, gzip and MinIO activities there. It registers its host in the
  * database and heartbeats, which is how the API knows the host is up.
  */
-import { loadHostWorkerConfig, loadOrExit } from '../core/config.js';
+import { isLoopbackHost, loadHostWorkerConfig, loadOrExit } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { hostTaskQueue } from '../core/temporal-names.js';
 import { connectDatabase } from '../db/client.js';
 import { recordHeartbeat, upsertHost } from '../repositories/hosts.js';
 import { createHostActivities } from '../activities/host-activities.js';
-import { dockerFromEndpoint } from '../activities/docker-client.js';
+import { dockerClient } from '../activities/docker-client.js';
 import { minioClient } from '../core/minio.js';
 import { connectTemporal } from '../core/temporal.js';
 import { liveOnHost } from '../repositories/containers.js';
@@ -23,7 +23,13 @@ const config = loadOrExit(loadHostWorkerConfig);
 const logger = createLogger(`worker-${config.hostId}`, config.log);
 const database = connectDatabase(config.database.url, { max: 2 });
 
-const docker = dockerFromEndpoint(config.dockerHost);
+if (config.docker.endpoint.startsWith('tcp://') && !config.docker.tls) {
+  logger.warn({ endpoint: config.docker.endpoint }, 'BERTH_DOCKER_ALLOW_PLAIN_TCP=true: the Docker API is reached over plain TCP, unauthenticated and unencrypted');
+}
+if (!config.streams.tls && !isLoopbackHost(config.streams.host)) {
+  logger.warn({ host: config.streams.host }, 'BERTH_STREAMS_ALLOW_PLAIN=true: logs, stats and the internal token travel over plain HTTP');
+}
+const docker = dockerClient(config.docker);
 const info = (await docker.info()) as { ID: unknown };
 const version = await docker.version();
 
@@ -45,7 +51,7 @@ if (config.egress.firewall === 'iptables') {
 const streams = await startStreamServer({ docker, token: config.internalToken, logger, ...config.streams });
 await upsertHost(database.db, {
   id: config.hostId,
-  dockerEndpoint: config.dockerHost,
+  dockerEndpoint: config.docker.endpoint,
   engineId: String(info.ID),
   engineVersion: version.Version,
   streamUrl: streams.url,

@@ -6,6 +6,7 @@ import { InsufficientFundsError } from '../billing/ledger.js';
 import { FailureType } from '../core/failures.js';
 import type { Logger } from 'pino';
 import type { TemporalConfig } from '../core/config.js';
+import { temporalConnectionOptions } from '../core/temporal.js';
 
 export async function runWorker(opts: {
   temporal: TemporalConfig;
@@ -15,7 +16,7 @@ export async function runWorker(opts: {
 }): Promise<void> {
   const { temporal, logger, options } = opts;
   Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
-  const connection = await NativeConnection.connect({ address: temporal.address });
+  const connection = await NativeConnection.connect(temporalConnectionOptions(temporal));
   try {
     const worker = await Worker.create({
       ...options,

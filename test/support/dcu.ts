@@ -15,6 +15,7 @@ import { dcuTasks, hosts } from '../../db/schema.js';
 import { loadHostWorkerConfig } from '../../core/config.js';
 import { minioClient } from '../../core/minio.js';
 import { hostTaskQueue } from '../../core/temporal-names.js';
+import { temporalConnectionOptions } from '../../core/temporal.js';
 import { createHostActivities } from '../../activities/host-activities.js';
 import type { App } from '../../api/app.js';
 import { baseConfig, bearer, testDb, type TestUser } from './app.js';
@@ -208,7 +209,7 @@ export async function startOwnHost(
     engineVersion: '0',
     lastHeartbeatAt: new Date(Date.now() - 3_600_000),
   });
-  const connection = await NativeConnection.connect({ address: baseConfig.temporal.address });
+  const connection = await NativeConnection.connect(temporalConnectionOptions(baseConfig.temporal));
   const worker = await Worker.create({
     connection,
     namespace: baseConfig.temporal.namespace,

@@ -8,18 +8,29 @@ import { eq } from 'drizzle-orm';
 import WebSocket from 'ws';
 import type { Client } from '@temporalio/client';
 import { hosts } from '../../db/schema.js';
+import { createHostStreamClient } from '../../services/host-streams.js';
 import type { App } from '../../api/app.js';
 import { baseConfig, bearer, testDb, type TestUser } from './app.js';
 import { pullHttpd } from './containers.js';
 
 export type StreamCounts = { logs: number; stats: number; viewers: { logs: number; stats: number } };
 
+/** The API's client for host workers' endpoints (over TLS where they serve it), for the counts. */
+let client: ReturnType<typeof createHostStreamClient> | undefined;
+
 /** The Docker streams `hostId`'s worker holds open for container `id`, and the viewers behind them. */
 export async function containerStreams(hostId: string, id: string): Promise<StreamCounts> {
   const [host] = await testDb().db.select().from(hosts).where(eq(hosts.id, hostId));
-  const res = await fetch(`${host!.streamUrl}/streams?container=${id}`, { headers: { authorization: `Bearer ${baseConfig.internalToken}` } });
+  if (!client) {
+    const made = createHostStreamClient({ token: baseConfig.internalToken, ca: baseConfig.streamsCa });
+    process.once('beforeExit', () => made.close());
+    client = made;
+  }
+  const res = await client.get(host!.streamUrl!, `/streams?container=${id}`);
+  const chunks: Buffer[] = [];
+  for await (const chunk of res.body as AsyncIterable<Buffer>) chunks.push(chunk);
   assert.equal(res.status, 200);
-  return (await res.json()) as StreamCounts;
+  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as StreamCounts;
 }
 
 /** Writes a line every half second and leaves on SIGTERM. */

@@ -11,7 +11,7 @@
  * socket whose client sent nothing (any message or ping keeps it open) or to which no
  * sample was delivered.
  */
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { Type } from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
@@ -19,6 +19,7 @@ import { AppError, conflict, unprocessable } from '../../../core/errors.js';
 import type { StreamsConfig } from '../../../core/config.js';
 import type { ContainerService } from '../../../services/containers.js';
 import type { HostService } from '../../../services/hosts.js';
+import type { HostStreamClient } from '../../../services/host-streams.js';
 import { TICKET_TTL_MS, type AuthService } from '../../../services/auth.js';
 import { caller } from '../../plugins/auth.js';
 import { authErrors, emptyResponse, problemResponses, textResponse } from '../../schemas.js';
@@ -27,7 +28,8 @@ import { ContainerParams, LogsQuery, StatsError, StatsSample, StatsTicket } from
 type Deps = {
   containers: Pick<ContainerService, 'getVisible'>;
   hosts: Pick<HostService, 'get'>;
-  internalToken: string;
+  /** Reads host workers' endpoints with the internal token, over TLS where they serve it. */
+  hostStreams: Pick<HostStreamClient, 'get'>;
   limits: StreamsConfig;
   auth: Pick<AuthService, 'streamTicket'>;
 };
@@ -60,7 +62,7 @@ export function streamSlots(max: number) {
 
 const describeDuration = (ms: number) => (ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`);
 
-const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts, internalToken, limits, auth }) => {
+const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts, hostStreams, limits, auth }) => {
   // What the stats WebSocket sends: named components of the document, for clients to type its messages.
   app.addSchema(StatsSample);
   app.addSchema(StatsError);
@@ -90,17 +92,19 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
     return { container, streamUrl: host.streamUrl };
   }
 
-  /** Opens the host worker's stream. */
-  async function upstream(streamUrl: string, id: string, path: 'logs' | 'stats', query: string, signal: AbortSignal) {
-    const res = await fetch(`${streamUrl}/containers/${id}/${path}${query}`, {
-      headers: { authorization: `Bearer ${internalToken}` },
-      signal,
-    }).catch((error: unknown) => {
+  /**
+   * Opens the host worker's stream. A host that cannot be reached, or whose certificate is not
+   * accepted, is a 502 (the reason is logged, not shown).
+   */
+  async function upstream(request: FastifyRequest, streamUrl: string, id: string, path: 'logs' | 'stats', query: string, signal: AbortSignal) {
+    const res = await hostStreams.get(streamUrl, `/containers/${id}/${path}${query}`, signal).catch((error: unknown) => {
       if (signal.aborted) throw error;
+      request.log.warn({ err: error }, 'host stream failed');
       throw new AppError(502, 'host-stream-failed', 'Bad Gateway', 'The host could not be reached.');
     });
+    if (res.status < 200 || res.status > 299) res.body.destroy();
     if (res.status === 404) throw conflict('The container is not on its host (it may have been removed outside Berth).');
-    if (!res.ok || !res.body) throw new AppError(502, 'host-stream-failed', 'Bad Gateway', `The host answered ${res.status}.`);
+    if (res.status < 200 || res.status > 299) throw new AppError(502, 'host-stream-failed', 'Bad Gateway', `The host answered ${res.status}.`);
     return res.body;
   }
 
@@ -108,8 +112,7 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
    * The upstream body as a Node stream for the reply. It ends (cleanly) once nothing came
    * through for the idle timeout. `onClose` runs once when it is over, however it ended.
    */
-  function relay(body: ReadableStream<Uint8Array>, abort: AbortController, onClose: () => void) {
-    const source = Readable.fromWeb(body as never);
+  function relay(source: Readable, abort: AbortController, onClose: () => void) {
     const out = new PassThrough();
     let idled = false;
     const timer = setTimeout(() => {
@@ -122,9 +125,14 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
     source.on('error', (error) => {
       if (!idled) out.destroy(error);
     });
+    // A host worker that went away mid-body: the reply ends in error, not as a clean end.
+    source.on('close', () => {
+      if (!idled && !source.readableEnded && !out.destroyed) out.destroy(new Error('the host closed the stream'));
+    });
     out.on('close', () => {
       clearTimeout(timer);
       abort.abort();
+      source.destroy();
       onClose();
     });
     source.pipe(out);
@@ -168,8 +176,8 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
       const { streamUrl } = await locate(request, request.params.id);
       if (follow) release = admit(request);
       try {
-        // A client gone already aborted the signal: the fetch fails and the slot is released.
-        const body = await upstream(streamUrl, request.params.id, 'logs', logsQuery(request.query, follow), abort.signal);
+        // A client gone already aborted the signal: the request fails and the slot is released.
+        const body = await upstream(request, streamUrl, request.params.id, 'logs', logsQuery(request.query, follow), abort.signal);
         // Followed or not, a log that stops moving (nothing new, or a reader that stopped reading) ends.
         const out = relay(body, abort, release);
         // A followed log may be quiet for a while: send the headers at once, not with the first line.
@@ -203,7 +211,7 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
       const abort = new AbortController();
       reply.raw.once('close', () => abort.abort());
       const { container, streamUrl } = await locate(request, request.params.id);
-      const body = await upstream(streamUrl, request.params.id, 'logs', logsQuery(request.query, false), abort.signal);
+      const body = await upstream(request, streamUrl, request.params.id, 'logs', logsQuery(request.query, false), abort.signal);
       return reply
         .type('text/plain; charset=utf-8')
         .header('content-disposition', `attachment; filename="${container.name}-logs.txt"`)
@@ -292,10 +300,10 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
         const { streamUrl } = await locate(request, id);
         if (abort.signal.aborted) return;
         release = admit(request);
-        const body = await upstream(streamUrl, id, 'stats', '', abort.signal);
+        const body = await upstream(request, streamUrl, id, 'stats', '', abort.signal);
         let buffered = '';
         const decoder = new TextDecoder();
-        for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+        for await (const chunk of body as AsyncIterable<Buffer>) {
           buffered += decoder.decode(chunk, { stream: true });
           let newline: number;
           while ((newline = buffered.indexOf('\n')) >= 0) {
