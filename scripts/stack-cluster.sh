@@ -108,7 +108,9 @@ start_docker_host_c() {
   printf '%s\n' "$config" >"$dir/daemon.json"
   rm -f "$dir/docker.pid" "$(docker_sock host-c)"
   # The local socket is for the stack and the tests on this machine; Berth's host worker uses TCP.
-  start_bg dockerd-host-c ip netns exec "$CLUSTER_NS" dockerd --config-file "$dir/daemon.json" \
+  # nsenter --net, not `ip netns exec`: that one remounts /sys for the namespace, which hides
+  # the cgroup mounts dockerd needs.
+  start_bg dockerd-host-c nsenter --net="/run/netns/$CLUSTER_NS" dockerd --config-file "$dir/daemon.json" \
     --data-root "$dir/data" --exec-root "$dir/exec" -H "unix://$(docker_sock host-c)" -H "tcp://$HOST_C_IP:$DOCKER_TLS_PORT" \
     --pidfile "$dir/docker.pid" --bridge "$bridge"
   wait_for "Docker daemon host-c" 90 docker_c_up

@@ -14,9 +14,12 @@ import { promisify } from 'node:util';
 import { and, eq } from 'drizzle-orm';
 import { hosts, images, ledgerEntries } from '../../db/schema.js';
 import { dockerName } from '../../core/container-labels.js';
+import { connectTemporal } from '../../core/temporal.js';
+import { PULL_ACTIVITY_NAMES } from '../../contracts/pull-image.js';
+import { activityAttempts } from '../support/history.js';
 import { adminToken, bearer, createUser, ledgerOf, testDb, baseConfig, type TestUser } from '../support/app.js';
 import { run as runContainer } from '../support/containers.js';
-import { startTask, waitEnded } from '../support/dcu.js';
+import { ended, startTask, statusOf, waitEnded } from '../support/dcu.js';
 import { pushUniqueImage, pullRequest } from '../support/images.js';
 import { dockerFor, killStackProcess, processGone, stackPid, stackStart } from '../support/stack.js';
 import { viewStats } from '../support/streams.js';
@@ -52,15 +55,20 @@ async function pullEnded(user: TestUser, pullId: string, seconds = 300) {
   }, seconds);
 }
 
-/** The Temporal server nodes with live members in the cluster (node N's ports start at 7300 + (N-1)*100). */
-async function liveTemporalNodes(): Promise<number[]> {
+/**
+ * The Temporal server nodes with live members in the cluster (heartbeat in the last 20 s), each
+ * with the latest start of its services' sessions (node N's ports start at 7300 + (N-1)*100).
+ */
+async function liveTemporalNodes(): Promise<Map<number, Date>> {
   const out = await stack('temporal-members');
-  const nodes = new Set<number>();
+  const nodes = new Map<number, Date>();
   for (const line of out.trim().split('\n').filter(Boolean)) {
-    const port = Number(line.split(' ')[1]!.split(':').at(-1));
-    nodes.add(1 + Math.floor((port - 7300) / 100));
+    const [, address, sessionStart] = line.split(' ');
+    const node = 1 + Math.floor((Number(address!.split(':').at(-1)) - 7300) / 100);
+    const started = new Date(sessionStart!);
+    if (!nodes.has(node) || nodes.get(node)! < started) nodes.set(node, started);
   }
-  return [...nodes].sort();
+  return nodes;
 }
 
 test('the topology: host-c is reached over TCP with TLS, streams over HTTPS, Temporal through its load balancer with TLS', async () => {
@@ -73,7 +81,7 @@ test('the topology: host-c is reached over TCP with TLS, streams over HTTPS, Tem
   assert.match(hostA!.streamUrl ?? '', /^https:\/\/127\.0\.0\.1:\d+$/);
   assert.match(baseConfig.temporal.address, /:7233$/);
   assert.ok(baseConfig.temporal.tls, 'the API connects to Temporal with TLS');
-  assert.deepEqual(await liveTemporalNodes(), [1, 2], 'both Temporal nodes are members');
+  assert.deepEqual([...(await liveTemporalNodes()).keys()].sort(), [1, 2], 'both Temporal nodes are members');
 
   // Docker on host-c: TLS with a client certificate, nothing in plain TCP.
   const plain = await fetch(`http://${HOST_C_IP}:2376/version`).then((r) => r.status, (e: Error) => e.message);
@@ -89,7 +97,7 @@ test('host-c: pull and bill, a container whose port answers on host-c’s addres
   assert.equal(pulled.statusCode, 201, pulled.body);
   const image = pulled.json<{ id: string; charged: number }>();
   const [record] = await testDb().db.select().from(images).where(eq(images.id, image.id));
-  assert.equal(record!.host, 'host-c');
+  assert.equal(record!.hostId, 'host-c');
   assert.ok(image.charged > 0);
   assert.deepEqual((await chargesOf(user.id, 'image_charge')).map((e) => e.amount), [-image.charged], 'charged once, the amount the pull answered');
   assert.ok(await dockerFor('host-c').getImage(HTTPD_C).inspect(), 'the image is on host-c’s daemon');
@@ -143,7 +151,11 @@ test('a Temporal node killed in the middle of a DCU and of a pull: both complete
   assert.equal(started.statusCode, 202, started.body);
   const { pullId } = started.json<{ pullId: string }>();
 
-  await sleep(500);
+  // In the middle: neither has ended when the node goes.
+  await eventually('the DCU to be under way', async () => (await statusOf(api, user.token, taskId)).progress > 0, 60);
+  const [before, pullBefore] = await Promise.all([statusOf(api, user.token, taskId), pullStatus(user, pullId)]);
+  assert.ok(!ended(before), `the DCU is under way: ${JSON.stringify(before)}`);
+  assert.equal(pullBefore.state, 'running');
   const killedAt = Date.now();
   await killStackProcess('temporal-node1');
   t.after(() => stackStart('temporal-node1'));
@@ -159,11 +171,13 @@ test('a Temporal node killed in the middle of a DCU and of a pull: both complete
   assert.ok(await dockerFor('host-c').getImage(pullImage).inspect());
 
   await stackStart('temporal-node1');
+  // Rejoined: node1's services hold sessions begun after the kill (the killed ones' rows stay
+  // live for a while), beside node2's.
   const nodes = await eventually('node1 to rejoin the cluster', async () => {
     const live = await liveTemporalNodes();
-    return live.length === 2 && live;
+    return live.has(2) && (live.get(1)?.getTime() ?? 0) >= Math.floor(killedAt / 1000) * 1000 && live;
   }, 120);
-  assert.deepEqual(nodes, [1, 2]);
+  assert.deepEqual([...nodes.keys()].sort(), [1, 2]);
 });
 
 test('host-c cut off for longer than BERTH_HOST_STALE_AFTER: down, pulls naming it refused, host-a unaffected; a container killed meanwhile shows exited; no charge lost or doubled', { timeout: 600_000 }, async (t) => {
@@ -224,6 +238,13 @@ test('SIGTERM to host-c’s worker in the middle of a pull: the pull completes o
 
   const pull = await pullEnded(user, pullId, 300);
   assert.equal(pull.state, 'completed', JSON.stringify(pull));
+  const temporal = await connectTemporal(baseConfig.temporal);
+  const attempts = await activityAttempts(temporal, pullId, PULL_ACTIVITY_NAMES[0]!);
+  await temporal.connection.close();
+  assert.ok(attempts.length >= 1);
+  t.diagnostic(attempts.length === 1
+    ? 'the Docker pull finished within the worker’s shutdown grace time (one attempt)'
+    : `the Docker pull was retried once the worker was back (attempts ${attempts.join(', ')})`);
   const charges = await chargesOf(user.id, 'image_charge');
   assert.equal(charges.length, 1, 'charged once');
   assert.equal(charges[0]!.amount, -pull.image!.charged);
