@@ -28,6 +28,11 @@ import { API_URL, BUSYBOX_C, GATEWAY_IP, HOST_C_IP, HOST_C_LINK, HTTPD_C, REGIST
 
 const api = remoteApp();
 
+// Against the cluster mode only: these tests kill its Temporal nodes and cut host-c's link.
+if (!(await stack('status')).startsWith('mode: cluster')) {
+  throw new Error('test/cluster runs against `scripts/stack.sh up:cluster` (npm run test:cluster), not the development stack');
+}
+
 /** A unique image in the stack's registry, named as host-c reaches it. */
 async function uniqueImageForHostC(prefix: string, kb: number) {
   return (await pushUniqueImage(prefix, kb)).replace(/^127\.0\.0\.1:5000\//, `${REGISTRY_C}/`);
