@@ -18,7 +18,7 @@
  * on the host's socket, the stream read to its end. Everything pulled is removed after.
  */
 import { bearer, adminToken, createUser, type TestUser } from '../test/support/app.js';
-import { HOST_IDS, dockerFor } from '../test/support/stack.js';
+import { CLUSTER_HOST_IDS, HOST_IDS, asSeenBy, dockerFor } from '../test/support/stack.js';
 import { inspectOn, pushUniqueImage } from '../test/support/images.js';
 import { benchApp, drain, pool, printTable, timed, type Row } from './support.js';
 import type { App } from '../api/app.js';
@@ -26,7 +26,8 @@ import type { App } from '../api/app.js';
 const RUNS = Number(process.argv[2] ?? 50);
 const HOST = process.argv[3] ?? 'host-a';
 if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error(`runs must be a positive integer, got ${process.argv[2]}`);
-if (!(HOST_IDS as readonly string[]).includes(HOST)) throw new Error(`host must be one of ${HOST_IDS.join(', ')}`);
+const KNOWN_HOSTS: readonly string[] = [...new Set([...HOST_IDS, ...CLUSTER_HOST_IDS])];
+if (!KNOWN_HOSTS.includes(HOST)) throw new Error(`host must be one of ${KNOWN_HOSTS.join(', ')}`);
 const ROUNDS = RUNS + 1; // the first is a warm-up
 const BALANCE = 10_000_000;
 
@@ -60,7 +61,7 @@ async function main() {
     const setupStart = performance.now();
     // The present image: one of our own (nobody else's tests add or remove it), pulled once
     // through Berth by the dedup user, whose record keeps it on the host throughout.
-    const presentRef = await pushUniqueImage('bench-pull');
+    const presentRef = asSeenBy(HOST, await pushUniqueImage('bench-pull'));
     dockerRefs.push(presentRef);
     const owner = await createUser(app, { balance: BALANCE });
     const owned = await berthPull(app, owner, presentRef);
@@ -70,7 +71,7 @@ async function main() {
     const users: TestUser[] = [];
     await pool(Array.from({ length: ROUNDS }), 4, async () => void users.push(await createUser(app, { balance: BALANCE })));
     await pool(Array.from({ length: 2 * ROUNDS }), 4, async (_, i) => {
-      const ref = await pushUniqueImage('bench-pull');
+      const ref = asSeenBy(HOST, await pushUniqueImage('bench-pull'));
       (i % 2 === 0 ? berthFresh : dockerFresh).push(ref);
     });
     console.log(`set-up (untimed): ${((performance.now() - setupStart) / 1000).toFixed(1)} s — ${ROUNDS} users, ${2 * ROUNDS} fresh images pushed`);

@@ -8,11 +8,11 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 
 test('stack.sh status lists every component up, with its address', async () => {
   const { stdout } = await promisify(execFile)('bash', ['scripts/stack.sh', 'status'], { cwd: root });
+  const [mode, header, ...lines] = stdout.trim().split('\n');
+  assert.equal(mode, 'mode: development (npm run up)');
+  assert.match(header!, /^COMPONENT\s+ADDRESS\s+STATE$/);
   const rows = new Map(
-    stdout
-      .trim()
-      .split('\n')
-      .slice(1)
+    lines
       .map((line) => {
         const parts = line.trim().split(/\s{2,}/);
         return [parts[0]!, { address: parts[1]!, state: parts.at(-1)! }] as const;

@@ -13,6 +13,12 @@ export const HOST_IDS = ['host-a', 'host-b'] as const;
 export const dockerSocket = (hostId: string) => join(stateDir, 'docker', hostId, 'docker.sock');
 export const dockerFor = (hostId: string) => dockerFromEndpoint(`unix://${dockerSocket(hostId)}`);
 export const REGISTRY = '127.0.0.1:5000';
+/** The cluster mode's Docker host in a network namespace (scripts/stack-cluster.sh). */
+export const CLUSTER_HOST_IDS = ['host-a', 'host-c'] as const;
+/** The stack's registry as a host reaches it: host-c (cluster mode) at the gateway address. */
+export const registryFor = (hostId: string) => (hostId === 'host-c' ? '10.213.0.1:5000' : REGISTRY);
+/** A reference into the stack's registry, named as `hostId` reaches it. */
+export const asSeenBy = (hostId: string, reference: string) => reference.replace(/^127\.0\.0\.1:5000\//, `${registryFor(hostId)}/`);
 /** The temporal CLI that scripts/stack.sh installs. */
 export const TEMPORAL_CLI = join(process.env.BERTH_TOOLS_DIR ?? join(homedir(), '.cache', 'berth'), 'bin', 'temporal');
 
