@@ -524,9 +524,9 @@ function dcuBucket(r: Reader): string {
  * Both keys, or neither (null); one without the other is a mistake.
  */
 function presigningMinio(r: Reader): MinioConfig | null {
-  const internal = r.optionalString(MINIO_ENDPOINT) ?? DEFAULT_MINIO_ENDPOINT;
-  minioEndpoint(r, MINIO_ENDPOINT, DEFAULT_MINIO_ENDPOINT); // checked here too: the same file configures the host workers
-  const endpoint = minioEndpoint(r, MINIO_PUBLIC_ENDPOINT, internal);
+  // Checked even without keys: the same settings configure the host workers.
+  minioEndpoint(r, MINIO_ENDPOINT, DEFAULT_MINIO_ENDPOINT);
+  const endpoint = minioEndpoint(r, MINIO_PUBLIC_ENDPOINT, r.optionalString(MINIO_ENDPOINT) ?? DEFAULT_MINIO_ENDPOINT);
   const access = r.optionalString('BERTH_MINIO_ACCESS_KEY');
   const secret = r.optionalString('BERTH_MINIO_SECRET_KEY');
   if (access === undefined && secret === undefined) return null;

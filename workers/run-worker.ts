@@ -37,7 +37,9 @@ export async function runWorker(opts: {
   checks.set('temporal', async () => {
     if (!connection) throw new Error('not connected yet');
     const conn = connection;
-    await conn.withDeadline(Date.now() + 2500, () => conn.healthService.check({}));
+    const { status } = await conn.withDeadline(Date.now() + 2500, () => conn.healthService.check({}));
+    // grpc.health.v1 SERVING is 1 (UNKNOWN 0, NOT_SERVING 2).
+    if (Number(status) !== 1) throw new Error(`Temporal's frontend is not serving (health status ${String(status)})`);
   });
   for (const [name, check] of Object.entries(opts.checks ?? {})) checks.set(name, check);
   // Listening before connecting: an orchestrator sees the process alive (/healthz) while it connects.

@@ -12,10 +12,14 @@
  * temporalio/server, temporalio/admin-tools, quay.io/minio/minio) are replaced, through an
  * override file that sets only `image:`, by stand-ins built here that honour the same
  * entrypoints, environment and healthcheck tools (test/support/compose-standins/): Debian's
- * PostgreSQL 15, the temporal CLI's dev server (Temporal's server code, on SQLite: the schema
- * job's temporal-sql-tool is a stand-in that creates the databases and checks the credentials,
- * and no Temporal table is made), and the stack's MinIO build. Berth's own services, the compose
- * file's environment, healthchecks, dependencies, volumes and networks are used as they are.
+ * PostgreSQL 15; Temporal server v1.29.1 and its temporal-sql-tool as the stack's cluster mode
+ * builds them, configured from the official config template with the compose file's environment
+ * (so the schema job makes the real schema and the namespace job registers the namespace on a
+ * fresh server), or, where they are not built, the temporal CLI's dev server (the same server
+ * code, on SQLite: the schema job's temporal-sql-tool is then a stand-in that creates the
+ * databases and checks the credentials, and no Temporal table is made); the stack's MinIO build.
+ * Which Temporal ran is printed with the timings. Berth's own services, the compose file's
+ * environment, healthchecks, dependencies, volumes and networks are used as they are.
  *
  * Cold (a fresh machine): the base (debootstrap, Node), the stand-ins and Berth's image are made;
  * warm: the cached base and the daemon's build cache make them seconds. The times of each step
@@ -41,6 +45,7 @@ import {
   startDaemon,
   stopDaemon,
   sweepDaemon,
+  type TemporalStandin,
 } from '../support/compose-boot.js';
 
 /** Published ports listen here: a loopback address of its own, clear of the stack's 127.0.0.1 and 127.0.0.2. */
@@ -67,6 +72,7 @@ const lap = (what: string) => {
 
 let scratch = '';
 let daemonStarted = false;
+let temporalStandin: TemporalStandin | undefined;
 
 function compose(args: string[], timeoutMs = 10 * 60_000) {
   const env = {
@@ -141,8 +147,9 @@ before(async () => {
   lap('daemon started');
   const base = await ensureBase();
   lap(`base image (${base.made})`);
-  const { images: standins, built } = await buildStandins(base.image);
-  lap(`stand-in images (${built ? 'built' : 'cached'})`);
+  const { images: standins, built, temporal } = await buildStandins(base.image);
+  temporalStandin = temporal;
+  lap(`stand-in images (${built ? 'built' : 'cached'}; Temporal: ${temporal})`);
   await buildBerth(base.image, 'berth:local');
   lap("Berth's image");
   await writeFile(
@@ -195,6 +202,14 @@ test('the one-shot jobs completed and every long-running service is healthy', as
     const { stdout: id } = await compose(['ps', '-q', job]);
     const { stdout } = await docker(['inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', id.trim()]);
     assert.equal(stdout.trim(), 'exited 0', `${job}: ${await logsOf([job])}`);
+  }
+  if (temporalStandin === 'server') {
+    // The real server runs on the schema the job made with the real temporal-sql-tool.
+    const { stdout: pg } = await compose(['ps', '-q', 'postgres']);
+    for (const db of ['temporal', 'temporal_visibility']) {
+      const { stdout: version } = await docker(['exec', pg.trim(), 'psql', '-U', 'berth', '-d', db, '-tAc', 'SELECT curr_version FROM schema_version']);
+      assert.match(version.trim(), /^\d+\.\d+$/, `${db} has a schema version`);
+    }
   }
   // The host worker's readiness: Temporal, its worker and its Docker daemon.
   const { stdout: id } = await compose(['ps', '-q', 'worker-host']);

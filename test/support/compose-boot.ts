@@ -280,8 +280,20 @@ export async function ensureBase(): Promise<{ image: string; made: 'image cached
   return { image, made };
 }
 
-/** The machine's temporal CLI and MinIO, as scripts/stack.sh builds them into $BERTH_TOOLS_DIR/bin. */
-async function toolBinaries(): Promise<{ temporal: string; minio: string }> {
+/** The Temporal server version docker-compose.yml names (temporalio/server:1.29.1), as the stack builds it. */
+export const TEMPORAL_SERVER_VERSION = 'v1.29.1';
+
+/**
+ * The machine's builds the stand-ins are made of, from $BERTH_TOOLS_DIR/bin: the temporal CLI and
+ * MinIO (scripts/stack.sh builds them), and, when the stack's cluster mode has built them, the
+ * Temporal server and temporal-sql-tool of the compose file's version, with that version's
+ * config template and SQL schema from the Go module cache.
+ */
+async function toolBinaries(): Promise<{
+  temporal: string;
+  minio: string;
+  server: { bin: string; sqlTool: string; module: string } | null;
+}> {
   const bin = join(TOOLS, 'bin');
   const names = await readdir(bin);
   const minios = names.filter((n) => n.startsWith('minio-'));
@@ -289,7 +301,17 @@ async function toolBinaries(): Promise<{ temporal: string; minio: string }> {
     throw new Error(`the temporal CLI and MinIO are not in ${bin}: run npm run up first`);
   }
   const newest = (await Promise.all(minios.map(async (n) => ({ n, t: (await stat(join(bin, n))).mtimeMs })))).sort((a, b) => b.t - a.t)[0]!.n;
-  return { temporal: join(bin, 'temporal'), minio: join(bin, newest) };
+  let server: { bin: string; sqlTool: string; module: string } | null = null;
+  const serverBin = join(bin, `temporal-server-${TEMPORAL_SERVER_VERSION}`);
+  const sqlTool = join(bin, `temporal-sql-tool-${TEMPORAL_SERVER_VERSION}`);
+  if (existsSync(serverBin) && existsSync(sqlTool)) {
+    const modCache = (await run('go', ['env', 'GOMODCACHE'], { env: { ...process.env, PATH: `${process.env.PATH}:/usr/local/go/bin` } }).catch(() => ({ stdout: '' }))).stdout.trim();
+    const module = join(modCache || join(homedir(), 'go', 'pkg', 'mod'), `go.temporal.io/server@${TEMPORAL_SERVER_VERSION}`);
+    if (existsSync(join(module, 'docker/config_template.yaml')) && existsSync(join(module, 'schema/postgresql/v12'))) {
+      server = { bin: serverBin, sqlTool, module };
+    }
+  }
+  return { temporal: join(bin, 'temporal'), minio: join(bin, newest), server };
 }
 
 /** Hard-links (else copies) a file into a build context; a symbolic link is followed. */
@@ -305,17 +327,24 @@ async function place(from: string, to: string) {
 
 export const STANDIN_TARGETS = ['postgres', 'temporal', 'admin-tools', 'minio'] as const;
 
+/** Which Temporal the stand-ins run: the real server on PostgreSQL, or the dev server. */
+export type TemporalStandin = 'server' | 'dev-server';
+
 /**
  * The stand-in images (`berth-standin/<target>:<key>`), built FROM the base unless images of
  * the same key exist: the key covers the base, the stand-ins' files and the binaries.
  */
-export async function buildStandins(base: string): Promise<{ images: Record<(typeof STANDIN_TARGETS)[number], string>; built: boolean }> {
+export async function buildStandins(
+  base: string,
+): Promise<{ images: Record<(typeof STANDIN_TARGETS)[number], string>; built: boolean; temporal: TemporalStandin }> {
   const source = join(ROOT, 'test/support/compose-standins');
   const scripts = (await readdir(join(source, 'bin'))).sort();
   const tools = await toolBinaries();
-  const hash = createHash('sha256').update(base).update(await readFile(join(source, 'Dockerfile')));
+  const temporal: TemporalStandin = tools.server ? 'server' : 'dev-server';
+  const hash = createHash('sha256').update(base).update(temporal).update(await readFile(join(source, 'Dockerfile')));
   for (const name of scripts) hash.update(name).update(await readFile(join(source, 'bin', name)));
-  for (const file of [tools.temporal, tools.minio]) {
+  hash.update(await readFile(join(source, 'temporal-sql-tool-standin')));
+  for (const file of [tools.temporal, tools.minio, ...(tools.server ? [tools.server.bin, tools.server.sqlTool] : [])]) {
     const real = await realpath(file);
     const info = await stat(real);
     hash.update(`${real} ${info.size} ${info.mtimeMs}`);
@@ -323,15 +352,27 @@ export async function buildStandins(base: string): Promise<{ images: Record<(typ
   const key = hash.digest('hex').slice(0, 16);
   const images = Object.fromEntries(STANDIN_TARGETS.map((t) => [t, `berth-standin/${t}:${key}`])) as Record<(typeof STANDIN_TARGETS)[number], string>;
   const present = await docker(['image', 'inspect', ...Object.values(images)]).then(() => true, () => false);
-  if (present) return { images, built: false };
+  if (present) return { images, built: false, temporal };
 
   const context = await mkdtemp(join(CACHE, 'standins-'));
   try {
     await mkdir(join(context, 'bin'));
+    await mkdir(join(context, 'temporal'));
     await copyFile(join(source, 'Dockerfile'), join(context, 'Dockerfile'));
     for (const name of scripts) await place(join(source, 'bin', name), join(context, 'bin', name));
     await place(tools.temporal, join(context, 'bin', 'temporal'));
     await place(tools.minio, join(context, 'bin', 'minio'));
+    if (tools.server) {
+      await place(tools.server.bin, join(context, 'bin', 'temporal-server'));
+      await place(tools.server.sqlTool, join(context, 'bin', 'temporal-sql-tool'));
+      await copyFile(join(tools.server.module, 'docker/config_template.yaml'), join(context, 'temporal', 'config_template.yaml'));
+      await mkdir(join(context, 'temporal', 'schema', 'postgresql'), { recursive: true });
+      await run('cp', ['-r', join(tools.server.module, 'schema/postgresql/v12'), join(context, 'temporal', 'schema', 'postgresql', 'v12')]);
+      await run('chmod', ['-R', 'u+w,a+rX', join(context, 'temporal')]); // the module cache is read-only
+    } else {
+      await place(join(source, 'temporal-sql-tool-standin'), join(context, 'bin', 'temporal-sql-tool'));
+      await writeFile(join(context, 'temporal', 'README'), 'no Temporal server build: the dev server stands in\n');
+    }
     for (const target of STANDIN_TARGETS) {
       // Host networking for the apt-get step: the build reaches Debian's mirror as this machine does.
       await docker(['build', '-q', '--network', 'host', '--build-arg', `BASE_IMAGE=${base}`, '--target', target, '-t', images[target], context]);
@@ -344,7 +385,7 @@ export async function buildStandins(base: string): Promise<{ images: Record<(typ
     .split('\n')
     .filter((ref) => ref && !Object.values(images).includes(ref));
   if (stale.length) await docker(['rmi', ...stale]);
-  return { images, built: true };
+  return { images, built: true, temporal };
 }
 
 /** Builds Berth's image from the repository's Dockerfile, on `base`, tagged as docker-compose.yml names it. */
