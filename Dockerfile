@@ -1,27 +1,42 @@
 # One image for Berth's API, workers and migrations; the command picks the process.
-# Debian-based on purpose: the @temporalio/core-bridge native module is built for glibc,
-# so Alpine (musl) images cannot load it.
-FROM node:20-bookworm-slim
+#
+# The base is a build argument: any Debian-based image with Node.js (a maintained LTS, 22 or
+# later) and npm. Debian (glibc) on purpose: the @temporalio/core-bridge native module is built
+# for glibc, so Alpine (musl) images cannot load it. Node 24 is the active LTS line; the default
+# is its official Debian bookworm image. Offline builds pass their own
+# (`--build-arg BASE_IMAGE=...`; test/integration/compose-boot.test.ts makes one with debootstrap).
+ARG BASE_IMAGE=node:24-bookworm-slim
+FROM ${BASE_IMAGE}
 
-ENV NODE_ENV=production
 WORKDIR /app
 
+# Production dependencies exactly as the lockfile pins them (tsx is one: Berth runs its
+# TypeScript with `node --import tsx`, no compile step). Test-only packages are devDependencies.
 COPY package.json package-lock.json ./
-# tsx is a runtime dependency: Berth runs its TypeScript with `node --import tsx`, no build step.
-RUN npm install --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
+# Every source directory the processes import (api, workers, migrations).
 COPY tsconfig.json ./
-COPY api ./api
 COPY activities ./activities
+COPY api ./api
+COPY billing ./billing
+COPY contracts ./contracts
 COPY core ./core
 COPY db ./db
+COPY repositories ./repositories
 COPY services ./services
 COPY workers ./workers
 COPY workflows ./workflows
 
-# Runs unprivileged by default. The host worker needs the Docker socket and is run as
-# root by docker-compose.yml (`user: root`).
-USER node
+# The workflow code, bundled once here; the control worker loads the file instead of running
+# webpack at every start (workers/workflow-code.ts).
+ENV BERTH_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js
+RUN node --import tsx workers/bundle-workflows.ts "$BERTH_WORKFLOW_BUNDLE" >/dev/null
+
+ENV NODE_ENV=production
+# Runs unprivileged (the `node` user of the official images; uid 1000). The host worker needs
+# the Docker socket and is run as root by docker-compose.yml (`user: root`).
+USER 1000:1000
 
 EXPOSE 8080
 CMD ["node", "--import", "tsx", "api/server.ts"]

@@ -186,12 +186,25 @@ export interface MinioConfig {
   secretKey: string;
 }
 
+/**
+ * A worker's own HTTP server (workers/ops-server.ts): /healthz and /readyz, for orchestrators'
+ * health checks; port 0: no server.
+ */
+export interface OpsServerConfig {
+  host: string;
+  port: number;
+}
+
 /** DCU (Download-Compress-Upload) settings the API needs. */
 export interface DcuApiConfig {
   bucket: string;
   /** Lifetime of a presigned download URL, in seconds. */
   downloadUrlTtlSeconds: number;
-  /** MinIO, to presign download URLs; without credentials the download route answers 503. */
+  /**
+   * MinIO as the users' browsers reach it (BERTH_MINIO_PUBLIC_ENDPOINT, default BERTH_MINIO_ENDPOINT):
+   * the API only presigns download URLs, and a presigned URL is valid for the host it names.
+   * Without credentials the download route answers 503.
+   */
   minio: MinioConfig | null;
   /** DCU tasks not yet completed or failed, per user, at most (beyond: 429). */
   maxInFlight: number;
@@ -313,6 +326,12 @@ export interface ControlWorkerConfig {
   release: ReleaseConfig;
   audit: AuditRetentionConfig;
   shutdownGraceMs: number;
+  /**
+   * The workflow code bundled ahead of time (BERTH_WORKFLOW_BUNDLE, an absolute path to the file
+   * workers/bundle-workflows.ts writes; images set it); null: bundled from workflows/ at start.
+   */
+  workflowBundle: string | null;
+  ops: OpsServerConfig;
 }
 
 /** The audit log's retention schedule (berth-audit-retention). */
@@ -357,6 +376,7 @@ export interface HostWorkerConfig {
   egress: EgressConfig;
   internalToken: string;
   shutdownGraceMs: number;
+  ops: OpsServerConfig;
 }
 
 export interface StreamServerConfig {
@@ -510,13 +530,28 @@ function hosts(r: Reader): HostsConfig {
   return { heartbeatIntervalMs, staleAfterMs };
 }
 
-function minio(r: Reader): MinioConfig {
-  const endpoint = new URL(r.url('BERTH_MINIO_ENDPOINT', ['http:', 'https:'], 'http://127.0.0.1:9000'));
+const MINIO_ENDPOINT = 'BERTH_MINIO_ENDPOINT';
+const MINIO_PUBLIC_ENDPOINT = 'BERTH_MINIO_PUBLIC_ENDPOINT';
+const DEFAULT_MINIO_ENDPOINT = 'http://127.0.0.1:9000';
+
+/** A MinIO endpoint: scheme, host and port only (the client cannot address MinIO under a path). */
+function minioEndpoint(r: Reader, name: string, fallback: string): Pick<MinioConfig, 'endPoint' | 'port' | 'useSSL'> {
+  const endpoint = new URL(r.url(name, ['http:', 'https:'], fallback));
+  if (endpoint.pathname !== '/' || endpoint.search || endpoint.hash || endpoint.username || endpoint.password) {
+    throw new ConfigError(name, `must be scheme://host[:port] with no path, query or credentials, got "${endpoint.href}"`);
+  }
   const useSSL = endpoint.protocol === 'https:';
   return {
-    endPoint: endpoint.hostname,
+    // new URL() keeps an IPv6 address in brackets; the client wants it bare.
+    endPoint: endpoint.hostname.replace(/^\[(.*)\]$/, '$1'),
     port: endpoint.port ? Number(endpoint.port) : useSSL ? 443 : 80,
     useSSL,
+  };
+}
+
+function minio(r: Reader): MinioConfig {
+  return {
+    ...minioEndpoint(r, MINIO_ENDPOINT, DEFAULT_MINIO_ENDPOINT),
     accessKey: r.string('BERTH_MINIO_ACCESS_KEY'),
     secretKey: r.string('BERTH_MINIO_SECRET_KEY'),
   };
@@ -660,12 +695,19 @@ function dcuBucket(r: Reader): string {
   return r.matching('BERTH_DCU_BUCKET', BUCKET, 'an S3 bucket name (3-63 lowercase letters, digits, "." or "-")', 'berth-dcu');
 }
 
-/** Both MinIO keys, or neither (null); one without the other is a mistake. */
-function optionalMinio(r: Reader): MinioConfig | null {
+/**
+ * The API's MinIO, to presign download URLs for users' browsers: at BERTH_MINIO_PUBLIC_ENDPOINT
+ * (an address browsers resolve, e.g. https://files.example.com), default BERTH_MINIO_ENDPOINT.
+ * Both keys, or neither (null); one without the other is a mistake.
+ */
+function presigningMinio(r: Reader): MinioConfig | null {
+  // Checked even without keys: the same settings configure the host workers.
+  minioEndpoint(r, MINIO_ENDPOINT, DEFAULT_MINIO_ENDPOINT);
+  const endpoint = minioEndpoint(r, MINIO_PUBLIC_ENDPOINT, r.optionalString(MINIO_ENDPOINT) ?? DEFAULT_MINIO_ENDPOINT);
   const access = r.optionalString('BERTH_MINIO_ACCESS_KEY');
   const secret = r.optionalString('BERTH_MINIO_SECRET_KEY');
   if (access === undefined && secret === undefined) return null;
-  return minio(r);
+  return { ...minio(r), ...endpoint };
 }
 
 /** Archives live under the stack's state directory (never in the repository), else under the OS temp dir. */
@@ -741,6 +783,23 @@ function shutdownGrace(r: Reader): number {
   return r.duration('BERTH_SHUTDOWN_GRACE', '30s');
 }
 
+/** BERTH_METRICS_HOST and BERTH_METRICS_PORT: a worker's health (and, later, metrics) server; port 0: none. */
+function opsServer(r: Reader, defaultPort: number): OpsServerConfig {
+  return {
+    host: r.string('BERTH_METRICS_HOST', '127.0.0.1'),
+    port: r.int('BERTH_METRICS_PORT', defaultPort, { min: 0, max: 65535 }),
+  };
+}
+
+/** Where the control worker reads its prebuilt workflow bundle from, if anywhere. */
+function workflowBundle(r: Reader): string | null {
+  const name = 'BERTH_WORKFLOW_BUNDLE';
+  const path = r.optionalString(name);
+  if (path === undefined) return null;
+  if (!isAbsolute(path)) throw new ConfigError(name, `must be an absolute path, got "${path}"`);
+  return path;
+}
+
 export function loadApiConfig(env: Env): Readonly<ApiConfig> {
   const r = new Reader(env);
   const password = r.optionalString('BERTH_ADMIN_PASSWORD');
@@ -772,7 +831,7 @@ export function loadApiConfig(env: Env): Readonly<ApiConfig> {
     dcu: {
       bucket: dcuBucket(r),
       downloadUrlTtlSeconds: Math.floor(r.duration('BERTH_DCU_DOWNLOAD_URL_TTL', '15m', { minMs: 1000 }) / 1000),
-      minio: optionalMinio(r),
+      minio: presigningMinio(r),
       maxInFlight: r.int('BERTH_DCU_MAX_IN_FLIGHT', 2, { min: 1, max: 1000 }),
       quotaMb: r.int('BERTH_DCU_QUOTA_MB', 2048, { min: 0 }),
       pricePerGb: r.int('BERTH_DCU_PRICE_PER_GB', 10, { min: 0, max: 1_000_000_000 }),
@@ -803,6 +862,9 @@ export function loadMigrationConfig(env: Env): Readonly<{ database: DatabaseConf
   return deepFreeze({ database: database(new Reader(env)) });
 }
 
+/** The control worker's health server listens here unless BERTH_METRICS_PORT says otherwise. */
+export const CONTROL_WORKER_OPS_PORT = 9470;
+
 export function loadControlWorkerConfig(env: Env): Readonly<ControlWorkerConfig> {
   const r = new Reader(env);
   return deepFreeze({
@@ -814,6 +876,8 @@ export function loadControlWorkerConfig(env: Env): Readonly<ControlWorkerConfig>
     release: release(r),
     audit: auditRetention(r),
     shutdownGraceMs: shutdownGrace(r),
+    workflowBundle: workflowBundle(r),
+    ops: opsServer(r, CONTROL_WORKER_OPS_PORT),
   });
 }
 
@@ -840,6 +904,8 @@ export function loadHostWorkerConfig(env: Env): Readonly<HostWorkerConfig> {
     publishIp: r.matching('BERTH_PUBLISH_IP', /^(\d{1,3}\.){3}\d{1,3}$/, 'an IPv4 address', '127.0.0.1'),
     egress: egress(r),
     shutdownGraceMs: shutdownGrace(r),
+    // Off unless set: several host workers often share a machine, each needs a port of its own.
+    ops: opsServer(r, 0),
   });
 }
 

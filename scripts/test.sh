@@ -21,7 +21,7 @@ set +a
 # host-b lane uses MinIO. Each lane runs its files one at a time. Then, one at a time, what
 # depends on every host and every container (the DCU cleanup schedules, which host a pull goes
 # to), the nightly release last.
-mapfile -t concurrent < <(find test -name '*.test.ts' -not -path 'test/integration/serial/*' -not -path 'test/cluster/*' -printf '%s %p\n' | sort -rn | cut -d' ' -f2-)
+mapfile -t concurrent < <(find test -name '*.test.ts' -not -path 'test/integration/serial/*' -not -path 'test/cluster/*' -not -path 'test/compose/*' -printf '%s %p\n' | sort -rn | cut -d' ' -f2-)
 mapfile -t lane_a < <(find test/integration/serial/host-a -name '*.test.ts' | sort)
 mapfile -t lane_b < <(find test/integration/serial/host-b -name '*.test.ts' | sort)
 mapfile -t tail_files < <(find test/integration/serial -maxdepth 1 -name '*.test.ts' -not -name release.test.ts | sort)

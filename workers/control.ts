@@ -1,5 +1,4 @@
 /** The control worker: every workflow, and the database activities, on berth-control. */
-import { fileURLToPath } from 'node:url';
 import { loadControlWorkerConfig, loadOrExit } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { CONTROL_TASK_QUEUE } from '../core/temporal-names.js';
@@ -8,6 +7,7 @@ import { createControlActivities } from '../activities/control-activities.js';
 import { runWorker } from './run-worker.js';
 import { connectTemporal } from '../core/temporal.js';
 import { ensureSchedules } from './schedules.js';
+import { WORKFLOWS_PATH } from './workflow-code.js';
 
 const config = loadOrExit(loadControlWorkerConfig);
 const logger = createLogger('worker-control', config.log);
@@ -21,9 +21,12 @@ await ensureSchedules(temporal, config, logger);
 await runWorker({
   temporal: config.temporal,
   logger,
+  ops: config.ops,
   options: {
     taskQueue: CONTROL_TASK_QUEUE,
-    workflowsPath: fileURLToPath(new URL('../workflows/index.ts', import.meta.url)),
+    // An image's workers load the workflow code it bundled once at build (workers/bundle-workflows.ts);
+    // without BERTH_WORKFLOW_BUNDLE (the native stack) the worker bundles workflows/ as it starts.
+    ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createControlActivities({ db: database.db, pricePerMb: config.pricePerMb, temporal }),
     shutdownGraceTime: config.shutdownGraceMs,
   },

@@ -78,6 +78,13 @@ const heartbeat = setInterval(() => {
 await runWorker({
   temporal: config.temporal,
   logger,
+  ops: config.ops,
+  // Ready only while this host's Docker daemon answers, besides Temporal and the worker.
+  checks: {
+    docker: async () => {
+      await docker.ping();
+    },
+  },
   options: {
     taskQueue: hostTaskQueue(config.hostId),
     activities: createHostActivities({

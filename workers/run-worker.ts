@@ -5,32 +5,65 @@ import { withoutQueryParams } from '../db/client.js';
 import { InsufficientFundsError } from '../billing/ledger.js';
 import { FailureType } from '../core/failures.js';
 import type { Logger } from 'pino';
-import type { TemporalConfig } from '../core/config.js';
+import type { OpsServerConfig, TemporalConfig } from '../core/config.js';
 import { temporalConnectionOptions } from '../core/temporal.js';
+import { startOpsServer, type ReadinessCheck } from './ops-server.js';
 
 export async function runWorker(opts: {
   temporal: TemporalConfig;
   logger: Logger;
   options: Omit<WorkerOptions, 'connection' | 'namespace'>;
+  /** The worker's /healthz and /readyz server (workers/ops-server.ts). */
+  ops: OpsServerConfig;
+  /** Readiness checks besides Temporal's and the worker's own (a host worker: its Docker daemon). */
+  checks?: Record<string, ReadinessCheck>;
   onShutdown?: () => Promise<void>;
 }): Promise<void> {
   const { temporal, logger, options } = opts;
   Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
-  const connection = await NativeConnection.connect(temporalConnectionOptions(temporal));
+  const checks = new Map<string, ReadinessCheck>();
+  let worker: Worker | undefined;
+  checks.set('worker', () => {
+    if (!worker) throw new Error('not created yet');
+    const status = worker.getStatus();
+    if (status.runState !== 'RUNNING') throw new Error(`worker is ${status.runState.toLowerCase()}`);
+    // A worker without workflows (a host worker) never polls for workflow tasks: its poller is shut down.
+    const pollers: Array<[string, string]> = [['activity', status.activityPollerState]];
+    if (options.workflowsPath || options.workflowBundle) pollers.push(['workflow', status.workflowPollerState]);
+    const stopped = pollers.filter(([, state]) => state !== 'POLLING');
+    if (stopped.length) throw new Error(stopped.map(([kind, state]) => `${kind} poller ${state.toLowerCase()}`).join(', '));
+  });
+  // Until the worker is connected, Temporal is down as far as readiness goes.
+  let connection: NativeConnection | undefined;
+  checks.set('temporal', async () => {
+    if (!connection) throw new Error('not connected yet');
+    const conn = connection;
+    const { status } = await conn.withDeadline(Date.now() + 2500, () => conn.healthService.check({}));
+    // grpc.health.v1 SERVING is 1 (UNKNOWN 0, NOT_SERVING 2).
+    if (Number(status) !== 1) throw new Error(`Temporal's frontend is not serving (health status ${String(status)})`);
+  });
+  for (const [name, check] of Object.entries(opts.checks ?? {})) checks.set(name, check);
+  // Listening before connecting: an orchestrator sees the process alive (/healthz) while it connects.
+  const ops = await startOpsServer({ config: opts.ops, checks, logger });
   try {
-    const worker = await Worker.create({
-      ...options,
-      interceptors: { ...options.interceptors, activity: [...(options.interceptors?.activity ?? []), () => ({ inbound: new ActivityErrors() })] },
-      connection,
-      namespace: temporal.namespace,
-    });
-    logger.info({ taskQueue: options.taskQueue }, 'worker polling');
-    // run() resolves once a shutdown signal has drained the worker (shutdownGraceTime).
-    await worker.run();
-    logger.info('worker stopped');
+    connection = await NativeConnection.connect(temporalConnectionOptions(temporal));
+    try {
+      worker = await Worker.create({
+        ...options,
+        interceptors: { ...options.interceptors, activity: [...(options.interceptors?.activity ?? []), () => ({ inbound: new ActivityErrors() })] },
+        connection,
+        namespace: temporal.namespace,
+      });
+      logger.info({ taskQueue: options.taskQueue }, 'worker polling');
+      // run() resolves once a shutdown signal has drained the worker (shutdownGraceTime).
+      await worker.run();
+      logger.info('worker stopped');
+    } finally {
+      await opts.onShutdown?.();
+      await connection.close();
+    }
   } finally {
-    await opts.onShutdown?.();
-    await connection.close();
+    await ops?.close();
   }
 }
 

@@ -97,3 +97,35 @@ test('CORS origins: none by default; exact origins only', () => {
     assert.throws(() => loadApiConfig({ ...minimal, BERTH_CORS_ORIGINS: bad }), /BERTH_CORS_ORIGINS: must be comma-separated origins/, bad);
   }
 });
+
+test('DCU links are presigned for BERTH_MINIO_PUBLIC_ENDPOINT, by default the endpoint itself', () => {
+  const keys = { BERTH_MINIO_ACCESS_KEY: 'k', BERTH_MINIO_SECRET_KEY: 's' };
+  const same = loadApiConfig({ ...minimal, ...keys, BERTH_MINIO_ENDPOINT: 'http://minio:9000' }).dcu.minio!;
+  assert.deepEqual([same.endPoint, same.port, same.useSSL], ['minio', 9000, false]);
+  const pub = loadApiConfig({ ...minimal, ...keys, BERTH_MINIO_ENDPOINT: 'http://minio:9000', BERTH_MINIO_PUBLIC_ENDPOINT: 'https://files.example.com' }).dcu.minio!;
+  assert.deepEqual([pub.endPoint, pub.port, pub.useSSL, pub.accessKey], ['files.example.com', 443, true, 'k']);
+  const v6 = loadApiConfig({ ...minimal, ...keys, BERTH_MINIO_PUBLIC_ENDPOINT: 'http://[::1]:9000' }).dcu.minio!;
+  assert.equal(v6.endPoint, '::1');
+  // Host workers upload to BERTH_MINIO_ENDPOINT; the public one is the API's alone.
+  const host = loadHostWorkerConfig({ ...minimal, ...keys, BERTH_HOST_ID: 'h', BERTH_MINIO_ENDPOINT: 'http://minio:9000', BERTH_MINIO_PUBLIC_ENDPOINT: 'https://files.example.com' });
+  assert.equal(host.minio.endPoint, 'minio');
+  for (const bad of ['ftp://files.example.com', 'https://files.example.com/minio', 'http://u:p@files.example.com', 'not a url']) {
+    assert.throws(() => loadApiConfig({ ...minimal, ...keys, BERTH_MINIO_PUBLIC_ENDPOINT: bad }), /BERTH_MINIO_PUBLIC_ENDPOINT/, bad);
+  }
+  assert.throws(() => loadApiConfig({ ...minimal, BERTH_MINIO_ENDPOINT: 'http://minio:9000/path' }), /BERTH_MINIO_ENDPOINT: must be scheme:\/\/host\[:port\]/);
+});
+
+test('workers serve /healthz and /readyz on BERTH_METRICS_HOST:BERTH_METRICS_PORT (control 9470 by default, host workers only when set)', () => {
+  const control = loadControlWorkerConfig(minimal);
+  assert.deepEqual(control.ops, { host: '127.0.0.1', port: 9470 });
+  const host = loadHostWorkerConfig({ ...minimal, BERTH_HOST_ID: 'h', BERTH_MINIO_ACCESS_KEY: 'k', BERTH_MINIO_SECRET_KEY: 's' });
+  assert.deepEqual(host.ops, { host: '127.0.0.1', port: 0 });
+  assert.deepEqual(loadControlWorkerConfig({ ...minimal, BERTH_METRICS_HOST: '0.0.0.0', BERTH_METRICS_PORT: '0' }).ops, { host: '0.0.0.0', port: 0 });
+  assert.throws(() => loadControlWorkerConfig({ ...minimal, BERTH_METRICS_PORT: '70000' }), /BERTH_METRICS_PORT/);
+});
+
+test('BERTH_WORKFLOW_BUNDLE: an absolute path, or unset (the worker bundles workflows/ itself)', () => {
+  assert.equal(loadControlWorkerConfig(minimal).workflowBundle, null);
+  assert.equal(loadControlWorkerConfig({ ...minimal, BERTH_WORKFLOW_BUNDLE: '/app/dist/workflow-bundle.js' }).workflowBundle, '/app/dist/workflow-bundle.js');
+  assert.throws(() => loadControlWorkerConfig({ ...minimal, BERTH_WORKFLOW_BUNDLE: 'dist/workflow-bundle.js' }), /BERTH_WORKFLOW_BUNDLE: must be an absolute path/);
+});
