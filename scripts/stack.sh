@@ -36,6 +36,8 @@ HOSTS=("host-a berth-a 172.28.0.1/16 127.0.0.1" "host-b berth-b 172.29.0.1/16 12
 # A subnet must hold BERTH_MAX_CONTAINERS_PER_USER containers (tests raise it to 20).
 # Distinct per host and clear of the bridges above and of the machine's own addresses.
 declare -A ADDRESS_POOLS=([host-a]=10.210.0.0/16 [host-b]=10.211.0.0/16)
+# Where each worker serves /healthz and /readyz (workers/ops-server.ts): the control worker 9470.
+declare -A METRICS_PORTS=([host-a]=9471 [host-b]=9472)
 USER_SUBNET_SIZE=27
 REGISTRY=127.0.0.1:5000
 AUTH_REGISTRY=127.0.0.1:5001
@@ -349,7 +351,7 @@ start_proc() {
       for spec in "${HOSTS[@]}"; do
         read -r id _ _ publish_ip <<<"$spec"
         [[ $p == "worker-$id" ]] || continue
-        BERTH_HOST_ID=$id BERTH_DOCKER_HOST="unix://$(docker_sock "$id")" BERTH_PUBLISH_IP=$publish_ip \
+        BERTH_HOST_ID=$id BERTH_DOCKER_HOST="unix://$(docker_sock "$id")" BERTH_PUBLISH_IP=$publish_ip BERTH_METRICS_PORT=${METRICS_PORTS[$id]} \
           BERTH_REGISTRY_CREDENTIALS=$(registry_credentials_json) start_bg "worker-$id" node --import tsx workers/host.ts
       done ;;
     *) die "no such process: $p" ;;
