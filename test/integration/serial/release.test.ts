@@ -63,13 +63,16 @@ test('nightly release: every container, then every private image, refunded once;
   const bob = await createUser(app, { balance: 10_000 });
   const carol = await createUser(app, { balance: 10_000 });
 
-  const a1 = await pull(app, alice, '127.0.0.1:5000/library/httpd:latest', 'host-a');
-  const b1 = await pull(app, bob, await pushUniqueImage('release'), 'host-b');
-  const c1 = await pull(app, carol, await pushUniqueImage('release'), 'host-a');
-  const c2 = await pull(app, carol, await pushUniqueImage('release'), 'host-b');
-  const publicImage = await pull(app, alice, await pushUniqueImage('release'), 'host-b');
+  const [refB1, refC1, refC2, refPublic] = await Promise.all([pushUniqueImage('release'), pushUniqueImage('release'), pushUniqueImage('release'), pushUniqueImage('release')]);
+  const [a1, b1, c1, c2, publicImage, b2] = await Promise.all([
+    pull(app, alice, '127.0.0.1:5000/library/httpd:latest', 'host-a'),
+    pull(app, bob, refB1, 'host-b'),
+    pull(app, carol, refC1, 'host-a'),
+    pull(app, carol, refC2, 'host-b'),
+    pull(app, alice, refPublic, 'host-b'),
+    pull(app, bob, '127.0.0.1:5000/library/httpd:latest', 'host-b'),
+  ]);
   assert.equal((await app.inject({ method: 'POST', url: `/api/v1/images/${publicImage.id}/publish`, headers: bearer(admin) })).statusCode, 200);
-  const b2 = await pull(app, bob, '127.0.0.1:5000/library/httpd:latest', 'host-b');
 
   const running = await run(app, alice, a1.id);
   const stopped = await run(app, bob, b2.id);
@@ -186,13 +189,15 @@ test('nightly release: every container, then every private image, refunded once;
 
 test('nightly release survives the control worker being killed mid-run, with no double refund', async (t) => {
   const app = await buildTestApp(t);
-  const users_ = await Promise.all([createUser(app, { balance: 100_000 }), createUser(app, { balance: 100_000 })]);
-  const pulled: Array<{ id: string; charged: number; userId: string }> = [];
-  for (let i = 0; i < 8; i++) {
-    const user = users_[i % 2]!;
-    const image = await pull(app, user, await pushUniqueImage('crash'), HOST_IDS[i % 2]!);
-    pulled.push({ ...image, userId: user.id });
-  }
+  // Four users with two pulls each, all at once: within the pulls in flight one user may have.
+  const users_ = await Promise.all(Array.from({ length: 4 }, () => createUser(app, { balance: 100_000 })));
+  const pulled: Array<{ id: string; charged: number; userId: string }> = await Promise.all(
+    Array.from({ length: 8 }, async (_, i) => {
+      const user = users_[i % 4]!;
+      const image = await pull(app, user, await pushUniqueImage('crash'), HOST_IDS[i % 2]!);
+      return { ...image, userId: user.id };
+    }),
+  );
   const since = new Date(Date.now() - 1000);
   await trigger();
   // Kill the control worker as soon as the run has started.
