@@ -210,10 +210,7 @@ cmd_up_cluster() {
   fi
   echo cluster >"$MODE_FILE"
   install_packages
-  command -v haproxy >/dev/null || {
-    log "installing Debian packages: haproxy"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >>"$LOGS/apt.log" 2>&1 || die "apt-get install haproxy failed"
-  }
+  ensure_haproxy
   ensure_env_file
   load_env
   build_tools & local builder=$!
