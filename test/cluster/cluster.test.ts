@@ -11,6 +11,9 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
+import { readFile } from 'node:fs/promises';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { join } from 'node:path';
 import { and, eq } from 'drizzle-orm';
 import { hosts, images, ledgerEntries } from '../../db/schema.js';
 import { dockerName } from '../../core/container-labels.js';
@@ -21,7 +24,7 @@ import { adminToken, bearer, createUser, ledgerOf, testDb, baseConfig, type Test
 import { run as runContainer } from '../support/containers.js';
 import { ended, startTask, statusOf, waitEnded } from '../support/dcu.js';
 import { pushUniqueImage, pullRequest } from '../support/images.js';
-import { dockerFor, killStackProcess, processGone, stackPid, stackStart } from '../support/stack.js';
+import { dockerFor, killStackProcess, processGone, stackPid, stackStart, stateDir } from '../support/stack.js';
 import { viewStats } from '../support/streams.js';
 import { eventually, sleep } from '../support/wait.js';
 import { API_URL, BUSYBOX_C, GATEWAY_IP, HOST_C_IP, HOST_C_LINK, HTTPD_C, REGISTRY_C, ip, remoteApp, stack } from './support.js';
@@ -87,12 +90,29 @@ test('the topology: host-c is reached over TCP with TLS, streams over HTTPS, Tem
   assert.match(baseConfig.temporal.address, /:7233$/);
   assert.ok(baseConfig.temporal.tls, 'the API connects to Temporal with TLS');
   assert.deepEqual([...(await liveTemporalNodes()).keys()].sort(), [1, 2], 'both Temporal nodes are members');
+  // The frontends require a client certificate (mutual TLS), through the load balancer too.
+  const withCert = await connectTemporal(baseConfig.temporal);
+  await withCert.connection.close();
+  await assert.rejects(
+    connectTemporal({ ...baseConfig.temporal, tls: { ...baseConfig.temporal.tls, client: undefined } }),
+    'without a client certificate the cluster refuses the connection',
+  );
 
   // Docker on host-c: TLS with a client certificate, nothing in plain TCP.
   const plain = await fetch(`http://${HOST_C_IP}:2376/version`).then((r) => r.status, (e: Error) => e.message);
   assert.notEqual(plain, 200, 'plain HTTP to the Docker port gets nothing');
-  const noClientCert = await fetch(`https://${HOST_C_IP}:2376/version`).then((r) => r.status, () => 'refused');
-  assert.equal(noClientCert, 'refused', 'TLS without a client certificate is refused');
+  const tls = join(stateDir, 'cluster', 'tls');
+  const [ca, cert, key] = await Promise.all(['ca.pem', 'docker-client.pem', 'docker-client-key.pem'].map((f) => readFile(join(tls, f))));
+  const version = (options: RequestOptions) => new Promise<number | string>((resolve) => {
+    const req = httpsRequest({ host: HOST_C_IP, port: 2376, path: '/version', ca, servername: HOST_C_IP, ...options }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', (error) => resolve(error.message));
+    req.end();
+  });
+  assert.equal(await version({ cert, key }), 200, 'with the stack CA and a client certificate: Docker answers');
+  assert.notEqual(await version({}), 200, 'the same CA without a client certificate is refused');
 });
 
 test('host-c: pull and bill, a container whose port answers on host-c’s address, its logs and stats through the API, a DCU and its download', async (t) => {
