@@ -15,10 +15,10 @@ set +a
 # 6: measured on a 2-core machine, 6 and 8 took about 3 minutes, 4 about a minute more).
 #
 # Then the tests that act on or count everything on the stack, in two lanes side by side and a
-# tail. The host-a lane (serial/host-a/) stops MinIO and kills host-a's worker, then counts
-# host-a's worker's connections to its daemon; the host-b lane (serial/host-b/) kills host-b's
-# worker and sweeps host-b's networks. Neither lane touches the other's host, and nothing in the
-# host-b lane uses MinIO. Each lane runs its files one at a time. Then, one at a time, what
+# tail. The host-a lane (serial/host-a/) stops MinIO and kills host-a's worker; the host-b lane
+# (serial/host-b/) kills host-b's worker, sweeps host-b's networks, then counts host-b's worker's
+# connections to its daemon. Neither lane touches the other's host, and nothing in the host-b
+# lane uses MinIO. Each lane runs its files one at a time. Then, one at a time, what
 # depends on every host and every container (the DCU cleanup schedules, which host a pull goes
 # to), the nightly release last.
 mapfile -t concurrent < <(find test -name '*.test.ts' -not -path 'test/integration/serial/*' -not -path 'test/cluster/*' -not -path 'test/compose/*' -printf '%s %p\n' | sort -rn | cut -d' ' -f2-)

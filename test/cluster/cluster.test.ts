@@ -217,8 +217,15 @@ test('host-c cut off for longer than BERTH_HOST_STALE_AFTER: down, pulls naming 
   t.after(() => ip('link', 'set', HOST_C_LINK, 'up'));
   const cutAt = Date.now();
   await eventually('host-c to show down', async () => (await hostStatus('host-c')) === 'down', 120);
+  const seenDownAt = Date.now();
   const staleAfterMs = baseConfig.hosts.staleAfterMs;
-  assert.ok(Date.now() - cutAt >= staleAfterMs - 1000, 'down once its heartbeats are stale, not before');
+  // Down because its heartbeats stopped at the cut (the last one may precede it by an interval):
+  // none got through after it, and the last is older than the stale time.
+  const [row] = await testDb().db.select().from(hosts).where(eq(hosts.id, 'host-c'));
+  const lastHeartbeatAt = row!.lastHeartbeatAt;
+  assert.ok(lastHeartbeatAt.getTime() <= cutAt + 1000, `no heartbeat after the cut (last ${lastHeartbeatAt.toISOString()})`);
+  assert.ok(lastHeartbeatAt.getTime() >= cutAt - 2 * baseConfig.hosts.heartbeatIntervalMs - 1000, 'heartbeats ran until the cut');
+  assert.ok(seenDownAt - lastHeartbeatAt.getTime() >= staleAfterMs, 'down once its heartbeats are stale, not before');
 
   // The container dies while its host is cut off (the daemon's local socket is on this machine).
   await dockerFor('host-c').getContainer(dockerName(c.id)).kill();

@@ -2,8 +2,8 @@
  * One Docker stats stream per container whatever the number of viewers (issue 11, item 6).
  * This test counts, on the daemon side, the host worker's open
  * connections to its Docker socket (ss -xp): they are the whole host's, so it runs in the serial
- * pass's host-a lane (scripts/test.sh), after the DCU faults: another test's Docker call on
- * host-a would change them. The
+ * pass's host-b lane (scripts/test.sh), after the kill tests and the network sweep: another
+ * test's Docker call on host-b would change them. The
  * others count per container and run in the concurrent pass (test/integration/streams.test.ts).
  */
 import { test } from 'node:test';
@@ -18,7 +18,7 @@ import { eventually } from '../../../support/wait.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
 test.after(() => temporal.connection.close());
-const HOST = 'host-a';
+const HOST = 'host-b';
 
 /**
  * The host worker's open connections to its Docker daemon: its unix sockets whose peer is
