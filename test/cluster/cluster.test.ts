@@ -167,17 +167,18 @@ test('host-c: pull and bill, a container whose port answers on host-c’s addres
 
 test('a Temporal node killed in the middle of a DCU and of a pull: both complete once, charged once; the node rejoins', { timeout: 600_000 }, async (t) => {
   const user = await createUser(api, { balance: 1_000_000 });
-  const [dcuImage, pullImage] = await Promise.all([uniqueImageForHostC('cluster-dcu', 40_000), uniqueImageForHostC('cluster-pull', 40_000)]);
+  // Random bytes, so that compressing and pulling take seconds, not milliseconds.
+  const [dcuImage, pullImage] = await Promise.all([uniqueImageForHostC('cluster-dcu', 80_000), uniqueImageForHostC('cluster-pull', 100_000)]);
   // The DCU's image is on host-c first, so the task goes on to compress and upload.
   assert.equal((await pullRequest(api, user.token, { image: dcuImage, host: 'host-c' })).statusCode, 201);
 
   const taskId = await startTask(api, user, dcuImage, 'host-c');
+  await eventually('the DCU to be under way', async () => (await statusOf(api, user.token, taskId)).progress > 0, 60);
   const started = await pullRequest(api, user.token, { image: pullImage, host: 'host-c' }, false);
   assert.equal(started.statusCode, 202, started.body);
   const { pullId } = started.json<{ pullId: string }>();
 
   // In the middle: neither has ended when the node goes.
-  await eventually('the DCU to be under way', async () => (await statusOf(api, user.token, taskId)).progress > 0, 60);
   const [before, pullBefore] = await Promise.all([statusOf(api, user.token, taskId), pullStatus(user, pullId)]);
   assert.ok(!ended(before), `the DCU is under way: ${JSON.stringify(before)}`);
   assert.equal(pullBefore.state, 'running');
