@@ -18,7 +18,7 @@
  * there already (the network is there). Docker's side runs on its default bridge both times.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
+import { freePort } from '../test/support/ports.js';
 import { get } from 'node:http';
 import { eq } from 'drizzle-orm';
 import { hosts } from '../db/schema.js';
@@ -55,17 +55,6 @@ async function firstAnswer(url: string) {
   }
 }
 
-/** A port nothing listens on at the address now (outside Berth's range: the kernel's ephemeral ones). */
-function freePort(address: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, address, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface ContainerView {
   id: string;

@@ -49,7 +49,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { freePort } from './ports.js';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -419,14 +419,6 @@ async function ownHostWorker(hostId: string, gzipDir: string, minioConfig: objec
   };
 }
 
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  await new Promise((done) => server.close(done));
-  return port;
-}
 
 async function dcuScenario() {
   const { app, close } = await buildApi();
@@ -455,7 +447,7 @@ async function dcuScenario() {
       return { workflowId: handle.workflowId, outcome };
     };
 
-    const stopUnreachable = await ownHostWorker(hostId, gzipDir, { ...hostConfig.minio, endPoint: '127.0.0.1', port: await closedPort(), useSSL: false });
+    const stopUnreachable = await ownHostWorker(hostId, gzipDir, { ...hostConfig.minio, endPoint: '127.0.0.1', port: await freePort(), useSSL: false });
     let failed;
     try {
       failed = await startTask();

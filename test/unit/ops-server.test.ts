@@ -1,20 +1,12 @@
 /** workers/ops-server.ts: /healthz while the process runs, /readyz from its checks, nothing else. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { freePort } from '../support/ports.js';
 import pino from 'pino';
 import { startOpsServer, type ReadinessCheck } from '../../workers/ops-server.js';
 
 const logger = pino({ level: 'silent' });
 
-/** A port free a moment ago (the server under test takes a port from its configuration). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 test('port 0: no server', async () => {
   assert.equal(await startOpsServer({ config: { host: '127.0.0.1', port: 0 }, checks: new Map(), logger }), null);
