@@ -25,6 +25,7 @@ HOST_C_BRIDGE="berth-c 172.27.0.1/16"
 HOST_C_POOL=10.214.0.0/16
 DOCKER_TLS_PORT=2376
 STREAMS_TLS_PORT=9443
+# shellcheck disable=SC2034 # read by stack.sh (mode_procs)
 CLUSTER_APP_PROCS=(api worker-control worker-host-a worker-host-c)
 # Ports of this machine that host-c reaches at GATEWAY_IP: PostgreSQL, MinIO, the registries
 # (Temporal's 7233 is bound there by the Temporal load balancer itself).
@@ -181,24 +182,6 @@ cluster_hosts_up() {
   [[ $(psql "$BERTH_DATABASE_URL" -tAc "select count(*) from hosts where id in ('host-a', 'host-c') and last_heartbeat_at > now() - interval '20 seconds'" 2>/dev/null) -ge 2 ]]
 }
 
-start_cluster_app() {
-  local hash p missing=(); hash=cluster-$(code_hash)
-  for p in "${CLUSTER_APP_PROCS[@]}"; do pid_alive "$RUN/$p.pid" || missing+=("$p"); done
-  if [[ -f $RUN/app.hash && $(cat "$RUN/app.hash") == "$hash" ]]; then
-    ((${#missing[@]} == 0)) && return 0
-    log "starting ${missing[*]}"
-    for p in "${missing[@]}"; do start_cluster_proc "$p"; done
-  else
-    stop_app
-    log "applying migrations (berth_cluster)"
-    (cd "$ROOT" && node --import tsx db/migrate.ts) >>"$LOGS/migrate.log" 2>&1 || die "migrations failed (see $LOGS/migrate.log)"
-    for p in worker-control worker-host-a worker-host-c api; do start_cluster_proc "$p"; done
-    echo "$hash" >"$RUN/app.hash"
-  fi
-  wait_for "Berth API" 90 api_up
-  wait_for "host workers host-a and host-c" 90 cluster_hosts_up
-}
-
 # ---------------------------------------------------------------- commands
 cmd_up_cluster() {
   local started=$SECONDS
@@ -237,7 +220,7 @@ cmd_up_cluster() {
   ensure_cluster_database
   write_cluster_env
   load_env
-  start_cluster_app
+  start_app
   log "cluster up in $((SECONDS - started))s"
   cmd_status
 }

@@ -358,26 +358,35 @@ start_proc() {
   esac
 }
 
+# The running mode's Berth processes (the API first), how one of them starts, when its hosts are
+# up, the code they run (a mode switch restarts them) and how long they get to come up.
+mode_procs() { if [[ $(stack_mode) == cluster ]]; then printf '%s\n' "${CLUSTER_APP_PROCS[@]}"; else printf '%s\n' "${APP_PROCS[@]}"; fi; }
+start_mode_proc() { if [[ $(stack_mode) == cluster ]]; then start_cluster_proc "$1"; else start_proc "$1"; fi; }
+mode_hosts_up() { if [[ $(stack_mode) == cluster ]]; then cluster_hosts_up; else hosts_up; fi; }
+app_hash() { if [[ $(stack_mode) == cluster ]]; then echo "cluster-$(code_hash)"; else code_hash; fi; }
+app_wait_seconds() { if [[ $(stack_mode) == cluster ]]; then echo 90; else echo 60; fi; }
+
 start_app() {
-  local hash p missing=() ; hash=$(code_hash)
-  for p in "${APP_PROCS[@]}"; do pid_alive "$RUN/$p.pid" || missing+=("$p"); done
+  local hash p procs missing=() wait; hash=$(app_hash); wait=$(app_wait_seconds)
+  mapfile -t procs < <(mode_procs)
+  for p in "${procs[@]}"; do pid_alive "$RUN/$p.pid" || missing+=("$p"); done
   if [[ -f $RUN/app.hash && $(cat "$RUN/app.hash") == "$hash" ]]; then
     # The same code: start only what is not running (a worker that died), leaving the others be.
     ((${#missing[@]} == 0)) && return 0
     log "starting ${missing[*]}"
-    for p in "${missing[@]}"; do start_proc "$p"; done
+    for p in "${missing[@]}"; do start_mode_proc "$p"; done
   else
-    ((${#missing[@]} < ${#APP_PROCS[@]})) && log "Berth's code changed: restarting the API and workers"
+    ((${#missing[@]} < ${#procs[@]})) && log "Berth's code changed: restarting the API and workers"
     stop_app
     log "applying migrations"
     (cd "$ROOT" && node --import tsx db/migrate.ts) >>"$LOGS/migrate.log" 2>&1 || die "migrations failed (see $LOGS/migrate.log)"
-    start_proc worker-control
-    for p in "${APP_PROCS[@]}"; do [[ $p == worker-host-* ]] && start_proc "$p"; done
-    start_proc api
+    start_mode_proc worker-control
+    for p in "${procs[@]}"; do [[ $p == worker-host-* ]] && start_mode_proc "$p"; done
+    start_mode_proc api
     echo "$hash" >"$RUN/app.hash"
   fi
-  wait_for "Berth API" 60 api_up
-  wait_for "host workers" 60 hosts_up
+  wait_for "Berth API" "$wait" api_up
+  wait_for "host workers" "$wait" mode_hosts_up
 }
 
 stop_app() { for p in api worker-control worker-host-a worker-host-b worker-host-c; do stop_pidfile "$p"; done; }
@@ -456,9 +465,8 @@ cmd_status() {
   row minio "http://127.0.0.1:9000" minio_up
   row minio-console "http://127.0.0.1:9001" curl -fsS -o /dev/null http://127.0.0.1:9001/
   row api "http://127.0.0.1:${BERTH_API_PORT:-8080}" api_up
-  local procs=("${APP_PROCS[@]:1}")
-  [[ $mode == cluster ]] && procs=("${CLUSTER_APP_PROCS[@]:1}")
-  for p in "${procs[@]}"; do row "$p" "task queue $( [[ $p == worker-control ]] && echo berth-control || echo "berth-host-${p#worker-}")" pid_alive "$RUN/$p.pid"; done
+  local procs; mapfile -t procs < <(mode_procs)
+  for p in "${procs[@]:1}"; do row "$p" "task queue $( [[ $p == worker-control ]] && echo berth-control || echo "berth-host-${p#worker-}")" pid_alive "$RUN/$p.pid"; done
 }
 
 # One up or down at a time: two at once would each start a set of processes and leave
@@ -479,15 +487,10 @@ cmd_start() {
     minio) start_minio ;;
     api | worker-*)
       pid_alive "$RUN/$p.pid" && return 0
-      if [[ $(stack_mode) == cluster ]]; then
-        [[ $(cat "$RUN/app.hash" 2>/dev/null) == "cluster-$(code_hash)" ]] || die "Berth's code changed since the stack started: run up:cluster"
-        start_cluster_proc "$p"
-        case $p in api) wait_for "Berth API" 60 api_up ;; worker-host-*) wait_for "host workers" 60 cluster_hosts_up ;; esac
-      else
-        [[ $(cat "$RUN/app.hash" 2>/dev/null) == "$(code_hash)" ]] || die "Berth's code changed since the stack started: run up"
-        start_proc "$p"
-        case $p in api) wait_for "Berth API" 60 api_up ;; worker-host-*) wait_for "host workers" 60 hosts_up ;; esac
-      fi ;;
+      [[ $(cat "$RUN/app.hash" 2>/dev/null) == "$(app_hash)" ]] \
+        || die "Berth's code changed since the stack started: run $(if [[ $(stack_mode) == cluster ]]; then echo up:cluster; else echo up; fi)"
+      start_mode_proc "$p"
+      case $p in api) wait_for "Berth API" 60 api_up ;; worker-host-*) wait_for "host workers" 60 mode_hosts_up ;; esac ;;
     temporal-node*)
       [[ $(stack_mode) == cluster ]] || die "$p runs in cluster mode only"
       start_temporal_node "${p#temporal-node}" ;;
