@@ -4,6 +4,8 @@
  * not at its startToCloseTimeout, and the step runs again on a live worker that much sooner.
  */
 import { Context } from '@temporalio/activity';
+import type { Next } from '@temporalio/common';
+import type { ActivityExecuteInput, ActivityInboundCallsInterceptor } from '@temporalio/worker';
 
 /** How often a step heartbeats while it works: well within the shortest heartbeatTimeout (5 s). */
 export const HEARTBEAT_EVERY_MS = 1000;
@@ -27,5 +29,17 @@ export async function heartbeating<T>(work: () => Promise<T>, details: () => unk
     return await work();
   } finally {
     clearInterval(beat);
+  }
+}
+
+/**
+ * An activity interceptor that heartbeats every activity of a worker while it runs (the control
+ * worker's database steps: one query gives no progress to report). With the profile's
+ * heartbeatTimeout, a step on a worker that died runs again on a live one within that timeout,
+ * not at its startToCloseTimeout.
+ */
+export class HeartbeatWhileRunning implements ActivityInboundCallsInterceptor {
+  execute(input: ActivityExecuteInput, next: Next<ActivityInboundCallsInterceptor, 'execute'>): Promise<unknown> {
+    return heartbeating(() => next(input));
   }
 }

@@ -5,6 +5,7 @@ import { CONTROL_TASK_QUEUE } from '../core/temporal-names.js';
 import { connectDatabase } from '../db/client.js';
 import { createControlActivities } from '../activities/control-activities.js';
 import { runWorker } from './run-worker.js';
+import { HeartbeatWhileRunning } from '../activities/heartbeat.js';
 import { connectTemporal } from '../core/temporal.js';
 import { ensureSchedules } from './schedules.js';
 import { WORKFLOWS_PATH } from './workflow-code.js';
@@ -28,6 +29,8 @@ await runWorker({
     // without BERTH_WORKFLOW_BUNDLE (the native stack) the worker bundles workflows/ as it starts.
     ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createControlActivities({ db: database.db, pricePerMb: config.pricePerMb, temporal }),
+    // Every control step heartbeats (its profile's heartbeatTimeout: a dead worker's step moves on within 10 s).
+    interceptors: { activity: [() => ({ inbound: new HeartbeatWhileRunning() })] },
     shutdownGraceTime: config.shutdownGraceMs,
   },
   onShutdown: async () => {

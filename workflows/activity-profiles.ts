@@ -14,15 +14,21 @@ import { hostTaskQueue } from '../core/temporal-names.js';
 
 const retryable = { nonRetryableErrorTypes: NON_RETRYABLE };
 
-/** Database steps on berth-control: short, retried for about ten minutes of outage, never for a client mistake. */
+/**
+ * Database steps on berth-control: short, retried for about ten minutes of outage, never for a
+ * client mistake. The control worker heartbeats every step (workers/control.ts), so a step on a
+ * control worker that died runs again within the heartbeat timeout.
+ */
 export const database = {
   startToCloseTimeout: '30s',
+  heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 20, ...retryable },
 } as const satisfies ActivityOptions;
 
 /** Database steps of the scheduled sweeps (release, cleanups): a run that fails is retried by the next. */
 export const sweepDatabase = {
   startToCloseTimeout: '1m',
+  heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10, ...retryable },
 } as const satisfies ActivityOptions;
 
