@@ -377,6 +377,15 @@ test('cancel with the temporal CLI while compressing: the compress activity remo
   const taskId = await startTaskChecked(app, user, image, 'host-b');
   const compressing = await waitFor(app, user.token, taskId, (d) => d.state !== 'idle' && d.state !== 'downloading', 6000);
   assert.equal(compressing.state, 'compressing', 'still compressing when cancelled');
+  // The record says compressing a moment before the compress activity is scheduled: wait until it runs.
+  const handle = temporal.workflow.getHandle(dcuWorkflowId(taskId));
+  let compressRunning = false;
+  for (let i = 0; i < 600 && !compressRunning; i++) {
+    const pending = (await handle.describe()).raw.pendingActivities ?? [];
+    compressRunning = pending.some((a) => a.activityType?.name === 'dcuCompress' && a.lastStartedTime);
+    if (!compressRunning) await sleep(50);
+  }
+  assert.ok(compressRunning, 'the compress activity started');
 
   await temporalCli(['workflow', 'signal', '--workflow-id', dcuWorkflowId(taskId), '--name', 'cancel']);
   const data = await waitFor(app, user.token, taskId, ended);
