@@ -86,8 +86,9 @@ test("each worker's target carries the Temporal SDK's metrics, polling, and ever
   assert.deepEqual(polling, new Set(WORKERS));
   // The control worker runs workflows: the SDK's workflow task metrics; host workers run activities.
   assert.deepEqual(await processesOf('temporal_num_pollers{poller_type="workflow_task"}'), new Set(['worker-control']));
+  // Its polls: the SDK's long requests.
   for (const worker of WORKERS) {
-    assert.ok((await query(`temporal_request_total{process="${worker}"}`)).length > 0, `${worker}: temporal_request_total`);
+    assert.ok((await query(`temporal_long_request_total{process="${worker}"}`)).length > 0, `${worker}: temporal_long_request_total`);
   }
   // Standard names (no prefix) in the API and every worker.
   for (const metric of ['process_resident_memory_bytes', 'process_cpu_seconds_total', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']) {
