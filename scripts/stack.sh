@@ -36,7 +36,8 @@ HOSTS=("host-a berth-a 172.28.0.1/16 127.0.0.1" "host-b berth-b 172.29.0.1/16 12
 # A subnet must hold BERTH_MAX_CONTAINERS_PER_USER containers (tests raise it to 20).
 # Distinct per host and clear of the bridges above and of the machine's own addresses.
 declare -A ADDRESS_POOLS=([host-a]=10.210.0.0/16 [host-b]=10.211.0.0/16)
-# Where each worker serves /healthz and /readyz (workers/ops-server.ts): the control worker 9470.
+# Where each worker serves /healthz and /readyz (workers/ops-server.ts) and Prometheus scrapes it;
+# the control worker's is its default port (BERTH_METRICS_PORT).
 declare -A METRICS_PORTS=([host-a]=9471 [host-b]=9472)
 CONTROL_METRICS_PORT=9470
 # The Temporal dev server's /metrics (start-dev --metrics-port; otherwise a random port).
