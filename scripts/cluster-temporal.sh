@@ -265,10 +265,11 @@ _temporal_sql_tool() {
 }
 
 # ---------------------------------------------------------------- the nodes
-# temporal_node_port N SERVICE [grpc|membership|http]: node N's port for a service.
+# temporal_node_port N SERVICE [grpc|membership|http]: node N's port for a service; `metrics`
+# for the node's /metrics (Prometheus), one for all its services.
 temporal_node_port() {
   local n=$1 service=$2 kind=${3:-grpc} offset
-  case $service in frontend) offset=0 ;; history) offset=10 ;; matching) offset=20 ;; worker) offset=30 ;; *) die "no such service: $service" ;; esac
+  case $service in frontend) offset=0 ;; history) offset=10 ;; matching) offset=20 ;; worker) offset=30 ;; metrics) offset=40 ;; *) die "no such service: $service" ;; esac
   case $kind in grpc) ;; membership) offset=$((offset + 1)) ;; http) offset=$((offset + 2)) ;; *) die "no such port kind: $kind" ;; esac
   printf '%s\n' $((CLUSTER_NODE_PORT_BASE + (n - 1) * 100 + offset))
 }
@@ -391,6 +392,10 @@ global:
   membership:
     maxJoinDuration: 30s
     broadcastAddress: 127.0.0.1
+  metrics:
+    prometheus:
+      framework: tally
+      listenAddress: 127.0.0.1:$(temporal_node_port "$n" metrics)
   tls:
     refreshInterval: 1m
     internode:

@@ -155,7 +155,7 @@ start_cluster_proc() {
   cd "$ROOT" || die "no $ROOT"
   case $p in
     api) start_bg api node --import tsx api/server.ts ;;
-    worker-control) BERTH_METRICS_PORT=9470 start_bg worker-control node --import tsx workers/control.ts ;;
+    worker-control) BERTH_METRICS_PORT=$CONTROL_METRICS_PORT start_bg worker-control node --import tsx workers/control.ts ;;
     worker-host-a)
       BERTH_HOST_ID=host-a BERTH_DOCKER_HOST="unix://$(docker_sock host-a)" BERTH_PUBLISH_IP=127.0.0.1 \
         BERTH_STREAMS_HOST=127.0.0.1 BERTH_STREAMS_TLS_CERT=$tls/streams-host-a.pem BERTH_STREAMS_TLS_KEY=$tls/streams-host-a-key.pem \
@@ -176,6 +176,17 @@ start_cluster_proc() {
         start_bg worker-host-c ip netns exec "$CLUSTER_NS" node --import tsx workers/host.ts ;;
     *) die "no such process in cluster mode: $p" ;;
   esac
+}
+
+# What Prometheus scrapes in cluster mode (see dev_scrape_targets): host-c's worker at its own
+# address in the namespace, each Temporal node's /metrics.
+cluster_scrape_targets() {
+  local n
+  echo "berth-api 127.0.0.1:${BERTH_API_PORT:-8080} api"
+  echo "berth-worker 127.0.0.1:$CONTROL_METRICS_PORT worker-control"
+  echo "berth-worker 127.0.0.1:9471 worker-host-a"
+  echo "berth-worker $HOST_C_IP:9473 worker-host-c"
+  for n in "${TEMPORAL_CLUSTER_NODES[@]}"; do echo "temporal 127.0.0.1:$(temporal_node_port "$n" metrics) temporal-node$n"; done
 }
 
 cluster_hosts_up() {
@@ -221,6 +232,7 @@ cmd_up_cluster() {
   write_cluster_env
   load_env
   start_app
+  start_prometheus
   log "cluster up in $((SECONDS - started))s"
   cmd_status
 }

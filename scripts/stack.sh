@@ -2,7 +2,7 @@
 # Berth's native stack on 127.0.0.1: PostgreSQL 15, two Docker daemons (host-a, host-b),
 # a local registry seeded with busybox-static images, the Temporal dev server with its
 # Web UI, MinIO, then migrations, the API, the control worker and one host worker per
-# Docker daemon.
+# Docker daemon, and Prometheus scraping them (ops/prometheus/).
 #
 #   scripts/stack.sh up          install what is missing, start what is not running (idempotent)
 #   scripts/stack.sh up:cluster  the production topology instead (scripts/stack-cluster.sh)
@@ -36,8 +36,14 @@ HOSTS=("host-a berth-a 172.28.0.1/16 127.0.0.1" "host-b berth-b 172.29.0.1/16 12
 # A subnet must hold BERTH_MAX_CONTAINERS_PER_USER containers (tests raise it to 20).
 # Distinct per host and clear of the bridges above and of the machine's own addresses.
 declare -A ADDRESS_POOLS=([host-a]=10.210.0.0/16 [host-b]=10.211.0.0/16)
-# Where each worker serves /healthz and /readyz (workers/ops-server.ts): the control worker 9470.
+# Where each worker serves /healthz and /readyz (workers/ops-server.ts) and Prometheus scrapes it;
+# the control worker's is its default port (BERTH_METRICS_PORT).
 declare -A METRICS_PORTS=([host-a]=9471 [host-b]=9472)
+CONTROL_METRICS_PORT=9470
+# The Temporal dev server's /metrics (start-dev --metrics-port; otherwise a random port).
+TEMPORAL_METRICS_PORT=7235
+# Prometheus (Debian's package, run by the stack: ops/prometheus/), its data in $STATE/prometheus.
+PROMETHEUS_ADDR=127.0.0.1:9090
 USER_SUBNET_SIZE=27
 REGISTRY=127.0.0.1:5000
 AUTH_REGISTRY=127.0.0.1:5001
@@ -96,11 +102,35 @@ install_packages() {
   command -v ip >/dev/null || missing+=(iproute2)
   command -v iptables >/dev/null || missing+=(iptables)
   command -v openssl >/dev/null || missing+=(openssl) # the TLS tests make throwaway certificates with it
-  ((${#missing[@]} == 0)) && return 0
-  log "installing Debian packages: ${missing[*]}"
+  local prometheus=''
+  command -v prometheus >/dev/null && command -v promtool >/dev/null || prometheus=prometheus
+  ((${#missing[@]} == 0)) && [[ -z $prometheus ]] && return 0
+  log "installing Debian packages: ${missing[*]} $prometheus"
   apt-get update -qq >"$LOGS/apt.log" 2>&1
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$LOGS/apt.log" 2>&1 \
-    || die "apt-get install failed (see $LOGS/apt.log)"
+  if ((${#missing[@]} > 0)); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >>"$LOGS/apt.log" 2>&1 \
+      || die "apt-get install failed (see $LOGS/apt.log)"
+  fi
+  if [[ -n $prometheus ]]; then
+    # Without the node exporter it recommends (a service of its own on :9100).
+    quiet_packaged_prometheus
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >>"$LOGS/apt.log" 2>&1 \
+      || die "apt-get install prometheus failed (see $LOGS/apt.log)"
+    quiet_packaged_prometheus
+  fi
+}
+
+# Debian's prometheus package comes with a service of its own on :9090 (/etc/prometheus/); the stack
+# runs its own Prometheus there instead (start_prometheus). Under systemd the packaged unit is masked
+# before the install, so that it never starts; without systemd, its init script is stopped and
+# taken out of the boot sequence after the install.
+quiet_packaged_prometheus() {
+  if [[ -d /run/systemd/system ]]; then
+    systemctl mask --now prometheus.service >/dev/null 2>&1 || true
+  elif [[ -x /etc/init.d/prometheus ]]; then
+    /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+    update-rc.d prometheus disable >/dev/null 2>&1 || true
+  fi
 }
 
 # go_tool BIN MODULE@VERSION: builds once into $TOOLS/bin; a no-op when BIN exists.
@@ -305,15 +335,27 @@ EOF
 # ---------------------------------------------------------------- Temporal and MinIO
 temporal_up() { "$TEMPORAL_BIN" operator cluster health --address 127.0.0.1:7233 >/dev/null 2>&1; }
 
+temporal_down() { ! temporal_up; }
+
 # Eager activity execution: an activity a workflow schedules on its own task queue (the
 # database steps on berth-control) comes back in the workflow task's completion, one
-# round trip through matching fewer.
+# round trip through matching fewer. A running dev server started with other flags (by an older
+# stack.sh) is restarted with these: its state is in its database file, and Berth's processes
+# reconnect.
 start_temporal() {
-  temporal_up && return 0
+  local args=(server start-dev --db-filename "$STATE/temporal/temporal.db"
+    --ip 127.0.0.1 --port 7233 --ui-ip 127.0.0.1 --ui-port 8233 --metrics-port "$TEMPORAL_METRICS_PORT" --log-level warn
+    --dynamic-config-value system.enableActivityEagerExecution=true)
+  if temporal_up; then
+    [[ $(cat "$RUN/temporal.args" 2>/dev/null) == "${args[*]}" ]] && return 0
+    pid_alive "$RUN/temporal.pid" || return 0
+    log "Temporal dev server: its flags changed; restarting it"
+    stop_pidfile temporal
+    wait_for "Temporal dev server to stop" 30 temporal_down
+  fi
   mkdir -p "$STATE/temporal"
-  start_bg temporal "$TEMPORAL_BIN" server start-dev --db-filename "$STATE/temporal/temporal.db" \
-    --ip 127.0.0.1 --port 7233 --ui-ip 127.0.0.1 --ui-port 8233 --log-level warn \
-    --dynamic-config-value system.enableActivityEagerExecution=true
+  start_bg temporal "$TEMPORAL_BIN" "${args[@]}"
+  echo "${args[*]}" >"$RUN/temporal.args"
   wait_for "Temporal dev server" 90 temporal_up
 }
 
@@ -391,6 +433,61 @@ start_app() {
 
 stop_app() { for p in api worker-control worker-host-a worker-host-b worker-host-c; do stop_pidfile "$p"; done; }
 
+# ---------------------------------------------------------------- Prometheus
+prometheus_up() { curl -fsS -o /dev/null "http://$PROMETHEUS_ADDR/-/ready"; }
+port_taken() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
+
+# What Prometheus scrapes in the development stack, one target a line: JOB ADDRESS PROCESS
+# (the jobs of ops/prometheus/prometheus.yml; PROCESS as `status` names it).
+dev_scrape_targets() {
+  local spec id
+  echo "berth-api 127.0.0.1:${BERTH_API_PORT:-8080} api"
+  echo "berth-worker 127.0.0.1:$CONTROL_METRICS_PORT worker-control"
+  for spec in "${HOSTS[@]}"; do
+    read -r id _ <<<"$spec"
+    echo "berth-worker 127.0.0.1:${METRICS_PORTS[$id]} worker-$id"
+  done
+  echo "temporal 127.0.0.1:$TEMPORAL_METRICS_PORT temporal"
+}
+mode_scrape_targets() { if [[ $(stack_mode) == cluster ]]; then cluster_scrape_targets; else dev_scrape_targets; fi; }
+
+# write_prometheus_targets DIR: one file_sd file per job (JOB.json), for the running mode.
+# Prometheus re-reads them when they change: a mode switch needs no restart.
+write_prometheus_targets() {
+  local dir=$1 job address process
+  declare -A groups=([prometheus]="{\"targets\": [\"$PROMETHEUS_ADDR\"], \"labels\": {\"process\": \"prometheus\"}}")
+  while read -r job address process; do
+    groups[$job]+="${groups[$job]:+, }{\"targets\": [\"$address\"], \"labels\": {\"process\": \"$process\"}}"
+  done < <(mode_scrape_targets)
+  for job in "${!groups[@]}"; do
+    # Rewritten only when changed: Prometheus re-reads a file at each write.
+    [[ $(cat "$dir/$job.json" 2>/dev/null) == "[${groups[$job]}]" ]] || printf '[%s]\n' "${groups[$job]}" >"$dir/$job.json"
+  done
+}
+
+# Prometheus on $PROMETHEUS_ADDR with the repository's configuration (ops/prometheus/prometheus.yml,
+# rendered with this checkout's rules directory and the stack's target files) and its data in
+# $STATE/prometheus/data, three days of it (the rules look back one) and at most 1 GB. A running
+# one re-reads its configuration and rules (SIGHUP).
+start_prometheus() {
+  local dir=$STATE/prometheus
+  mkdir -p "$dir/data" "$dir/targets"
+  write_prometheus_targets "$dir/targets"
+  sed -e "s#@RULES_DIR@#$ROOT/ops/prometheus/rules#g" -e "s#@TARGETS_DIR@#$dir/targets#g" \
+    "$ROOT/ops/prometheus/prometheus.yml" >"$dir/prometheus.yml"
+  promtool check config "$dir/prometheus.yml" >"$LOGS/promtool.log" 2>&1 \
+    || die "Prometheus's configuration or alert rules are invalid (see $LOGS/promtool.log)"
+  if pid_alive "$RUN/prometheus.pid"; then
+    kill -HUP "$(cat "$RUN/prometheus.pid")"
+    return 0
+  fi
+  port_taken "$PROMETHEUS_ADDR" \
+    && die "something else listens on $PROMETHEUS_ADDR (Debian's own prometheus service? systemctl mask --now prometheus)"
+  start_bg prometheus prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+    --storage.tsdb.retention.time=3d --storage.tsdb.retention.size=1GB --web.listen-address="$PROMETHEUS_ADDR"
+  wait_for "Prometheus" 60 prometheus_up
+}
+
 # ---------------------------------------------------------------- commands
 cmd_up() {
   local started=$SECONDS
@@ -419,12 +516,14 @@ cmd_up() {
   start_temporal
   start_minio
   start_app
+  start_prometheus
   log "up in $((SECONDS - started))s"
   cmd_status
 }
 
 cmd_down() {
   mkdir -p "$RUN"
+  stop_pidfile prometheus
   stop_cluster
   stop_pidfile minio
   stop_pidfile temporal
@@ -467,6 +566,7 @@ cmd_status() {
   row api "http://127.0.0.1:${BERTH_API_PORT:-8080}" api_up
   local procs; mapfile -t procs < <(mode_procs)
   for p in "${procs[@]:1}"; do row "$p" "task queue $( [[ $p == worker-control ]] && echo berth-control || echo "berth-host-${p#worker-}")" pid_alive "$RUN/$p.pid"; done
+  row prometheus "http://$PROMETHEUS_ADDR" prometheus_up
 }
 
 # One up or down at a time: two at once would each start a set of processes and leave

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # npm test: bring up whatever of the stack is not running, then run the unit and integration
-# tests on the real stack, and type-check, lint and check the migrations against the schema.
+# tests on the real stack, and type-check, lint, check the migrations against the schema and
+# check Prometheus's alert rules (and run their unit tests) and configuration.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/stack.sh up
@@ -39,10 +40,11 @@ trap 'rm -rf "$logs"' EXIT
 (
   echo "[test] type-check" && npx tsc --noEmit &&
     echo "[test] lint" && npx eslint . &&
-    echo "[test] migrations match the schema" && bash scripts/check-migrations.sh
+    echo "[test] migrations match the schema" && bash scripts/check-migrations.sh &&
+    echo "[test] Prometheus: alert rules, their unit tests, the configuration" && bash scripts/check-prometheus.sh
 ) >"$logs/static" 2>&1 &
 static_pid=$!
-echo "[test] the serial pass: the host-a lane (${#lane_a[@]} files) beside the host-b lane (${#lane_b[@]} files); type-check, lint and the migrations check beside them"
+echo "[test] the serial pass: the host-a lane (${#lane_a[@]} files) beside the host-b lane (${#lane_b[@]} files); type-check, lint, the migrations and Prometheus checks beside them"
 run_tests 1 "${lane_a[@]}" >"$logs/host-a" 2>&1 &
 lane_a_pid=$!
 run_tests 1 "${lane_b[@]}" >"$logs/host-b" 2>&1 &
