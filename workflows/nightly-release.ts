@@ -2,6 +2,7 @@ import { ParentClosePolicy, continueAsNew, executeChild, patched, proxyActivitie
 import type { ControlActivities } from '../activities/control-activities.js';
 import type { HostActivities } from '../activities/host-activities.js';
 import { rootCause } from '../core/failures.js';
+import { searchAttributesFor } from '../core/search-attributes.js';
 import type { NightlyReleaseInput, ReleaseFailure, ReleaseItem, ReleaseReport } from '../contracts/nightly-release.js';
 import { removeImageId, removeImageWorkflow } from '../contracts/remove-image.js';
 import { containerUpdate, host, sweepDatabase } from './activity-profiles.js';
@@ -130,6 +131,10 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
           // The release's id makes the refund a release_refund (same key as any image refund: once per image).
           args: [{ imageId: item.id, hostId: item.hostId, reference: item.reference!, reason: `nightly release ${releaseId}`, releaseId }],
           parentClosePolicy: ParentClosePolicy.ABANDON,
+          // Findable by its owner, host and image, as a removal the API starts is.
+          ...(patched(PATCHES.releaseRemovalSearchAttributes.id)
+            ? { typedSearchAttributes: searchAttributesFor({ userId: item.userId, hostId: item.hostId, resourceId: item.id }) }
+            : {}),
         });
         report.images.removed += 1;
         report.refundedTotal += result.refunded;
