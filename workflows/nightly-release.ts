@@ -1,4 +1,4 @@
-import { ParentClosePolicy, continueAsNew, executeChild, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ParentClosePolicy, continueAsNew, executeChild, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control-activities.js';
 import type { HostActivities } from '../activities/host-activities.js';
 import { rootCause } from '../core/failures.js';
@@ -49,14 +49,17 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
   };
   let phase = input.carry?.phase ?? 'containers';
   if (!input.carry) await db.recordReleaseStart(releaseId);
+  log.info(input.carry ? 'release continues' : 'release started', { releaseId, phase });
 
   const failed = (p: ReleaseFailure['phase']) => report.failures.filter((f) => f.phase === p).map((f) => f.id);
   const fail = (phase: ReleaseFailure['phase'], item: ReleaseItem, error: unknown) => {
     report[phase].failed += 1;
+    log.warn('release could not remove an item', { releaseId, phase, id: item.id, hostId: item.hostId, reason: rootCause(error).message });
     report.failures.push({ phase, id: item.id, hostId: item.hostId, reason: rootCause(error).message });
   };
   const maybeContinue = async () => {
     if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (input.historyLimit ?? HISTORY_LIMIT)) {
+      log.info('release continues as new', { releaseId, phase, historyLength: workflowInfo().historyLength });
       await continueAsNew<typeof nightlyRelease>({ ...input, carry: { releaseId, phase, report } });
     }
   };
@@ -117,6 +120,7 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
       await maybeContinue();
     }
     await removeOrphans();
+    log.info('release removed the containers', { releaseId, removed: report.containers.removed, failed: report.containers.failed });
     phase = 'images';
   }
 
@@ -146,5 +150,6 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
   }
 
   await db.recordReleaseEnd(releaseId, report);
+  log.info('release ended', { releaseId, containers: report.containers, images: report.images, refundedTotal: report.refundedTotal });
   return report;
 }
