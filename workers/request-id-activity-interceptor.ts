@@ -1,7 +1,8 @@
 /**
  * The activity's side of the request id's journey (core/request-id-header.ts): the id the
  * workflow passed in the activity's headers goes onto every line the activity logs through
- * `log` from @temporalio/activity, and onto the SDK's own lines about it (failed, completed).
+ * `log` from @temporalio/activity, and onto the SDK's own lines about it (failed, completed), as
+ * `reqId`: the field the API's own lines carry it in (Fastify's).
  */
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import { requestIdOf } from '../core/request-id-header.js';
@@ -17,7 +18,7 @@ export const requestIdActivityInterceptor: ActivityInterceptorsFactory = () => {
       },
     },
     outbound: {
-      getLogAttributes: (input, next) => next(requestId ? { ...input, requestId } : input),
+      getLogAttributes: (input, next) => next(requestId ? { ...input, reqId: requestId } : input),
     },
   };
 };
