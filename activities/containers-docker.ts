@@ -4,6 +4,7 @@
  * removing an absent one succeeds.
  */
 import { ApplicationFailure } from '@temporalio/activity';
+import { activityLog } from './activity-log.js';
 import { FailureType } from '../core/failures.js';
 import type Docker from 'dockerode';
 import { LABEL_ID, LABEL_USER, dockerName } from '../core/container-labels.js';
@@ -123,6 +124,7 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
           const network = await networks.ensure(spec.userId);
           await createContainer(spec, name, network);
         });
+        activityLog.info('container created', { containerId: spec.id, image: spec.image });
         existing = await inspect(name);
         if (!existing) throw ApplicationFailure.retryable(`container ${name} vanished right after its creation`, FailureType.DockerError);
       }
@@ -140,7 +142,9 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
           }
         }
       }
-      return (await inspect(name))!;
+      const observed = (await inspect(name))!;
+      activityLog.info('container started', { containerId: spec.id, dockerId: observed.dockerId, running: observed.running });
+      return observed;
     }),
 
     startContainer: (id: string): Promise<ObservedContainer | null> => heartbeating(async () => {
@@ -178,7 +182,12 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
       return inspect(name);
     }),
 
-    removeContainer: (id: string): Promise<'removed' | 'absent'> => heartbeating(() => removeNamed(dockerName(id))),
+    removeContainer: (id: string): Promise<'removed' | 'absent'> =>
+      heartbeating(async () => {
+        const removed = await removeNamed(dockerName(id));
+        activityLog.info('container removed from Docker', { containerId: id, result: removed });
+        return removed;
+      }),
 
     /** Every container on this host that carries Berth's label, in any state: its Berth id, Docker id and the owner its label names. */
     async listBerthContainers(): Promise<Array<{ id: string; dockerId: string; userId: string }>> {

@@ -6,6 +6,7 @@
 import { mkdir, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { activityLog } from './activity-log.js';
 import type Docker from 'dockerode';
 import { DCU_GZIP_FILE } from '../core/dcu-names.js';
 import { diskRefusal } from '../core/dcu-limits.js';
@@ -122,6 +123,7 @@ export function createDcuHostActivities(deps: { docker: Docker; hostId: string; 
         clearInterval(beat);
       }
       sizeBytes = archive.sizeBytes;
+      activityLog.info('image compressed', { reference: input.reference, fileName: input.fileName, imageBytes: bytesTotal, compressedBytes: archive.sizeBytes });
       ctx.heartbeat({ phase: 'compressing', bytesDone: sizeBytes, bytesTotal: sizeBytes } satisfies DcuPhaseProgress);
       return { fileName: input.fileName, ...archive };
     },

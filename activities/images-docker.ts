@@ -2,6 +2,7 @@
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import { activityLog } from './activity-log.js';
 import type Docker from 'dockerode';
 import type { RegistryCredential } from '../core/config.js';
 import { FailureType } from '../core/failures.js';
@@ -150,9 +151,15 @@ export function createImageDockerActivities(deps: {
     let shared = inFlight.get(reference);
     if (!shared) {
       // A concurrent pull may have landed it since the workflow looked: nothing to download.
-      if (options.skipIfPresent && (await imagePresent(reference))) return new PullProgress().complete();
+      if (options.skipIfPresent && (await imagePresent(reference))) {
+        activityLog.info('image present already: nothing pulled', { reference });
+        return new PullProgress().complete();
+      }
       shared = inFlight.get(reference) ?? startPull(reference);
       inFlight.set(reference, shared);
+      activityLog.info('docker pull started', { reference });
+    } else {
+      activityLog.info('docker pull joined: one of this reference is under way', { reference });
     }
     const pull = shared;
     pull.joined++;
@@ -164,7 +171,7 @@ export function createImageDockerActivities(deps: {
     const beat = setInterval(() => ctx.heartbeat(pull.latest), HEARTBEAT_EVERY_MS);
     let onCancel: (() => void) | undefined;
     try {
-      return await Promise.race([
+      const done = await Promise.race([
         pull.result,
         new Promise<never>((_, reject) => {
           onCancel = () => reject(cancellation(ctx));
@@ -172,6 +179,8 @@ export function createImageDockerActivities(deps: {
           else ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
         }),
       ]);
+      activityLog.info('docker pull done', { reference, bytesTotal: done.bytesTotal, layers: Object.keys(done.layers).length });
+      return done;
     } finally {
       clearInterval(beat);
       if (onCancel) ctx.cancellationSignal.removeEventListener('abort', onCancel);

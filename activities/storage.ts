@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { activityLog } from './activity-log.js';
 import { CopyDestinationOptions, CopySourceOptions, type BucketItem, type BucketItemStat, type Client } from 'minio';
 import { cancellation } from './cancellation.js';
 import { HEARTBEAT_EVERY_MS } from './heartbeat.js';
@@ -136,6 +137,7 @@ export function createStorageActivities(deps: { minio: Client; bucket: string; p
       const bytesTotal = info.size;
       await ensureBucket();
       if ((await objectSha256(input.objectName)) === input.sha256) {
+        activityLog.info('archive in MinIO already: nothing uploaded', { objectName: input.objectName, sizeBytes: bytesTotal });
         return { bucket, objectName: input.objectName, etag: '', sizeBytes: bytesTotal, parts: 0 };
       }
       await abortUploads(input.objectName); // an earlier attempt's leftovers
@@ -192,6 +194,7 @@ export function createStorageActivities(deps: { minio: Client; bucket: string; p
           );
         }
         const done = await minio.completeMultipartUpload(bucket, input.objectName, uploadId, etags);
+        activityLog.info('archive uploaded', { objectName: input.objectName, sizeBytes: bytesDone, parts: etags.length });
         return { bucket, objectName: input.objectName, etag: done.etag, sizeBytes: bytesDone, parts: etags.length };
       } catch (error) {
         await Promise.allSettled(sending); // no part may land after the abort

@@ -11,6 +11,7 @@ import rateLimit from '@fastify/rate-limit';
 import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Client } from '@temporalio/client';
+import { runWithRequestId } from '../core/request-context.js';
 import type { ApiConfig } from '../core/config.js';
 import { AppError } from '../core/errors.js';
 import { serializeError, type Database } from '../db/client.js';
@@ -162,6 +163,10 @@ export async function buildApp(deps: AppDeps) {
     reply.header('x-request-id', request.id);
     if (closing) reply.header('connection', 'close');
   });
+  // The rest of the request (validation, hooks, handler) runs as part of it: a workflow it starts
+  // carries its id (core/request-context.ts). Once the body is parsed: a parser's stream events
+  // would run outside the context.
+  app.addHook('preValidation', (request, _reply, done) => runWithRequestId(request.id, done));
   // Per-user limits on every mutating route: this hook runs before the rate-limit plugin's.
   app.addHook('onRoute', (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];

@@ -15,6 +15,8 @@ export interface ReleaseItem {
   id: string;
   hostId: string;
   reference?: string;
+  /** An image's owner (listed since the release's removals carry search attributes; absent in older results). */
+  userId?: string;
 }
 
 export type ReleasePhase = 'containers' | 'images';

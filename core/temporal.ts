@@ -5,6 +5,7 @@
  */
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import type { TemporalConfig } from './config.js';
+import { requestIdClientInterceptor } from './request-id-client-interceptor.js';
 
 /** What `Connection.connect` and `NativeConnection.connect` both take: the address, TLS, the API key. */
 export interface TemporalConnectionOptions {
@@ -32,5 +33,10 @@ export function temporalConnectionOptions(config: TemporalConfig): TemporalConne
 
 export async function connectTemporal(config: TemporalConfig): Promise<Client> {
   const connection = await Connection.connect(temporalConnectionOptions(config));
-  return new Client({ connection, namespace: config.namespace });
+  return new Client({
+    connection,
+    namespace: config.namespace,
+    // A workflow started while the API serves a request carries the request's id (core/request-id-header.ts).
+    interceptors: { workflow: [requestIdClientInterceptor] },
+  });
 }

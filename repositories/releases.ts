@@ -49,7 +49,7 @@ export async function findRun(db: Executor, id: string): Promise<ReleaseRunRow |
 /** Private images, oldest first, but those in `skip`; public ones are never released. */
 export function releasableImages(db: Executor, skip: string[], limit: number): Promise<ReleaseItem[]> {
   return db
-    .select({ id: images.id, hostId: images.hostId, reference: images.reference })
+    .select({ id: images.id, hostId: images.hostId, reference: images.reference, userId: images.userId })
     .from(images)
     .where(and(eq(images.visibility, 'private'), skip.length ? notInArray(images.id, skip) : undefined))
     .orderBy(asc(images.createdAt), asc(images.id))

@@ -130,6 +130,9 @@ temporal_cli operator cluster describe --detail
 expect "temporal workflow list" temporal_cli workflow list --limit 5
 expect "namespace default is registered, retention 72h" \
   has '"workflowExecutionRetentionTtl": "259200s"' temporal_cli operator namespace describe --namespace default -o json
+for n in "${TEMPORAL_CLUSTER_NODES[@]}"; do
+  expect "Berth's search attributes (${SEARCH_ATTRIBUTES[*]}) in default, on node $n's frontend" has_search_attributes default _temporal_node_cli "$n"
+done
 run=check-$(date +%s)
 workflows=()
 for i in 1 2 3 4 5 6 7 8; do workflows+=("cluster-$run-$i"); done

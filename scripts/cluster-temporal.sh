@@ -12,7 +12,8 @@
 #   build_cluster_tools          the server, temporal-sql-tool and the UI server, built once
 #   ensure_ca, issue_cert NAME KIND SANS, ensure_temporal_certs
 #   setup_temporal_db            role, databases and schemas on 127.0.0.1:5432
-#   start_temporal_cluster       both nodes, haproxy, the `default` namespace, the UI server
+#   start_temporal_cluster       both nodes, haproxy, the `default` namespace and Berth's search
+#                                attributes in it, the UI server
 #   stop_temporal_cluster, start_temporal_node N, stop_temporal_node N [KILL]
 #   temporal_cluster_up, temporal_node_up N, temporal_cli ARGS..., temporal_cluster_members
 #   cluster_temporal_status_rows rows for stack.sh's status
@@ -586,6 +587,24 @@ start_temporal_ui() {
 }
 
 # ---------------------------------------------------------------- the cluster
+# _temporal_node_cli N ARGS...: the CLI against node N's own frontend (not through haproxy).
+_temporal_node_cli() {
+  local n=$1 flags; shift
+  mapfile -t flags < <(temporal_tls_flags)
+  "$TEMPORAL_BIN" "$@" --address "127.0.0.1:$(temporal_node_port "$n" frontend)" "${flags[@]}"
+}
+
+# Berth's search attributes (stack.sh's SEARCH_ATTRIBUTES) in namespace NS, and served by every
+# node's frontend (their namespace caches refresh every ~10s): a workflow started through a node
+# that does not know them yet would be refused.
+ensure_temporal_search_attributes() {
+  local ns=$1 n
+  register_search_attributes "$ns" temporal_cli
+  for n in "${TEMPORAL_CLUSTER_NODES[@]}"; do
+    wait_for "search attributes in $ns on Temporal node $n" 60 has_search_attributes "$ns" _temporal_node_cli "$n"
+  done
+}
+
 ensure_temporal_namespace() {
   local ns=$1 n
   temporal_cli operator namespace describe --namespace "$ns" >/dev/null 2>&1 \
@@ -623,6 +642,7 @@ start_temporal_cluster() {
   for n in "${TEMPORAL_CLUSTER_NODES[@]}"; do wait_for "Temporal node $n" 120 temporal_node_up "$n"; done
   start_temporal_lb
   ensure_temporal_namespace default
+  ensure_temporal_search_attributes default
   write_temporal_env
   start_temporal_ui
 }

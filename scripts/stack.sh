@@ -45,6 +45,9 @@ TEMPORAL_METRICS_PORT=7235
 # Prometheus (Debian's package, run by the stack: ops/prometheus/), its data in $STATE/prometheus.
 PROMETHEUS_ADDR=127.0.0.1:9090
 USER_SUBNET_SIZE=27
+# Berth's custom search attributes (core/search-attributes.ts), all Keyword: whichever Temporal
+# runs has them before Berth's processes start a workflow (a start naming an unknown one fails).
+SEARCH_ATTRIBUTES=(BerthUserId BerthHostId BerthResourceId)
 REGISTRY=127.0.0.1:5000
 AUTH_REGISTRY=127.0.0.1:5001
 PG_PORT=5432
@@ -336,6 +339,25 @@ EOF
 temporal_up() { "$TEMPORAL_BIN" operator cluster health --address 127.0.0.1:7233 >/dev/null 2>&1; }
 
 temporal_down() { ! temporal_up; }
+# dev_temporal_cli ARGS...: the CLI against the dev server.
+dev_temporal_cli() { "$TEMPORAL_BIN" "$@" --address 127.0.0.1:7233; }
+
+# register_search_attributes NAMESPACE CLI...: SEARCH_ATTRIBUTES created as Keyword in NAMESPACE
+# through CLI (a command running the temporal CLI with its server's flags appended:
+# dev_temporal_cli, temporal_cli). Creating one that exists with that type succeeds: idempotent.
+register_search_attributes() {
+  local ns=$1 names=() a; shift
+  for a in "${SEARCH_ATTRIBUTES[@]}"; do names+=(--name "$a"); done
+  "$@" operator search-attribute create --namespace "$ns" "${names[@]}" --type Keyword >>"$LOGS/temporal-cli.log" 2>&1 \
+    || die "could not register the search attributes ${SEARCH_ATTRIBUTES[*]} in namespace $ns (see $LOGS/temporal-cli.log)"
+}
+
+# has_search_attributes NAMESPACE CLI...: the server CLI reaches lists every one of SEARCH_ATTRIBUTES.
+has_search_attributes() {
+  local ns=$1 listed a; shift
+  listed=$("$@" operator search-attribute list --namespace "$ns" 2>/dev/null) || return 1
+  for a in "${SEARCH_ATTRIBUTES[@]}"; do [[ $listed =~ (^|[[:space:]])${a}[[:space:]] ]] || return 1; done
+}
 
 # Eager activity execution: an activity a workflow schedules on its own task queue (the
 # database steps on berth-control) comes back in the workflow task's completion, one
@@ -343,20 +365,24 @@ temporal_down() { ! temporal_up; }
 # stack.sh) is restarted with these: its state is in its database file, and Berth's processes
 # reconnect.
 start_temporal() {
+  local attributes=() a
+  for a in "${SEARCH_ATTRIBUTES[@]}"; do attributes+=(--search-attribute "$a=Keyword"); done
   local args=(server start-dev --db-filename "$STATE/temporal/temporal.db"
     --ip 127.0.0.1 --port 7233 --ui-ip 127.0.0.1 --ui-port 8233 --metrics-port "$TEMPORAL_METRICS_PORT" --log-level warn
-    --dynamic-config-value system.enableActivityEagerExecution=true)
-  if temporal_up; then
-    [[ $(cat "$RUN/temporal.args" 2>/dev/null) == "${args[*]}" ]] && return 0
-    pid_alive "$RUN/temporal.pid" || return 0
+    --dynamic-config-value system.enableActivityEagerExecution=true "${attributes[@]}")
+  if temporal_up && [[ $(cat "$RUN/temporal.args" 2>/dev/null) != "${args[*]}" ]] && pid_alive "$RUN/temporal.pid"; then
     log "Temporal dev server: its flags changed; restarting it"
     stop_pidfile temporal
     wait_for "Temporal dev server to stop" 30 temporal_down
   fi
-  mkdir -p "$STATE/temporal"
-  start_bg temporal "$TEMPORAL_BIN" "${args[@]}"
-  echo "${args[*]}" >"$RUN/temporal.args"
-  wait_for "Temporal dev server" 90 temporal_up
+  if ! temporal_up; then
+    mkdir -p "$STATE/temporal"
+    start_bg temporal "$TEMPORAL_BIN" "${args[@]}"
+    echo "${args[*]}" >"$RUN/temporal.args"
+    wait_for "Temporal dev server" 90 temporal_up
+  fi
+  # A server that was running already, started before an attribute joined the list, learns it here.
+  register_search_attributes default dev_temporal_cli
 }
 
 minio_up() { curl -fsS -o /dev/null http://127.0.0.1:9000/minio/health/live; }
@@ -612,7 +638,7 @@ case ${1:-} in
   # The Temporal CLI against whichever Temporal runs (the cluster: its load balancer, with TLS).
   temporal)
     shift
-    if [[ $(stack_mode) == cluster ]]; then temporal_cli "$@"; else "$TEMPORAL_BIN" "$@" --address 127.0.0.1:7233; fi ;;
+    if [[ $(stack_mode) == cluster ]]; then temporal_cli "$@"; else dev_temporal_cli "$@"; fi ;;
   temporal-members) temporal_cluster_members ;;
   env) cat "$ENV_FILE"; if [[ $(stack_mode) == cluster ]]; then cat "$CLUSTER_DIR/cluster.env"; fi ;;
   *) echo "usage: $0 up|up:cluster|start NAME|down|status|env|temporal ARGS...|temporal-members" >&2; exit 2 ;;

@@ -242,7 +242,7 @@ export function createContainerService(deps: {
       const row = await admit(user, input);
       const workflowId = containerWorkflowId(row.id);
       try {
-        await runs.start(containerWorkflow, { workflowId, args: [workflowInput(row, config)], memo: { userId: row.userId } });
+        await runs.start(containerWorkflow, { workflowId, args: [workflowInput(row, config)], subject: { userId: row.userId, hostId: row.hostId, resourceId: row.id }, memo: { userId: row.userId } });
       } catch (error) {
         const reason = `its workflow could not be started: ${rootCause(error).message}`;
         // Should the release fail too, the nightly release finds the record without a workflow.

@@ -235,6 +235,7 @@ export function createDcuService(deps: {
         await runs.start(dcuWorkflow, {
           workflowId: dcuWorkflowId(taskId),
           args: [input],
+          subject: { userId: owner.id, hostId: host.id, resourceId: taskId },
           memo: { userId: owner.id, taskId, reference: ref.reference, hostId: host.id },
         });
       } catch (error) {

@@ -56,7 +56,7 @@ export function createHostService(deps: { db: Database; staleAfterMs: number; ru
       if (host.status !== 'up') throw unprocessable(`Host "${host.id}" is down: no heartbeat since ${host.lastHeartbeatAt.toISOString()}.`);
       const workflowId = pingHostId(host.id, requestId);
       const started = Date.now();
-      await runs.start(pingHostWorkflow, { workflowId, args: [host.id], workflowExecutionTimeout: PING_TIMEOUT });
+      await runs.start(pingHostWorkflow, { workflowId, args: [host.id], subject: { hostId: host.id }, workflowExecutionTimeout: PING_TIMEOUT });
       try {
         const info = await runs.wait(pingHostWorkflow, workflowId, { followAt: `temporal workflow describe --workflow-id ${workflowId}` });
         return { ...info, workflowId, durationMs: Date.now() - started };

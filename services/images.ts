@@ -55,6 +55,7 @@ export function createImageService(deps: { db: Database; runs: Pick<WorkflowRuns
         await runs.start(removeImageWorkflow, {
           workflowId,
           args: [{ imageId: row.id, hostId: row.hostId, reference: row.reference, reason: `image ${row.reference} removed` }],
+          subject: { userId: row.userId, hostId: row.hostId, resourceId: row.id },
         });
       } catch (error) {
         if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;

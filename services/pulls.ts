@@ -113,6 +113,8 @@ export function createPullService(deps: {
         await runs.start(pullImageWorkflow, {
           workflowId: pullId,
           args: [input],
+          // The image's record does not exist yet: the pull is the resource (the record keeps its pullId).
+          subject: { userId: user.id, hostId: host.id, resourceId: pullId },
           memo: { userId: user.id, reference: ref.reference, hostId: host.id },
         });
       } catch (error) {

@@ -8,12 +8,18 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client,
 import type { Duration, Workflow } from '@temporalio/common';
 import { gatewayTimeout, unavailable } from '../core/errors.js';
 import { rootCause } from '../core/failures.js';
+import { searchAttributesFor, type WorkflowSubject } from '../core/search-attributes.js';
 import type { ContractArgs, ContractResult, WorkflowContract } from '../contracts/workflow.js';
 import { problemForWorkflowFailure } from './workflow-failures.js';
 
 export interface StartOptions<C extends WorkflowContract<unknown[], unknown>> {
   workflowId: string;
   args: ContractArgs<C>;
+  /**
+   * The user, host and resource the run is about: its search attributes (core/search-attributes.ts),
+   * which operators list a user's or a host's workflows by. Required, so that no start forgets them.
+   */
+  subject: WorkflowSubject;
   /** Who the run belongs to, and anything the API reads back without a query. */
   memo?: Record<string, unknown>;
   /** The most the whole run may take (a ping's 30s), else unbounded. */
@@ -41,6 +47,7 @@ export function createWorkflowRuns(deps: { temporal: Client; waitTimeoutMs: numb
         taskQueue: contract.taskQueue,
         workflowId: options.workflowId,
         args: options.args as unknown[],
+        typedSearchAttributes: searchAttributesFor(options.subject),
         ...(options.memo ? { memo: options.memo } : {}),
         ...(options.workflowExecutionTimeout ? { workflowExecutionTimeout: options.workflowExecutionTimeout } : {}),
       });

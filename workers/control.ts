@@ -8,7 +8,7 @@ import { runWorker } from './run-worker.js';
 import { HeartbeatWhileRunning } from '../activities/heartbeat.js';
 import { connectTemporal } from '../core/temporal.js';
 import { ensureSchedules } from './schedules.js';
-import { WORKFLOWS_PATH } from './workflow-code.js';
+import { WORKFLOWS_PATH, WORKFLOW_INTERCEPTOR_MODULES } from './workflow-code.js';
 
 const config = loadOrExit(loadControlWorkerConfig);
 const logger = createLogger('worker-control', config.log);
@@ -27,7 +27,9 @@ await runWorker({
     taskQueue: CONTROL_TASK_QUEUE,
     // An image's workers load the workflow code it bundled once at build (workers/bundle-workflows.ts);
     // without BERTH_WORKFLOW_BUNDLE (the native stack) the worker bundles workflows/ as it starts.
-    ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : { workflowsPath: WORKFLOWS_PATH }),
+    ...(config.workflowBundle
+      ? { workflowBundle: { codePath: config.workflowBundle } }
+      : { workflowsPath: WORKFLOWS_PATH, interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES } }),
     activities: createControlActivities({ db: database.db, pricePerMb: config.pricePerMb, temporal }),
     // Every control step heartbeats (its profile's heartbeatTimeout: a dead worker's step moves on within 10 s).
     interceptors: { activity: [() => ({ inbound: new HeartbeatWhileRunning() })] },

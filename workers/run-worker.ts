@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 import type { OpsServerConfig, TemporalConfig } from '../core/config.js';
 import { temporalConnectionOptions } from '../core/temporal.js';
 import { startOpsServer, type ReadinessCheck } from './ops-server.js';
+import { coreLogForwarding, sdkLogger } from './sdk-logger.js';
+import { requestIdActivityInterceptor } from './request-id-activity-interceptor.js';
 
 export async function runWorker(opts: {
   temporal: TemporalConfig;
@@ -20,7 +22,12 @@ export async function runWorker(opts: {
   onShutdown?: () => Promise<void>;
 }): Promise<void> {
   const { temporal, logger, options } = opts;
-  Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
+  Runtime.install({
+    // The SDK's lines, the context loggers' and Core's, as this process's pino JSON (workers/sdk-logger.ts).
+    logger: sdkLogger(logger),
+    telemetryOptions: { logging: coreLogForwarding(logger) },
+    shutdownSignals: ['SIGINT', 'SIGTERM'],
+  });
   const checks = new Map<string, ReadinessCheck>();
   let worker: Worker | undefined;
   checks.set('worker', () => {
@@ -50,7 +57,10 @@ export async function runWorker(opts: {
     try {
       worker = await Worker.create({
         ...options,
-        interceptors: { ...options.interceptors, activity: [...(options.interceptors?.activity ?? []), () => ({ inbound: new ActivityErrors() })] },
+        interceptors: {
+          ...options.interceptors,
+          activity: [...(options.interceptors?.activity ?? []), () => ({ inbound: new ActivityErrors() }), requestIdActivityInterceptor],
+        },
         connection,
         namespace: temporal.namespace,
       });

@@ -11,9 +11,16 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
+/**
+ * The workflow interceptor modules bundled with the workflows (each exports `interceptors`): the
+ * worker's `interceptors.workflowModules` when it bundles at start, `workflowInterceptorModules`
+ * of a bundle made ahead of time; the replay test replays with them too.
+ */
+export const WORKFLOW_INTERCEPTOR_MODULES: string[] = [fileURLToPath(new URL('../workflows/request-id-interceptors.ts', import.meta.url))];
+
 /** Bundles workflows/ into `codePath` (made with its directory); resolves to the bundle's size in bytes. */
 export async function writeWorkflowBundle(codePath: string): Promise<number> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES });
   await mkdir(dirname(codePath), { recursive: true });
   await writeFile(codePath, code);
   return Buffer.byteLength(code);

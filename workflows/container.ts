@@ -3,6 +3,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  log,
   patched,
   proxyActivities,
   setHandler,
@@ -86,6 +87,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     s.reason = reason;
     s.reasonCode = reasonCode;
     if (extra.exitCode !== undefined) s.exitCode = extra.exitCode;
+    log.info('container state', { containerId: input.id, hostId: input.hostId, status, reason, reasonCode, exitCode: s.exitCode });
     await db.recordContainerState(input.id, {
       state: status,
       stateReason: reason,
@@ -107,8 +109,12 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
           reason: `container ${input.spec.image} on ${input.hostId}: run ${s.segment}, period ${s.periodsCharged + 1}`,
         });
         if (applied) s.charged += input.pricePerPeriod;
+        log.info('container period charged', { containerId: input.id, segment: s.segment, period: s.periodsCharged + 1, amount: input.pricePerPeriod, applied });
       } catch (error) {
-        if (failureTypeOf(error) === FailureType.InsufficientFunds) return false;
+        if (failureTypeOf(error) === FailureType.InsufficientFunds) {
+          log.info('container period unpaid: the balance cannot pay', { containerId: input.id, segment: s.segment, period: s.periodsCharged + 1 });
+          return false;
+        }
         throw error;
       }
     }
@@ -126,6 +132,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     s.status = status;
     s.reason = reason;
     s.reasonCode = reasonCode;
+    log.info('container released', { containerId: input.id, hostId: input.hostId, status, reason, reasonCode, charged: s.charged });
     await db.releaseContainer(input.id, status, reason, reasonCode);
   }
 
@@ -285,6 +292,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     // A removed container ends in this run.
     if (ended()) return;
     // A Docker event this run has not looked at yet is looked at by the next.
+    log.info('container continues as new', { containerId: input.id, historyLength: info.historyLength, status: s.status });
     await continueAsNew<typeof container>({ ...input, state: s, lookAgain });
   }
 

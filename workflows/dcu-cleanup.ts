@@ -1,4 +1,4 @@
-import { ApplicationFailure, patched, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, log, patched, proxyActivities } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control-activities.js';
 import type { HostActivities } from '../activities/host-activities.js';
 import type { DcuCleanupInput, DcuGzipCleanupResult, DcuObjectCleanupResult } from '../contracts/dcu-cleanup.js';
@@ -28,7 +28,7 @@ export async function dcuGzipCleanup(input: DcuCleanupInput): Promise<DcuGzipCle
     const swept = settled.flatMap((result) => (result.status === 'fulfilled' && result.value.deleted.length > 0 ? [{ hostId: result.value.hostId, deleted: result.value.deleted }] : []));
     if (swept.length > 0) await db.dcuAuditGzipCleanup({ hosts: swept });
   }
-  return {
+  const result = {
     cutoff: new Date(cutoffMs).toISOString(),
     hosts: settled.map((result, i) =>
       result.status === 'fulfilled'
@@ -36,6 +36,11 @@ export async function dcuGzipCleanup(input: DcuCleanupInput): Promise<DcuGzipCle
         : { hostId: ids[i]!, error: rootCause(result.reason).message },
     ),
   };
+  log.info('local DCU archives swept', {
+    cutoff: result.cutoff,
+    hosts: result.hosts.map((h) => ('error' in h ? { hostId: h.hostId, error: h.error } : { hostId: h.hostId, deleted: h.deleted.length, kept: h.kept })),
+  });
+  return result;
 }
 
 /**
@@ -52,9 +57,11 @@ export async function dcuObjectCleanup(input: DcuCleanupInput): Promise<DcuObjec
     try {
       const { deleted } = await sweeper(hostId).dcuSweepObjects({ cutoffMs, objectNames });
       const expiredTasks = await db.dcuMarkArtifactsExpired({ taskIds: tasks.map((t) => t.id), objectNames: deleted });
+      log.info('DCU objects swept', { cutoff: new Date(cutoffMs).toISOString(), hostId, deleted: deleted.length, expiredTasks });
       return { cutoff: new Date(cutoffMs).toISOString(), hostId, deleted, expiredTasks };
     } catch (error) {
       errors.push(`${hostId}: ${rootCause(error).message}`);
+      log.warn('a host could not sweep the DCU bucket', { hostId, reason: rootCause(error).message });
     }
   }
   throw ApplicationFailure.nonRetryable(`no host could sweep the bucket: ${errors.join('; ') || 'no host is registered'}`, FailureType.DcuCleanupFailed);

@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, CancellationScope, CancelledFailure, isCancellation, patched, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, CancelledFailure, isCancellation, log, patched, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control-activities.js';
 import type { HostActivities } from '../activities/host-activities.js';
 import type { DcuTransitionPatch } from '../activities/dcu-db.js';
@@ -77,6 +77,7 @@ export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
   async function transition(to: DcuState, patch?: DcuTransitionPatch): Promise<void> {
     await db.dcuTransition({ taskId: input.taskId, to, patch });
     status.state = to;
+    log.info('DCU task state', { taskId: input.taskId, hostId: input.hostId, state: to, ...(to === 'failed' ? { reason: status.errorMessage } : {}) });
   }
 
   /** Runs one phase in its own scope, which the cancel signal cancels. */
@@ -175,6 +176,7 @@ export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
       try {
         const charge = { taskId: input.taskId, userId: input.userId, reference: input.reference, pricePerGb: input.pricePerGb, complete };
         status.charged = (await db.dcuChargeAndComplete(charge)).amount;
+        log.info('DCU task charged and completed', { taskId: input.taskId, hostId: input.hostId, compressedBytes: archive.compressedBytes, charged: status.charged });
       } catch (error) {
         chargeFailed = true;
         throw error;

@@ -1,7 +1,8 @@
-import { ParentClosePolicy, continueAsNew, executeChild, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ParentClosePolicy, continueAsNew, executeChild, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { ControlActivities } from '../activities/control-activities.js';
 import type { HostActivities } from '../activities/host-activities.js';
 import { rootCause } from '../core/failures.js';
+import { searchAttributesFor } from '../core/search-attributes.js';
 import type { NightlyReleaseInput, ReleaseFailure, ReleaseItem, ReleaseReport } from '../contracts/nightly-release.js';
 import { removeImageId, removeImageWorkflow } from '../contracts/remove-image.js';
 import { containerUpdate, host, sweepDatabase } from './activity-profiles.js';
@@ -48,14 +49,17 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
   };
   let phase = input.carry?.phase ?? 'containers';
   if (!input.carry) await db.recordReleaseStart(releaseId);
+  log.info(input.carry ? 'release continues' : 'release started', { releaseId, phase });
 
   const failed = (p: ReleaseFailure['phase']) => report.failures.filter((f) => f.phase === p).map((f) => f.id);
   const fail = (phase: ReleaseFailure['phase'], item: ReleaseItem, error: unknown) => {
     report[phase].failed += 1;
+    log.warn('release could not remove an item', { releaseId, phase, id: item.id, hostId: item.hostId, reason: rootCause(error).message });
     report.failures.push({ phase, id: item.id, hostId: item.hostId, reason: rootCause(error).message });
   };
   const maybeContinue = async () => {
     if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (input.historyLimit ?? HISTORY_LIMIT)) {
+      log.info('release continues as new', { releaseId, phase, historyLength: workflowInfo().historyLength });
       await continueAsNew<typeof nightlyRelease>({ ...input, carry: { releaseId, phase, report } });
     }
   };
@@ -116,6 +120,7 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
       await maybeContinue();
     }
     await removeOrphans();
+    log.info('release removed the containers', { releaseId, removed: report.containers.removed, failed: report.containers.failed });
     phase = 'images';
   }
 
@@ -130,6 +135,10 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
           // The release's id makes the refund a release_refund (same key as any image refund: once per image).
           args: [{ imageId: item.id, hostId: item.hostId, reference: item.reference!, reason: `nightly release ${releaseId}`, releaseId }],
           parentClosePolicy: ParentClosePolicy.ABANDON,
+          // Findable by its owner, host and image, as a removal the API starts is.
+          ...(patched(PATCHES.releaseRemovalSearchAttributes.id)
+            ? { typedSearchAttributes: searchAttributesFor({ userId: item.userId, hostId: item.hostId, resourceId: item.id }) }
+            : {}),
         });
         report.images.removed += 1;
         report.refundedTotal += result.refunded;
@@ -141,5 +150,6 @@ export async function nightlyRelease(input: NightlyReleaseInput): Promise<Releas
   }
 
   await db.recordReleaseEnd(releaseId, report);
+  log.info('release ended', { releaseId, containers: report.containers, images: report.images, refundedTotal: report.refundedTotal });
   return report;
 }

@@ -136,6 +136,13 @@ export const PATCHES = {
       "the gzip cleanup audits the archives it removed (dcuAuditGzipCleanup: dcu.cleanupArchive, actor system): the removal happens on a host, which has no database, so the audit is a step of its own on berth-control",
     removable: SHORT,
   }),
+  releaseRemovalSearchAttributes: entry({
+    id: 'release-removal-search-attributes',
+    since: '2026-12-07',
+    workflow: 'nightlyRelease',
+    guards: "the release starts each image's removeImage child with its search attributes (BerthUserId, BerthHostId, BerthResourceId: core/search-attributes.ts)",
+    removable: SHORT,
+  }),
 } as const satisfies Record<string, PatchEntry>;
 
 export type PatchName = keyof typeof PATCHES;

@@ -1,4 +1,4 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { log, proxyActivities } from '@temporalio/workflow';
 import type { HostActivities } from '../activities/host-activities.js';
 import type { EngineInfo } from '../contracts/ping-host.js';
 import { host } from './activity-profiles.js';
@@ -8,5 +8,7 @@ import { host } from './activity-profiles.js';
  * says about itself: the end-to-end proof of per-host routing.
  */
 export async function pingHost(hostId: string): Promise<EngineInfo> {
-  return proxyActivities<HostActivities>(host.ping(hostId)).engineInfo();
+  const info = await proxyActivities<HostActivities>(host.ping(hostId)).engineInfo();
+  log.info('host answered', { hostId, engineId: info.engineId, version: info.version });
+  return info;
 }

@@ -1,4 +1,4 @@
-import { ApplicationFailure, patched, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, log, patched, proxyActivities } from '@temporalio/workflow';
 import type { ImageDbActivities } from '../activities/images-db.js';
 import type { ImageDockerActivities } from '../activities/images-docker.js';
 import type { PullSnapshot } from '../core/pull-progress.js';
@@ -24,7 +24,10 @@ function hostActivities(hostId: string) {
  */
 export async function pullImage(input: PullImageInput): Promise<PullImageResult> {
   const owned = await db.findOwnedImage(input.userId, input.hostId, input.reference);
-  if (owned) return { image: owned, deduped: true, pulled: false, progress: null };
+  if (owned) {
+    log.info('pull deduped: the user owns the image there already', { imageId: owned.id, hostId: input.hostId, reference: input.reference });
+    return { image: owned, deduped: true, pulled: false, progress: null };
+  }
 
   const host = hostActivities(input.hostId);
   let progress: PullSnapshot | null = null;
@@ -35,14 +38,17 @@ export async function pullImage(input: PullImageInput): Promise<PullImageResult>
       progress = patched(PATCHES.pullDockerPullActivity.id)
         ? await host.pull.dockerPull(input.reference, { skipIfPresent: true })
         : await host.pull.pullImage(input.reference, { skipIfPresent: true });
+      log.info('image pulled', { hostId: input.hostId, reference: input.reference });
       inspected = await host.quick.inspectImage(input.reference);
       if (!inspected) throw ApplicationFailure.nonRetryable(`${input.reference} is not on ${input.hostId} after its pull`, FailureType.ImageNotFound);
     }
     try {
       const { image, deduped } = await db.chargeAndRecordImage({ ...input, image: inspected });
+      log.info('image charged and recorded', { imageId: image.id, hostId: input.hostId, reference: input.reference, sizeBytes: image.sizeBytes, charged: image.charged, deduped });
       return { image, deduped, pulled: progress !== null, progress };
     } catch (error) {
       if (failureTypeOf(error) !== FailureType.InsufficientFunds) throw error;
+      log.info('pull refused: the balance cannot pay', { hostId: input.hostId, reference: input.reference });
       if (!patched(PATCHES.pullRemoveOnlyWhatItPulled.id)) {
         if ((await db.countImageRecords(input.hostId, input.reference)) === 0) await host.quick.removeImageReference(input.reference);
         throw error;

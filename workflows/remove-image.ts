@@ -1,9 +1,9 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { log, proxyActivities } from '@temporalio/workflow';
 import type { ImageDbActivities } from '../activities/images-db.js';
 import type { ImageDockerActivities } from '../activities/images-docker.js';
 import type { RemoveImageInput, RemoveImageResult } from '../contracts/remove-image.js';
 import { database, host } from './activity-profiles.js';
-import { asWorkflowFailure } from '../core/failures.js';
+import { asWorkflowFailure, rootCause } from '../core/failures.js';
 
 export type { RemoveImageInput, RemoveImageResult } from '../contracts/remove-image.js';
 
@@ -21,8 +21,10 @@ export async function removeImage(input: RemoveImageInput): Promise<RemoveImageR
     const others = await db.countImageRecords(input.hostId, input.reference, input.imageId);
     const onTheHost = others > 0 ? 'kept' : await onHost.removeImageReference(input.reference);
     const { refunded } = await db.refundAndDeleteImage(input.imageId, input.reason, { releaseId: input.releaseId });
+    log.info('image removed', { imageId: input.imageId, hostId: input.hostId, reference: input.reference, host: onTheHost, refunded });
     return { refunded, host: onTheHost };
   } catch (error) {
+    log.warn('image removal failed', { imageId: input.imageId, hostId: input.hostId, reason: rootCause(error).message });
     throw asWorkflowFailure(error);
   }
 }

@@ -3,7 +3,9 @@
 # once the Temporal server is healthy: registers Berth's namespace (a server on a fresh database
 # has none), then waits until the frontend serves it (its namespace cache refreshes every few
 # seconds), so that Berth's processes, which start after this job, never see "namespace not found".
-# Idempotent: an existing namespace is left as it is.
+# Then Berth's search attributes (core/search-attributes.ts), all Keyword, in that namespace, and
+# waits until the frontend lists them: a workflow started with one the server does not know is refused.
+# Idempotent: an existing namespace is left as it is; creating an attribute that exists succeeds.
 #
 # Settings: TEMPORAL_ADDRESS (host:port), TEMPORAL_NAMESPACE, TEMPORAL_NAMESPACE_RETENTION.
 set -eu
@@ -25,4 +27,28 @@ until temporal workflow list --address "$address" --namespace "$namespace" --lim
   attempt=$((attempt + 1))
   sleep 2
 done
-echo "temporal-namespace: $namespace is ready at $address"
+
+attributes="BerthUserId BerthHostId BerthResourceId"
+names=""
+for a in $attributes; do names="$names --name $a"; done
+attempt=1
+# shellcheck disable=SC2086 # $names: one --name per attribute
+until temporal operator search-attribute create --address "$address" --namespace "$namespace" $names --type Keyword; do
+  [ "$attempt" -lt 30 ] || { echo "temporal-namespace: could not register the search attributes $attributes in $namespace" >&2; exit 1; }
+  attempt=$((attempt + 1))
+  sleep 2
+done
+
+listed() {
+  out=$(temporal operator search-attribute list --address "$address" --namespace "$namespace") || return 1
+  for a in $attributes; do
+    printf '%s\n' "$out" | grep -qw "$a" || return 1
+  done
+}
+attempt=1
+until listed; do
+  [ "$attempt" -lt 30 ] || { echo "temporal-namespace: the search attributes $attributes are registered but not served in $namespace" >&2; exit 1; }
+  attempt=$((attempt + 1))
+  sleep 2
+done
+echo "temporal-namespace: $namespace is ready at $address, with the search attributes $attributes"

@@ -377,6 +377,7 @@ test('the API fixes a pull’s price in its input; a pull started without one pa
   await runs.start(pullImageWorkflow, {
     workflowId: pullId,
     args: [{ pullId, userId: user.id, hostId: 'host-a', reference: ref.reference, repository: ref.repository, tag: ref.tag ?? null, digest: null }],
+    subject: { userId: user.id, hostId: 'host-a', resourceId: pullId },
     memo: { userId: user.id },
   });
   const old = await runs.wait(pullImageWorkflow, pullId, { followAt: '-' });
@@ -394,6 +395,7 @@ test('a removal by the nightly release (releaseId in its input) refunds as relea
   await runs.start(removeImageWorkflow, {
     workflowId: removeImageId(image.id),
     args: [{ imageId: image.id, hostId: image.host, reference: image.reference, reason: `nightly release ${releaseId}`, releaseId }],
+    subject: { userId: user.id, hostId: image.host, resourceId: image.id },
   });
   const result = await runs.wait(removeImageWorkflow, removeImageId(image.id), { followAt: '-' });
   assert.deepEqual(result, { refunded: image.charged, host: 'removed' });

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { join, resolve } from 'node:path';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { historySummary, loadHistory } from '../support/history.js';
+import { WORKFLOW_INTERCEPTOR_MODULES } from '../../workers/workflow-code.js';
 
 Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
 
@@ -205,7 +206,8 @@ test('every recorded history says what its code did, and shows it', () => {
 
 test('histories recorded from earlier workflow code replay on today’s code', { timeout: 300_000 }, async () => {
   const results = Worker.runReplayHistories(
-    { workflowsPath: WORKFLOWS, replayName: 'berth-replay' },
+    // With the control worker's workflow interceptors (the request id's headers and log attributes): they change no command.
+    { workflowsPath: WORKFLOWS, replayName: 'berth-replay', interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES } },
     histories.map(({ file, history }) => ({ workflowId: file, history })),
   );
   const failures: string[] = [];
