@@ -8,6 +8,8 @@ import type { Logger } from 'pino';
 import type { OpsServerConfig, TemporalConfig } from '../core/config.js';
 import { temporalConnectionOptions } from '../core/temporal.js';
 import { startOpsServer, type ReadinessCheck } from './ops-server.js';
+import type { Tracing } from '../core/tracing.js';
+import { withTracing } from './worker-tracing.js';
 
 export async function runWorker(opts: {
   temporal: TemporalConfig;
@@ -17,9 +19,12 @@ export async function runWorker(opts: {
   ops: OpsServerConfig;
   /** Readiness checks besides Temporal's and the worker's own (a host worker: its Docker daemon). */
   checks?: Record<string, ReadinessCheck>;
+  /** The process's tracing (core/tracing.ts), or null: off. */
+  tracing?: Tracing | null;
   onShutdown?: () => Promise<void>;
 }): Promise<void> {
-  const { temporal, logger, options } = opts;
+  const { temporal, logger } = opts;
+  const options = withTracing(opts.options, opts.tracing ?? null);
   Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
   const checks = new Map<string, ReadinessCheck>();
   let worker: Worker | undefined;
@@ -61,6 +66,8 @@ export async function runWorker(opts: {
     } finally {
       await opts.onShutdown?.();
       await connection.close();
+      // The spans of the last tasks leave before the process does.
+      await opts.tracing?.shutdown();
     }
   } finally {
     await ops?.close();

@@ -11,9 +11,19 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
+/**
+ * The workflow interceptor modules bundled with the workflows, in every bundle (the worker's
+ * `interceptors.workflowModules`, bundleWorkflowCode's `workflowInterceptorModules`, the replay
+ * test's): whatever a worker's settings, its workflows run the same code.
+ */
+export const WORKFLOW_INTERCEPTOR_MODULES: string[] = [
+  // Tracing (workflows/tracing-interceptors.ts): spans out through the `exporter` sink.
+  fileURLToPath(new URL('../workflows/tracing-interceptors.ts', import.meta.url)),
+];
+
 /** Bundles workflows/ into `codePath` (made with its directory); resolves to the bundle's size in bytes. */
 export async function writeWorkflowBundle(codePath: string): Promise<number> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES });
   await mkdir(dirname(codePath), { recursive: true });
   await writeFile(codePath, code);
   return Buffer.byteLength(code);
