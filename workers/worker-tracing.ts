@@ -34,7 +34,7 @@ function activitySpans(tracing: Tracing): ActivityInterceptorsFactory {
  * `options` with tracing: its activity interceptors first (outermost, so a span records an
  * activity's error as its workflow sees it, after run-worker.ts's scrubbing) and the sink.
  */
-export function withTracing<O extends TracedOptions>(options: O, tracing: Tracing | null): O & TracedOptions {
+export function withTracing<O extends Partial<WorkerOptions>>(options: O, tracing: Tracing | null): O & TracedOptions {
   const own = options.interceptors?.activity ?? [];
   return {
     ...options,
