@@ -7,7 +7,7 @@ import { createControlActivities } from '../activities/control-activities.js';
 import { runWorker } from './run-worker.js';
 import { connectTemporal } from '../core/temporal.js';
 import { ensureSchedules } from './schedules.js';
-import { WORKFLOWS_PATH, WORKFLOW_INTERCEPTOR_MODULES } from './workflow-code.js';
+import { WORKFLOWS_PATH } from './workflow-code.js';
 import { startTracing } from '../core/tracing.js';
 
 const config = loadOrExit(loadControlWorkerConfig);
@@ -29,9 +29,7 @@ await runWorker({
     taskQueue: CONTROL_TASK_QUEUE,
     // An image's workers load the workflow code it bundled once at build (workers/bundle-workflows.ts);
     // without BERTH_WORKFLOW_BUNDLE (the native stack) the worker bundles workflows/ as it starts.
-    ...(config.workflowBundle
-      ? { workflowBundle: { codePath: config.workflowBundle } }
-      : { workflowsPath: WORKFLOWS_PATH, interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES } }),
+    ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createControlActivities({ db: database.db, pricePerMb: config.pricePerMb, temporal }),
     shutdownGraceTime: config.shutdownGraceMs,
   },

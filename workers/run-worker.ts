@@ -10,6 +10,7 @@ import { temporalConnectionOptions } from '../core/temporal.js';
 import { startOpsServer, type ReadinessCheck } from './ops-server.js';
 import type { Tracing } from '../core/tracing.js';
 import { withTracing } from './worker-tracing.js';
+import { withWorkflowInterceptors } from './workflow-code.js';
 
 export async function runWorker(opts: {
   temporal: TemporalConfig;
@@ -24,7 +25,7 @@ export async function runWorker(opts: {
   onShutdown?: () => Promise<void>;
 }): Promise<void> {
   const { temporal, logger } = opts;
-  const options = withTracing(opts.options, opts.tracing ?? null);
+  const options = withTracing(withWorkflowInterceptors(opts.options), opts.tracing ?? null);
   Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
   const checks = new Map<string, ReadinessCheck>();
   let worker: Worker | undefined;

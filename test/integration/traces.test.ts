@@ -25,7 +25,7 @@ import { connectDatabase } from '../../db/client.js';
 import { images } from '../../db/schema.js';
 import { buildApp } from '../../api/app.js';
 import { createControlActivities } from '../../activities/control-activities.js';
-import { WORKFLOWS_PATH, WORKFLOW_INTERCEPTOR_MODULES } from '../../workers/workflow-code.js';
+import { WORKFLOWS_PATH, withWorkflowInterceptors } from '../../workers/workflow-code.js';
 import { withTracing } from '../../workers/worker-tracing.js';
 import { baseConfig, createUser } from '../support/app.js';
 import { hostConfig, minio, startOwnHost } from '../support/dcu.js';
@@ -93,14 +93,13 @@ test('a pull through the API is one trace: the route, the workflow, its activiti
   cleanups.push(() => workerConnection.close());
   const worker = await Worker.create(
     withTracing(
-      {
+      withWorkflowInterceptors({
         connection: workerConnection,
         namespace: baseConfig.temporal.namespace,
         taskQueue: controlQueue,
         workflowsPath: WORKFLOWS_PATH,
-        interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES },
         activities: createControlActivities({ db: database.db, pricePerMb: baseConfig.pulls.pricePerMb, temporal: controlClient }),
-      },
+      }),
       controlTracing,
     ),
   );

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { join, resolve } from 'node:path';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { historySummary, loadHistory } from '../support/history.js';
-import { WORKFLOW_INTERCEPTOR_MODULES } from '../../workers/workflow-code.js';
+import { withWorkflowInterceptors } from '../../workers/workflow-code.js';
 import { withTracing } from '../../workers/worker-tracing.js';
 
 Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
@@ -208,7 +208,7 @@ test('every recorded history says what its code did, and shows it', () => {
 test('histories recorded from earlier workflow code replay on today’s code', { timeout: 300_000 }, async () => {
   const results = Worker.runReplayHistories(
     // With the interceptors every worker bundles (tracing's among them, and its sink, off): they must not change a command either.
-    withTracing({ workflowsPath: WORKFLOWS, interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }, replayName: 'berth-replay' }, null),
+    withTracing(withWorkflowInterceptors({ workflowsPath: WORKFLOWS, replayName: 'berth-replay' }), null),
     histories.map(({ file, history }) => ({ workflowId: file, history })),
   );
   const failures: string[] = [];
