@@ -221,4 +221,19 @@ test('a pull through the API is one trace: the route, the workflow, its activiti
   for (const span of spans.filter((s) => s.service !== 'berth-api')) {
     assert.equal(chain(span).at(-1), server.name, `${span.name} (${span.service}) hangs from the route's span`);
   }
+
+  // A caller's W3C trace context is continued: the route's span is its caller's child.
+  const callerTrace = randomUUID().replace(/-/g, '');
+  const callerSpan = randomUUID().replace(/-/g, '').slice(0, 16);
+  const me = await app.inject({
+    method: 'GET',
+    url: '/api/v1/users/me',
+    headers: { authorization: `Bearer ${user.token}`, traceparent: `00-${callerTrace}-${callerSpan}-01` },
+  });
+  assert.equal(me.statusCode, 200, me.body);
+  const continued = await eventually('the span of a request with a traceparent', async () => {
+    await apiTracing.flush();
+    return receiver.spans().find((s) => s.attributes['berth.request_id'] === me.headers['x-request-id']);
+  });
+  assert.deepEqual([continued.name, continued.traceId, continued.parentSpanId], ['GET /api/v1/users/me', callerTrace, callerSpan]);
 });
