@@ -32,6 +32,8 @@ import input, { formatSchemaErrors, requestId, validatorFactory } from './plugin
 import auth from './plugins/auth.js';
 import audit from './plugins/audit.js';
 import metrics from './plugins/metrics.js';
+import { tracingPlugin } from './plugins/tracing.js';
+import type { Tracing } from '../core/tracing.js';
 import { Problem } from './schemas.js';
 import healthRoutes from './routes/health/index.js';
 import authRoutes from './routes/auth/index.js';
@@ -72,6 +74,8 @@ export interface AppDeps {
   temporal: Client;
   /** A pino logger; tests leave it out and get no logs. */
   logger?: FastifyBaseLogger;
+  /** The process's tracing (core/tracing.ts); absent or null: no spans. */
+  tracing?: Tracing | null;
 }
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -120,6 +124,8 @@ export async function buildApp(deps: AppDeps) {
     // a problem too, or the DCU envelope under /api/dcu: not Fastify's own JSON.
     frameworkErrors,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  // First: the request's span encloses every hook and the handler (api/plugins/tracing.ts).
+  if (deps.tracing) await app.register(tracingPlugin(deps.tracing));
 
   // Starts and waits for workflows (BERTH_WAIT_TIMEOUT); the routes never see the Temporal client.
   const runs = createWorkflowRuns({ temporal, waitTimeoutMs: config.waitTimeoutMs });

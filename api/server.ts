@@ -2,12 +2,14 @@
 import { loadApiConfig, loadOrExit } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { connectTemporal } from '../core/temporal.js';
+import { startTracing } from '../core/tracing.js';
 import { connectDatabase } from '../db/client.js';
 import { createUserService } from '../services/users.js';
 import { buildApp } from './app.js';
 
 const config = loadOrExit(loadApiConfig);
 const logger = createLogger('api', config.log);
+const tracing = startTracing(config.tracing, { logger });
 const database = connectDatabase(config.database.url);
 
 const bootstrap = createUserService({ db: database.db });
@@ -17,8 +19,8 @@ const admin = await bootstrap.ensureAdmin(config.admin.username, config.admin.pa
 });
 if (admin === 'created') logger.info({ username: config.admin.username }, 'admin created');
 
-const temporal = await connectTemporal(config.temporal);
-const app = await buildApp({ config, db: database.db, temporal, logger });
+const temporal = await connectTemporal(config.temporal, { tracing });
+const app = await buildApp({ config, db: database.db, temporal, logger, tracing });
 
 let closing = false;
 async function shutdown(signal: string) {
@@ -31,6 +33,7 @@ async function shutdown(signal: string) {
   await app.close(); // stops accepting, lets in-flight requests finish
   await temporal.connection.close();
   await database.close();
+  await tracing?.shutdown();
   process.exit(0);
 }
 process.on('SIGTERM', () => void shutdown('SIGTERM'));

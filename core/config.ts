@@ -195,6 +195,21 @@ export interface OpsServerConfig {
   port: number;
 }
 
+/**
+ * Traces exported over OTLP/HTTP (core/tracing.ts), from the standard OpenTelemetry variables:
+ * on only when OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT is set (and
+ * OTEL_SDK_DISABLED is not true); null: off, nothing started.
+ */
+export interface TracingConfig {
+  /** Where spans are POSTed: the traces endpoint as given, else the endpoint + /v1/traces. */
+  url: string;
+  protocol: 'http/protobuf' | 'http/json';
+  /** Sent with every export (OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TRACES_HEADERS): may hold a secret, never logged. */
+  headers: Record<string, string>;
+  /** The resource's service.name: OTEL_SERVICE_NAME, else the process's own (berth-api, berth-worker-control, berth-worker-host-<id>). */
+  serviceName: string;
+}
+
 /** DCU (Download-Compress-Upload) settings the API needs. */
 export interface DcuApiConfig {
   bucket: string;
@@ -256,6 +271,7 @@ export interface ApiConfig {
   streams: StreamsConfig;
   /** Origins (scheme://host[:port]) whose browsers may call the API; empty: no CORS headers at all. */
   corsOrigins: string[];
+  tracing: TracingConfig | null;
 }
 
 export interface LoginThrottleConfig {
@@ -332,6 +348,7 @@ export interface ControlWorkerConfig {
    */
   workflowBundle: string | null;
   ops: OpsServerConfig;
+  tracing: TracingConfig | null;
 }
 
 /** The audit log's retention schedule (berth-audit-retention). */
@@ -377,6 +394,7 @@ export interface HostWorkerConfig {
   internalToken: string;
   shutdownGraceMs: number;
   ops: OpsServerConfig;
+  tracing: TracingConfig | null;
 }
 
 export interface StreamServerConfig {
@@ -800,6 +818,62 @@ function workflowBundle(r: Reader): string | null {
   return path;
 }
 
+const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+
+/** An OTLP/HTTP URL: http(s), no credentials in it (they go in the headers settings, which are never echoed). */
+function otlpUrl(r: Reader, name: string): string {
+  const text = r.url(name, ['http:', 'https:']);
+  const parsed = new URL(text);
+  if (parsed.username || parsed.password) throw new ConfigError(name, 'must not carry credentials: put them in OTEL_EXPORTER_OTLP_HEADERS');
+  return text;
+}
+
+/**
+ * OTEL_EXPORTER_OTLP_HEADERS: `key=value` pairs, comma-separated, values percent-encoded (the
+ * OpenTelemetry format). Values are often API keys: an error names the entry, never its value.
+ */
+function otlpHeaders(r: Reader, name: string): Record<string, string> {
+  const text = r.optionalString(name);
+  if (text === undefined) return {};
+  const headers: Record<string, string> = {};
+  for (const [index, entry] of text.split(',').entries()) {
+    if (entry.trim() === '') continue;
+    const at = entry.indexOf('=');
+    const key = at > 0 ? entry.slice(0, at).trim() : '';
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key)) throw new ConfigError(name, `entry ${index + 1} is not key=value with a header name as key`);
+    let value: string;
+    try {
+      value = decodeURIComponent(entry.slice(at + 1).trim());
+    } catch {
+      throw new ConfigError(name, `the value of ${key} is not valid percent-encoding`);
+    }
+    headers[key.toLowerCase()] = value;
+  }
+  return headers;
+}
+
+/**
+ * Tracing, from the standard OpenTelemetry variables (so a collector's usual settings work as
+ * they are): off unless an OTLP endpoint is set. The traces-specific variables win over the
+ * general ones. Spans go over OTLP/HTTP, protobuf unless the protocol says http/json; gRPC is
+ * not spoken (point it at the collector's HTTP port, 4318).
+ */
+function tracing(r: Reader, ownServiceName: string): TracingConfig | null {
+  if (r.boolean('OTEL_SDK_DISABLED') === true) return null;
+  const traces = r.optionalString('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') !== undefined;
+  if (!traces && r.optionalString('OTEL_EXPORTER_OTLP_ENDPOINT') === undefined) return null;
+  const url = traces
+    ? otlpUrl(r, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT')
+    : `${otlpUrl(r, 'OTEL_EXPORTER_OTLP_ENDPOINT').replace(/\/+$/, '')}/v1/traces`;
+  const protocolName = r.optionalString('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  return {
+    url,
+    protocol: r.oneOf(protocolName, OTLP_PROTOCOLS, 'http/protobuf'),
+    headers: { ...otlpHeaders(r, 'OTEL_EXPORTER_OTLP_HEADERS'), ...otlpHeaders(r, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS') },
+    serviceName: r.string('OTEL_SERVICE_NAME', ownServiceName),
+  };
+}
+
 export function loadApiConfig(env: Env): Readonly<ApiConfig> {
   const r = new Reader(env);
   const password = r.optionalString('BERTH_ADMIN_PASSWORD');
@@ -850,6 +924,7 @@ export function loadApiConfig(env: Env): Readonly<ApiConfig> {
       idleTimeoutMs: r.duration('BERTH_STREAM_IDLE_TIMEOUT', '10m', { minMs: 1000 }),
     },
     corsOrigins: corsOrigins(r),
+    tracing: tracing(r, 'berth-api'),
   });
 }
 
@@ -878,17 +953,19 @@ export function loadControlWorkerConfig(env: Env): Readonly<ControlWorkerConfig>
     shutdownGraceMs: shutdownGrace(r),
     workflowBundle: workflowBundle(r),
     ops: opsServer(r, CONTROL_WORKER_OPS_PORT),
+    tracing: tracing(r, 'berth-worker-control'),
   });
 }
 
 export function loadHostWorkerConfig(env: Env): Readonly<HostWorkerConfig> {
   const r = new Reader(env);
+  const hostId = r.matching('BERTH_HOST_ID', HOST_ID, 'lowercase letters, digits and dashes (e.g. host-a)');
   return deepFreeze({
     log: log(r),
     database: database(r),
     temporal: temporal(r),
     hosts: hosts(r),
-    hostId: r.matching('BERTH_HOST_ID', HOST_ID, 'lowercase letters, digits and dashes (e.g. host-a)'),
+    hostId,
     docker: docker(r),
     minio: minio(r),
     registryCredentials: registryCredentials(r),
@@ -906,6 +983,7 @@ export function loadHostWorkerConfig(env: Env): Readonly<HostWorkerConfig> {
     shutdownGraceMs: shutdownGrace(r),
     // Off unless set: several host workers often share a machine, each needs a port of its own.
     ops: opsServer(r, 0),
+    tracing: tracing(r, `berth-worker-host-${hostId}`),
   });
 }
 

@@ -6,6 +6,7 @@
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import type { TemporalConfig } from './config.js';
 import { requestIdClientInterceptor } from './request-id-client-interceptor.js';
+import { tracingClientInterceptors, type Tracing } from './tracing.js';
 
 /** What `Connection.connect` and `NativeConnection.connect` both take: the address, TLS, the API key. */
 export interface TemporalConnectionOptions {
@@ -31,12 +32,13 @@ export function temporalConnectionOptions(config: TemporalConfig): TemporalConne
   };
 }
 
-export async function connectTemporal(config: TemporalConfig): Promise<Client> {
+/** A client; with `tracing`, the workflows it starts continue the caller's trace (core/tracing.ts). */
+export async function connectTemporal(config: TemporalConfig, opts: { tracing?: Tracing | null } = {}): Promise<Client> {
   const connection = await Connection.connect(temporalConnectionOptions(config));
   return new Client({
     connection,
     namespace: config.namespace,
-    // A workflow started while the API serves a request carries the request's id (core/request-id-header.ts).
-    interceptors: { workflow: [requestIdClientInterceptor] },
+    // A workflow started while the API serves a request carries the request's id (core/request-id-header.ts), and its trace.
+    interceptors: { workflow: [requestIdClientInterceptor, ...tracingClientInterceptors(opts.tracing)] },
   });
 }

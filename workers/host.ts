@@ -18,9 +18,11 @@ import { startStreamServer } from './host-streams.js';
 import { watchContainerEvents } from './host-events.js';
 import { prewarmSaveGzip } from '../activities/save-gzip.js';
 import { hostNameservers, installFirewall, otherBridges } from './host-firewall.js';
+import { startTracing } from '../core/tracing.js';
 
 const config = loadOrExit(loadHostWorkerConfig);
 const logger = createLogger(`worker-${config.hostId}`, config.log);
+const tracing = startTracing(config.tracing, { logger, attributes: { 'berth.host_id': config.hostId } });
 const database = connectDatabase(config.database.url, { max: 2 });
 
 if (config.docker.endpoint.startsWith('tcp://') && !config.docker.tls) {
@@ -60,7 +62,7 @@ await upsertHost(database.db, {
 logger.info({ hostId: config.hostId, engineId: info.ID, version: version.Version }, 'host registered');
 
 // Docker events for Berth's containers become signals to their workflows.
-const temporal = await connectTemporal(config.temporal);
+const temporal = await connectTemporal(config.temporal, { tracing });
 const events = watchContainerEvents({
   docker,
   temporal,
@@ -79,6 +81,7 @@ await runWorker({
   temporal: config.temporal,
   logger,
   ops: config.ops,
+  tracing,
   // Ready only while this host's Docker daemon answers, besides Temporal and the worker.
   checks: {
     docker: async () => {

@@ -10,6 +10,9 @@ import { temporalConnectionOptions } from '../core/temporal.js';
 import { startOpsServer, type ReadinessCheck } from './ops-server.js';
 import { coreLogForwarding, sdkLogger } from './sdk-logger.js';
 import { requestIdActivityInterceptor } from './request-id-activity-interceptor.js';
+import type { Tracing } from '../core/tracing.js';
+import { withTracing } from './worker-tracing.js';
+import { withWorkflowInterceptors } from './workflow-code.js';
 
 export async function runWorker(opts: {
   temporal: TemporalConfig;
@@ -19,9 +22,12 @@ export async function runWorker(opts: {
   ops: OpsServerConfig;
   /** Readiness checks besides Temporal's and the worker's own (a host worker: its Docker daemon). */
   checks?: Record<string, ReadinessCheck>;
+  /** The process's tracing (core/tracing.ts), or null: off. */
+  tracing?: Tracing | null;
   onShutdown?: () => Promise<void>;
 }): Promise<void> {
-  const { temporal, logger, options } = opts;
+  const { temporal, logger } = opts;
+  const options = withTracing(withWorkflowInterceptors(opts.options), opts.tracing ?? null);
   Runtime.install({
     // The SDK's lines, the context loggers' and Core's, as this process's pino JSON (workers/sdk-logger.ts).
     logger: sdkLogger(logger),
@@ -71,6 +77,8 @@ export async function runWorker(opts: {
     } finally {
       await opts.onShutdown?.();
       await connection.close();
+      // The spans of the last tasks leave before the process does.
+      await opts.tracing?.shutdown();
     }
   } finally {
     await ops?.close();

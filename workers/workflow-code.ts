@@ -7,16 +7,31 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bundleWorkflowCode } from '@temporalio/worker';
+import { bundleWorkflowCode, type WorkerOptions } from '@temporalio/worker';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
 /**
- * The workflow interceptor modules bundled with the workflows (each exports `interceptors`): the
- * worker's `interceptors.workflowModules` when it bundles at start, `workflowInterceptorModules`
- * of a bundle made ahead of time; the replay test replays with them too.
+ * The workflow interceptor modules bundled with the workflows, in every bundle (one made at a
+ * worker's start, withWorkflowInterceptors; one made ahead, writeWorkflowBundle; the replay
+ * test's): whatever a worker's settings, its workflows run the same code.
  */
-export const WORKFLOW_INTERCEPTOR_MODULES: string[] = [fileURLToPath(new URL('../workflows/request-id-interceptors.ts', import.meta.url))];
+export const WORKFLOW_INTERCEPTOR_MODULES: string[] = [
+  // The request id: from the start's header on to every activity, child and continued run, and into log lines.
+  fileURLToPath(new URL('../workflows/request-id-interceptors.ts', import.meta.url)),
+  // Tracing (workflows/tracing-interceptors.ts): spans out through the `exporter` sink.
+  fileURLToPath(new URL('../workflows/tracing-interceptors.ts', import.meta.url)),
+];
+
+/**
+ * Worker options that bundle workflows at start (`workflowsPath`) with the interceptor modules
+ * too; a prebuilt bundle has them already, and a worker without workflows needs none.
+ */
+export function withWorkflowInterceptors<O extends Partial<WorkerOptions>>(options: O): O {
+  if (!options.workflowsPath) return options;
+  const own = options.interceptors?.workflowModules ?? [];
+  return { ...options, interceptors: { ...options.interceptors, workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES, ...own] } };
+}
 
 /** Bundles workflows/ into `codePath` (made with its directory); resolves to the bundle's size in bytes. */
 export async function writeWorkflowBundle(codePath: string): Promise<number> {

@@ -17,6 +17,8 @@ import { minioClient } from '../../core/minio.js';
 import { hostTaskQueue } from '../../core/temporal-names.js';
 import { temporalConnectionOptions } from '../../core/temporal.js';
 import { createHostActivities } from '../../activities/host-activities.js';
+import type { Tracing } from '../../core/tracing.js';
+import { withTracing } from '../../workers/worker-tracing.js';
 import type { App } from '../../api/app.js';
 import { baseConfig, bearer, testDb, type TestUser } from './app.js';
 import { dockerFor, dockerSocket } from './stack.js';
@@ -194,12 +196,14 @@ export function removedAfterAll(): { pulled: Set<string>; taskIds: string[] } {
  * A host of the test's own, `<prefix>-<8 hex digits>`: its row, registered as down (so the API
  * never sends it anything), and a worker on its queue running the real host activities on
  * host-a's daemon with `deps` (MinIO, the DCU settings of the test's choosing). stop() shuts the
- * worker down and deletes the host's rows (its DCU tasks, then the host).
+ * worker down and deletes the host's rows (its DCU tasks, then the host). With `tracing` (given
+ * the host's id), the worker traces its activities as a host worker does (workers/worker-tracing.ts).
  */
 export async function startOwnHost(
   prefix: string,
   engineId: string,
   deps: Omit<Parameters<typeof createHostActivities>[0], 'docker' | 'hostId'>,
+  opts: { tracing?: (hostId: string) => Tracing | null } = {},
 ): Promise<{ hostId: string; stop: () => Promise<void> }> {
   const hostId = `${prefix}-${randomUUID().slice(0, 8)}`;
   await testDb().db.insert(hosts).values({
@@ -210,12 +214,17 @@ export async function startOwnHost(
     lastHeartbeatAt: new Date(Date.now() - 3_600_000),
   });
   const connection = await NativeConnection.connect(temporalConnectionOptions(baseConfig.temporal));
-  const worker = await Worker.create({
-    connection,
-    namespace: baseConfig.temporal.namespace,
-    taskQueue: hostTaskQueue(hostId),
-    activities: createHostActivities({ ...deps, docker: dockerFor('host-a'), hostId }),
-  });
+  const worker = await Worker.create(
+    withTracing(
+      {
+        connection,
+        namespace: baseConfig.temporal.namespace,
+        taskQueue: hostTaskQueue(hostId),
+        activities: createHostActivities({ ...deps, docker: dockerFor('host-a'), hostId }),
+      },
+      opts.tracing?.(hostId) ?? null,
+    ),
+  );
   const running = worker.run();
   const stop = async () => {
     worker.shutdown();

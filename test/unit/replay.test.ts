@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { join, resolve } from 'node:path';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { historySummary, loadHistory } from '../support/history.js';
-import { WORKFLOW_INTERCEPTOR_MODULES } from '../../workers/workflow-code.js';
+import { withWorkflowInterceptors } from '../../workers/workflow-code.js';
+import { withTracing } from '../../workers/worker-tracing.js';
 
 Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
 
@@ -206,8 +207,8 @@ test('every recorded history says what its code did, and shows it', () => {
 
 test('histories recorded from earlier workflow code replay on today’s code', { timeout: 300_000 }, async () => {
   const results = Worker.runReplayHistories(
-    // With the control worker's workflow interceptors (the request id's headers and log attributes): they change no command.
-    { workflowsPath: WORKFLOWS, replayName: 'berth-replay', interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES } },
+    // With the interceptors every worker bundles (tracing's among them, and its sink, off): they must not change a command either.
+    withTracing(withWorkflowInterceptors({ workflowsPath: WORKFLOWS, replayName: 'berth-replay' }), null),
     histories.map(({ file, history }) => ({ workflowId: file, history })),
   );
   const failures: string[] = [];
