@@ -10,6 +10,8 @@ import { PullProgress, PullStreamError, type PullMessage, type PullSnapshot } fr
 import { dockerMessage, isConflict, isNotFound, pullFailure as classifyPullFailure } from './docker-errors.js';
 import { cancellation } from './cancellation.js';
 import { HEARTBEAT_EVERY_MS } from './heartbeat.js';
+import { recordDcuPhase } from '../core/metrics.js';
+import { dcuWorkflow } from '../contracts/dcu.js';
 
 export interface InspectedImage {
   /** sha256:... */
@@ -147,6 +149,7 @@ export function createImageDockerActivities(deps: {
    */
   async function dockerPull(reference: string, options: { skipIfPresent?: boolean } = {}): Promise<PullSnapshot> {
     const ctx = Context.current();
+    const startedAt = Date.now();
     let shared = inFlight.get(reference);
     if (!shared) {
       // A concurrent pull may have landed it since the workflow looked: nothing to download.
@@ -164,7 +167,7 @@ export function createImageDockerActivities(deps: {
     const beat = setInterval(() => ctx.heartbeat(pull.latest), HEARTBEAT_EVERY_MS);
     let onCancel: (() => void) | undefined;
     try {
-      return await Promise.race([
+      const pulled = await Promise.race([
         pull.result,
         new Promise<never>((_, reject) => {
           onCancel = () => reject(cancellation(ctx));
@@ -172,6 +175,9 @@ export function createImageDockerActivities(deps: {
           else ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
         }),
       ]);
+      // A DCU task's download phase is this pull.
+      if (ctx.info.workflowType === dcuWorkflow.type) recordDcuPhase('download', startedAt, pulled.bytesDone);
+      return pulled;
     } finally {
       clearInterval(beat);
       if (onCancel) ctx.cancellationSignal.removeEventListener('abort', onCancel);

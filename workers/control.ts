@@ -7,7 +7,8 @@ import { createControlActivities } from '../activities/control-activities.js';
 import { runWorker } from './run-worker.js';
 import { connectTemporal } from '../core/temporal.js';
 import { ensureSchedules } from './schedules.js';
-import { WORKFLOWS_PATH } from './workflow-code.js';
+import { WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from './workflow-code.js';
+import { workflowMetricsSinks } from './workflow-metrics.js';
 
 const config = loadOrExit(loadControlWorkerConfig);
 const logger = createLogger('worker-control', config.log);
@@ -26,7 +27,11 @@ await runWorker({
     taskQueue: CONTROL_TASK_QUEUE,
     // An image's workers load the workflow code it bundled once at build (workers/bundle-workflows.ts);
     // without BERTH_WORKFLOW_BUNDLE (the native stack) the worker bundles workflows/ as it starts.
-    ...(config.workflowBundle ? { workflowBundle: { codePath: config.workflowBundle } } : { workflowsPath: WORKFLOWS_PATH }),
+    ...(config.workflowBundle
+      ? { workflowBundle: { codePath: config.workflowBundle } }
+      : { workflowsPath: WORKFLOWS_PATH, interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES } }),
+    // A pull's, a DCU task's and a nightly release's end, as metrics (workflows/metrics-interceptor.ts).
+    sinks: workflowMetricsSinks(),
     activities: createControlActivities({ db: database.db, pricePerMb: config.pricePerMb, temporal }),
     shutdownGraceTime: config.shutdownGraceMs,
   },

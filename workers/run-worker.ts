@@ -1,5 +1,5 @@
 /** Shared start-up and shutdown for Berth's worker processes. */
-import { NativeConnection, Runtime, Worker, type ActivityInboundCallsInterceptor, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Worker, type ActivityInboundCallsInterceptor, type WorkerOptions } from '@temporalio/worker';
 import { ApplicationFailure } from '@temporalio/common';
 import { withoutQueryParams } from '../db/client.js';
 import { InsufficientFundsError } from '../billing/ledger.js';
@@ -7,20 +7,25 @@ import { FailureType } from '../core/failures.js';
 import type { Logger } from 'pino';
 import type { OpsServerConfig, TemporalConfig } from '../core/config.js';
 import { temporalConnectionOptions } from '../core/temporal.js';
+import { collectProcessMetrics, metricsRegistry } from '../core/metrics.js';
 import { startOpsServer, type ReadinessCheck } from './ops-server.js';
+import { installRuntime } from './sdk-runtime.js';
 
 export async function runWorker(opts: {
   temporal: TemporalConfig;
   logger: Logger;
   options: Omit<WorkerOptions, 'connection' | 'namespace'>;
-  /** The worker's /healthz and /readyz server (workers/ops-server.ts). */
+  /** The worker's /healthz, /readyz and /metrics server (workers/ops-server.ts); port 0: none, and no SDK metrics. */
   ops: OpsServerConfig;
   /** Readiness checks besides Temporal's and the worker's own (a host worker: its Docker daemon). */
   checks?: Record<string, ReadinessCheck>;
   onShutdown?: () => Promise<void>;
 }): Promise<void> {
   const { temporal, logger, options } = opts;
-  Runtime.install({ shutdownSignals: ['SIGINT', 'SIGTERM'] });
+  // The SDK's own metrics are exported only where the ops server relays them.
+  const serveMetrics = opts.ops.port !== 0;
+  const sdkMetricsUrl = await installRuntime({ shutdownSignals: ['SIGINT', 'SIGTERM'] }, serveMetrics);
+  if (serveMetrics) collectProcessMetrics();
   const checks = new Map<string, ReadinessCheck>();
   let worker: Worker | undefined;
   checks.set('worker', () => {
@@ -44,7 +49,7 @@ export async function runWorker(opts: {
   });
   for (const [name, check] of Object.entries(opts.checks ?? {})) checks.set(name, check);
   // Listening before connecting: an orchestrator sees the process alive (/healthz) while it connects.
-  const ops = await startOpsServer({ config: opts.ops, checks, logger });
+  const ops = await startOpsServer({ config: opts.ops, checks, logger, metrics: { registry: metricsRegistry, sdkMetricsUrl } });
   try {
     connection = await NativeConnection.connect(temporalConnectionOptions(temporal));
     try {

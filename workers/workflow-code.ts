@@ -11,9 +11,15 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
+/**
+ * The workflow interceptor modules bundled with the workflows (`interceptors.workflowModules` of a
+ * worker that bundles as it starts; part of a prebuilt bundle): a workflow's end as a metric.
+ */
+export const WORKFLOW_INTERCEPTOR_MODULES = [fileURLToPath(new URL('../workflows/metrics-interceptor.ts', import.meta.url))];
+
 /** Bundles workflows/ into `codePath` (made with its directory); resolves to the bundle's size in bytes. */
 export async function writeWorkflowBundle(codePath: string): Promise<number> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES });
   await mkdir(dirname(codePath), { recursive: true });
   await writeFile(codePath, code);
   return Buffer.byteLength(code);
