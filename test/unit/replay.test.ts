@@ -15,6 +15,9 @@ import { fileURLToPath } from 'node:url';
 import { join, resolve } from 'node:path';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { historySummary, loadHistory } from '../support/history.js';
+import { WORKFLOW_INTERCEPTOR_MODULES } from '../../workers/workflow-code.js';
+import { workflowMetricsSinks } from '../../workers/workflow-metrics.js';
+import { metricsRegistry } from '../../core/metrics.js';
 
 Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
 
@@ -203,9 +206,17 @@ test('every recorded history says what its code did, and shows it', () => {
   }
 });
 
+/** The samples of the metrics a workflow's end records (workflows/metrics-interceptor.ts). */
+const endMetrics = async () =>
+  (await metricsRegistry.getMetricsAsJSON())
+    .filter((m) => ['berth_pulls_total', 'berth_dcu_tasks_total', 'berth_release_runs_total'].includes(m.name))
+    .map((m) => JSON.stringify(m.values));
+
 test('histories recorded from earlier workflow code replay on today’s code', { timeout: 300_000 }, async () => {
+  const before = await endMetrics();
   const results = Worker.runReplayHistories(
-    { workflowsPath: WORKFLOWS, replayName: 'berth-replay' },
+    // With the control worker's workflow interceptors and sinks: they emit no command of their own.
+    { workflowsPath: WORKFLOWS, replayName: 'berth-replay', interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES }, sinks: workflowMetricsSinks() },
     histories.map(({ file, history }) => ({ workflowId: file, history })),
   );
   const failures: string[] = [];
@@ -216,4 +227,6 @@ test('histories recorded from earlier workflow code replay on today’s code', {
   }
   assert.equal(replayed, files.length);
   assert.deepEqual(failures, [], `replayed on ${WORKFLOWS}`);
+  // Pulls, DCU tasks and a release ended in these histories: a replay counts none of them again.
+  assert.deepEqual(await endMetrics(), before);
 });
