@@ -55,7 +55,7 @@ export async function runWorker(opts: {
     try {
       worker = await Worker.create({
         ...options,
-        interceptors: { ...options.interceptors, activity: [...(options.interceptors?.activity ?? []), () => ({ inbound: new ActivityErrors() })] },
+        interceptors: { ...options.interceptors, activity: [...(options.interceptors?.activity ?? []), activityErrors] },
         connection,
         namespace: temporal.namespace,
       });
@@ -71,6 +71,9 @@ export async function runWorker(opts: {
     await ops?.close();
   }
 }
+
+/** The activity interceptor of every Berth worker (tests that run Berth's activities in a worker of their own use it too). */
+export const activityErrors = () => ({ inbound: new ActivityErrors() });
 
 /**
  * What an activity's error becomes in its workflow's history:
