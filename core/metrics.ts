@@ -26,6 +26,11 @@ export function collectProcessMetrics(): void {
 }
 
 const registers = [metricsRegistry];
+/** A counter in the process's registry. */
+const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) => new Counter({ name, help, labelNames, registers });
+/** A histogram in the process's registry. */
+const histogram = <L extends string>(name: string, help: string, buckets: number[], labelNames: readonly L[] = []) =>
+  new Histogram({ name, help, buckets, labelNames, registers });
 
 // ---------------------------------------------------------------- limits (API)
 
@@ -51,12 +56,7 @@ export const LIMITS = {
 } as const;
 export type Limit = (typeof LIMITS)[keyof typeof LIMITS];
 
-const requestsLimited = new Counter({
-  name: 'berth_requests_limited_total',
-  help: 'Requests refused by a limit (rate limit, login throttle, admission limits), by limit',
-  labelNames: ['limit'] as const,
-  registers,
-});
+const requestsLimited = counter('berth_requests_limited_total', 'Requests refused by a limit (rate limit, login throttle, admission limits), by limit', ['limit']);
 
 for (const limit of Object.values(LIMITS)) requestsLimited.inc({ limit }, 0);
 
@@ -70,19 +70,10 @@ export function countLimited(limit: Limit): void {
 export const PULL_OUTCOMES = ['deduped', 'present', 'pulled', 'failed'] as const;
 export type PullOutcome = (typeof PULL_OUTCOMES)[number];
 
-const pulls = new Counter({
-  name: 'berth_pulls_total',
-  help: 'Image pulls by outcome: deduped (the user had it), present (on the host already), pulled (downloaded), failed (by reason)',
-  labelNames: ['outcome', 'reason'] as const,
-  registers,
-});
-const pullDuration = new Histogram({
-  name: 'berth_pull_duration_seconds',
-  help: "Image pulls' duration, from the workflow's start to its outcome",
-  labelNames: ['outcome'] as const,
-  buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900],
-  registers,
-});
+const pulls = counter('berth_pulls_total', 'Image pulls by outcome: deduped (the user had it), present (on the host already), pulled (downloaded), failed (by reason)', ['outcome', 'reason']);
+const pullDuration = histogram(
+  'berth_pull_duration_seconds', "Image pulls' duration, from the workflow's start to its outcome", [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900], ['outcome'],
+);
 
 for (const outcome of PULL_OUTCOMES) if (outcome !== 'failed') pulls.inc({ outcome, reason: '' }, 0);
 
@@ -99,25 +90,11 @@ export type DcuOutcome = (typeof DCU_OUTCOMES)[number];
 /** The phases of a DCU task as the metrics name them (core/dcu-state.ts's downloading, compressing, uploading). */
 export type DcuMetricPhase = 'download' | 'compress' | 'upload';
 
-const dcuTasks = new Counter({
-  name: 'berth_dcu_tasks_total',
-  help: 'DCU tasks ended, by outcome',
-  labelNames: ['outcome'] as const,
-  registers,
-});
-const dcuPhaseDuration = new Histogram({
-  name: 'berth_dcu_phase_duration_seconds',
-  help: "Duration of a DCU task's phase activity that succeeded (download: the Docker pull; compress: docker save | gzip; upload: to MinIO)",
-  labelNames: ['phase'] as const,
-  buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
-  registers,
-});
-const dcuPhaseBytes = new Counter({
-  name: 'berth_dcu_phase_bytes_total',
-  help: 'Bytes a DCU phase moved or produced (download: pulled; compress: .tar.gz written; upload: sent to MinIO)',
-  labelNames: ['phase'] as const,
-  registers,
-});
+const dcuTasks = counter('berth_dcu_tasks_total', 'DCU tasks ended, by outcome', ['outcome']);
+const dcuPhaseDuration = histogram(
+  'berth_dcu_phase_duration_seconds', "Duration of a DCU task's phase activity that succeeded (download: the Docker pull; compress: docker save | gzip; upload: to MinIO)", [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600], ['phase'],
+);
+const dcuPhaseBytes = counter('berth_dcu_phase_bytes_total', 'Bytes a DCU phase moved or produced (download: pulled; compress: .tar.gz written; upload: sent to MinIO)', ['phase']);
 
 for (const outcome of DCU_OUTCOMES) dcuTasks.inc({ outcome }, 0);
 
@@ -133,24 +110,9 @@ export function recordDcuPhase(phase: DcuMetricPhase, startedAtMs: number, bytes
 
 // ---------------------------------------------------------------- money (wherever the ledger is written)
 
-const moneyCharged = new Counter({
-  name: 'berth_money_charged_minor_units_total',
-  help: 'Money charged, in minor units, by ledger kind (one count per ledger entry written)',
-  labelNames: ['kind'] as const,
-  registers,
-});
-const moneyRefunded = new Counter({
-  name: 'berth_money_refunded_minor_units_total',
-  help: 'Money refunded, in minor units, by ledger kind (one count per ledger entry written)',
-  labelNames: ['kind'] as const,
-  registers,
-});
-const moneyCredited = new Counter({
-  name: 'berth_money_credited_minor_units_total',
-  help: "Money credited, in minor units: kind credit (an admin's), opening_balance (at sign-up)",
-  labelNames: ['kind'] as const,
-  registers,
-});
+const moneyCharged = counter('berth_money_charged_minor_units_total', 'Money charged, in minor units, by ledger kind (one count per ledger entry written)', ['kind']);
+const moneyRefunded = counter('berth_money_refunded_minor_units_total', 'Money refunded, in minor units, by ledger kind (one count per ledger entry written)', ['kind']);
+const moneyCredited = counter('berth_money_credited_minor_units_total', "Money credited, in minor units: kind credit (an admin's), opening_balance (at sign-up)", ['kind']);
 
 /**
  * A ledger entry written: `amount` signed as in the ledger (< 0 a charge). `kind` is the ledger's
@@ -164,30 +126,12 @@ export function recordMoney(kind: string, amount: number): void {
 
 // ---------------------------------------------------------------- the nightly release (control worker)
 
-const releaseRuns = new Counter({
-  name: 'berth_release_runs_total',
-  help: 'Nightly release runs ended, by outcome (completed, failed)',
-  labelNames: ['outcome'] as const,
-  registers,
-});
-const releaseDuration = new Histogram({
-  name: 'berth_release_duration_seconds',
-  help: "Nightly release runs' duration, from the first run's start to the end of the last (continue-as-new included)",
-  buckets: [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400],
-  registers,
-});
-const releaseItemsRemoved = new Counter({
-  name: 'berth_release_items_removed_total',
-  help: 'Items the nightly release removed, by kind (container, image)',
-  labelNames: ['kind'] as const,
-  registers,
-});
-const releaseFailures = new Counter({
-  name: 'berth_release_failures_total',
-  help: 'Items the nightly release could not remove, by kind (container, image)',
-  labelNames: ['kind'] as const,
-  registers,
-});
+const releaseRuns = counter('berth_release_runs_total', 'Nightly release runs ended, by outcome (completed, failed)', ['outcome']);
+const releaseDuration = histogram(
+  'berth_release_duration_seconds', "Nightly release runs' duration, from the first run's start to the end of the last (continue-as-new included)", [1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400],
+);
+const releaseItemsRemoved = counter('berth_release_items_removed_total', 'Items the nightly release removed, by kind (container, image)', ['kind']);
+const releaseFailures = counter('berth_release_failures_total', 'Items the nightly release could not remove, by kind (container, image)', ['kind']);
 
 for (const outcome of ['completed', 'failed']) releaseRuns.inc({ outcome }, 0);
 

@@ -17,6 +17,7 @@ export default fp<{ gauges: GaugeService }>(
     collectProcessMetrics();
     const registry = new Registry();
     const registers = [registry];
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) => new Gauge({ name, help, labelNames, registers });
     const labelNames = ['method', 'route', 'status_code'] as const;
     const requests = new Counter({ name: 'berth_http_requests_total', help: 'HTTP requests, by method, route and status', labelNames, registers });
     const duration = new Histogram({
@@ -26,26 +27,11 @@ export default fp<{ gauges: GaugeService }>(
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
-    const hostsUp = new Gauge({ name: 'berth_hosts_up', help: 'Whether a host is up (1) or down (0) by its last heartbeat, as the hosts API says', labelNames: ['host'] as const, registers });
-    const containers = new Gauge({
-      name: 'berth_containers',
-      help: 'Live container records (not removed or failed), by state and host',
-      labelNames: ['state', 'host'] as const,
-      registers,
-    });
-    const scheduleLastRun = new Gauge({
-      name: 'berth_schedule_last_run_timestamp_seconds',
-      help: "When a schedule's last action was actually taken (absent until it has run)",
-      labelNames: ['schedule'] as const,
-      registers,
-    });
-    const scheduleMissed = new Gauge({
-      name: 'berth_schedule_missed_runs',
-      help: 'Actions a schedule missed by more than its catch-up window',
-      labelNames: ['schedule'] as const,
-      registers,
-    });
-    const schedulePaused = new Gauge({ name: 'berth_schedule_paused', help: 'Whether a schedule is paused (1) or not (0)', labelNames: ['schedule'] as const, registers });
+    const hostsUp = gauge('berth_hosts_up', 'Whether a host is up (1) or down (0) by its last heartbeat, as the hosts API says', ['host']);
+    const containers = gauge('berth_containers', 'Live container records (not removed or failed), by state and host', ['state', 'host']);
+    const scheduleLastRun = gauge('berth_schedule_last_run_timestamp_seconds', "When a schedule's last action was actually taken (absent until it has run)", ['schedule']);
+    const scheduleMissed = gauge('berth_schedule_missed_runs', 'Actions a schedule missed by more than its catch-up window', ['schedule']);
+    const schedulePaused = gauge('berth_schedule_paused', 'Whether a schedule is paused (1) or not (0)', ['schedule']);
 
     /** Reads one source into its gauges; a source that cannot be read leaves them out of this scrape (logged). */
     const read = <T>(what: string, load: () => Promise<T>, apply: (value: T) => void, clear: () => void) =>
