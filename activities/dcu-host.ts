@@ -15,6 +15,7 @@ import { cancellation } from './cancellation.js';
 import { HEARTBEAT_EVERY_MS } from './heartbeat.js';
 import { dockerMessage, isNotFound, publicDockerMessage } from './docker-errors.js';
 import { dockerConnection, saveGzip, type SaveGzipResult } from './save-gzip.js';
+import { recordDcuPhase } from '../core/metrics.js';
 
 /** What a phase activity heartbeats: bytes of its own phase. */
 export interface DcuPhaseProgress {
@@ -84,6 +85,7 @@ export function createDcuHostActivities(deps: { docker: Docker; hostId: string; 
      */
     async dcuCompress(input: DcuCompressInput): Promise<DcuArchive> {
       const ctx = Context.current();
+      const startedAt = Date.now();
       checkArchiveName(input.fileName);
       await mkdir(gzipDir, { recursive: true, mode: 0o750 });
       const refusal = diskRefusal(hostId, await freeBytes(gzipDir), minFreeMb);
@@ -125,6 +127,7 @@ export function createDcuHostActivities(deps: { docker: Docker; hostId: string; 
       sizeBytes = archive.sizeBytes;
       activityLog.info('image compressed', { reference: input.reference, fileName: input.fileName, imageBytes: bytesTotal, compressedBytes: archive.sizeBytes });
       ctx.heartbeat({ phase: 'compressing', bytesDone: sizeBytes, bytesTotal: sizeBytes } satisfies DcuPhaseProgress);
+      recordDcuPhase('compress', startedAt, archive.compressedBytes);
       return { fileName: input.fileName, ...archive };
     },
 

@@ -11,6 +11,8 @@ import { PullProgress, PullStreamError, type PullMessage, type PullSnapshot } fr
 import { dockerMessage, isConflict, isNotFound, pullFailure as classifyPullFailure } from './docker-errors.js';
 import { cancellation } from './cancellation.js';
 import { HEARTBEAT_EVERY_MS } from './heartbeat.js';
+import { recordDcuPhase } from '../core/metrics.js';
+import { dcuWorkflow } from '../contracts/dcu.js';
 
 export interface InspectedImage {
   /** sha256:... */
@@ -148,6 +150,7 @@ export function createImageDockerActivities(deps: {
    */
   async function dockerPull(reference: string, options: { skipIfPresent?: boolean } = {}): Promise<PullSnapshot> {
     const ctx = Context.current();
+    const startedAt = Date.now();
     let shared = inFlight.get(reference);
     if (!shared) {
       // A concurrent pull may have landed it since the workflow looked: nothing to download.
@@ -171,7 +174,7 @@ export function createImageDockerActivities(deps: {
     const beat = setInterval(() => ctx.heartbeat(pull.latest), HEARTBEAT_EVERY_MS);
     let onCancel: (() => void) | undefined;
     try {
-      const done = await Promise.race([
+      const pulled = await Promise.race([
         pull.result,
         new Promise<never>((_, reject) => {
           onCancel = () => reject(cancellation(ctx));
@@ -179,8 +182,10 @@ export function createImageDockerActivities(deps: {
           else ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
         }),
       ]);
-      activityLog.info('docker pull done', { reference, bytesTotal: done.bytesTotal, layers: Object.keys(done.layers).length });
-      return done;
+      activityLog.info('docker pull done', { reference, bytesTotal: pulled.bytesTotal, layers: Object.keys(pulled.layers).length });
+      // A DCU task's download phase is this pull.
+      if (ctx.info.workflowType === dcuWorkflow.type) recordDcuPhase('download', startedAt, pulled.bytesDone);
+      return pulled;
     } finally {
       clearInterval(beat);
       if (onCancel) ctx.cancellationSignal.removeEventListener('abort', onCancel);

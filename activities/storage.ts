@@ -14,6 +14,7 @@ import { cancellation } from './cancellation.js';
 import { HEARTBEAT_EVERY_MS } from './heartbeat.js';
 import { checkArchiveName, type DcuPhaseProgress } from './dcu-host.js';
 import { FailureType } from '../core/failures.js';
+import { recordDcuPhase } from '../core/metrics.js';
 import type { DcuReusable } from '../repositories/dcu-tasks.js';
 
 export interface DcuUploadInput {
@@ -127,6 +128,7 @@ export function createStorageActivities(deps: { minio: Client; bucket: string; p
      */
     async dcuUpload(input: DcuUploadInput): Promise<DcuUploaded> {
       const ctx = Context.current();
+      const startedAt = Date.now();
       checkArchiveName(input.fileName);
       checkObjectName(input.objectName);
       const path = join(gzipDir, input.fileName);
@@ -195,6 +197,7 @@ export function createStorageActivities(deps: { minio: Client; bucket: string; p
         }
         const done = await minio.completeMultipartUpload(bucket, input.objectName, uploadId, etags);
         activityLog.info('archive uploaded', { objectName: input.objectName, sizeBytes: bytesDone, parts: etags.length });
+        recordDcuPhase('upload', startedAt, bytesDone);
         return { bucket, objectName: input.objectName, etag: done.etag, sizeBytes: bytesDone, parts: etags.length };
       } catch (error) {
         await Promise.allSettled(sending); // no part may land after the abort

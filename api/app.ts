@@ -52,6 +52,8 @@ import containerStreamRoutes from './routes/containers/streams.js';
 import releaseRoutes from './routes/releases/index.js';
 import { createReleaseService } from '../services/releases.js';
 import { createReadiness } from '../services/readiness.js';
+import { createGaugeService } from '../services/gauges.js';
+import { LIMITS, countLimited } from '../core/metrics.js';
 
 export interface AppDeps {
   config: Pick<
@@ -215,13 +217,15 @@ export async function buildApp(deps: AppDeps) {
     global: false,
     hook: 'preHandler', // after authentication, so the key is the user
     keyGenerator: (request) => request.user?.id ?? request.ip,
-    errorResponseBuilder: (_request, context) =>
-      new AppError(429, 'rate-limited', 'Too Many Requests', `Rate limit exceeded: try again in ${context.after}.`),
+    errorResponseBuilder: (_request, context) => {
+      countLimited(LIMITS.rateLimit);
+      return new AppError(429, 'rate-limited', 'Too Many Requests', `Rate limit exceeded: try again in ${context.after}.`);
+    },
   });
   await app.register(websocket);
   await app.register(auth, { auth: authService });
   await app.register(audit, { audit: auditService });
-  await app.register(metrics);
+  await app.register(metrics, { gauges: createGaugeService({ db, temporal, hosts }) });
 
   await app.register(healthRoutes, { readiness: createReadiness({ db, temporal }) });
   await app.register(authRoutes, { prefix: '/api/v1/auth', auth: authService });

@@ -11,6 +11,7 @@ import type { Transaction } from '../db/client.js';
 import { ledgerEntries, users } from '../db/schema.js';
 import { AppError, notFound } from '../core/errors.js';
 import { billingKeys } from './keys.js';
+import { recordMoney } from '../core/metrics.js';
 
 export type LedgerKind = (typeof ledgerEntries.$inferSelect)['kind'];
 export type LedgerEntry = typeof ledgerEntries.$inferSelect;
@@ -52,8 +53,12 @@ export interface LedgerResult {
 /**
  * Applies a movement once, inside `tx`. A second call with the same idempotency key returns the
  * entry the first one made and changes nothing. Private: callers name the operation below.
+ * An entry written is counted in the money metrics (core/metrics.ts) under `metricKind` (the
+ * ledger's kind unless said); a replay is not. A transaction rolled back after the entry (a
+ * later step of it failed) has been counted, and its retry counts again: rare, and the ledger,
+ * not the metric, is the account.
  */
-async function apply(tx: Transaction, movement: LedgerMovement): Promise<LedgerResult> {
+async function apply(tx: Transaction, movement: LedgerMovement, metricKind: string = movement.kind): Promise<LedgerResult> {
   if (!Number.isSafeInteger(movement.amount) || movement.amount === 0) {
     throw new Error(`ledger amount must be a non-zero integer, got ${movement.amount}`);
   }
@@ -71,6 +76,7 @@ async function apply(tx: Transaction, movement: LedgerMovement): Promise<LedgerR
   if (balanceAfter < 0) throw InsufficientFundsError.cannotPay(user.balance, -movement.amount);
   await tx.update(users).set({ balance: balanceAfter }).where(eq(users.id, movement.userId));
   const [entry] = await tx.insert(ledgerEntries).values({ ...movement, balanceAfter }).returning();
+  recordMoney(metricKind, movement.amount);
   return { entry: entry!, applied: true };
 }
 
@@ -83,7 +89,11 @@ const positive = (amount: number) => {
 export const billing = {
   /** A user's opening balance, at sign-up. */
   openingBalance: (tx: Transaction, m: { userId: string; amount: number }) =>
-    apply(tx, { userId: m.userId, amount: positive(m.amount), kind: 'credit', reason: 'opening balance', idempotencyKey: billingKeys.openingBalance(m.userId) }),
+    apply(
+      tx,
+      { userId: m.userId, amount: positive(m.amount), kind: 'credit', reason: 'opening balance', idempotencyKey: billingKeys.openingBalance(m.userId) },
+      'opening_balance',
+    ),
 
   /** An admin's credit of a user; `requestKey` makes a retried request credit once. */
   credit: (tx: Transaction, m: { userId: string; adminId: string; amount: number; reason: string; requestKey: string }) =>

@@ -74,6 +74,15 @@ export async function countLive(db: Executor, userId: string): Promise<number> {
   return row?.n ?? 0;
 }
 
+/** Live records (not released: removed and failed ones are) counted by state and host: one GROUP BY, a row per pair that has any. */
+export async function countLiveByStateAndHost(db: Executor): Promise<Array<{ state: ContainerStatus; hostId: string; n: number }>> {
+  return db
+    .select({ state: containers.state, hostId: containers.hostId, n: count() })
+    .from(containers)
+    .where(live)
+    .groupBy(containers.state, containers.hostId);
+}
+
 /** The host ports live containers hold on a host. */
 export async function usedPorts(db: Executor, hostId: string): Promise<Set<number>> {
   const rows = await db.select({ port: containers.hostPort }).from(containers).where(and(eq(containers.hostId, hostId), live));

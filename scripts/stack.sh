@@ -36,8 +36,7 @@ HOSTS=("host-a berth-a 172.28.0.1/16 127.0.0.1" "host-b berth-b 172.29.0.1/16 12
 # A subnet must hold BERTH_MAX_CONTAINERS_PER_USER containers (tests raise it to 20).
 # Distinct per host and clear of the bridges above and of the machine's own addresses.
 declare -A ADDRESS_POOLS=([host-a]=10.210.0.0/16 [host-b]=10.211.0.0/16)
-# Where each worker serves /healthz and /readyz (workers/ops-server.ts) and Prometheus scrapes it;
-# the control worker's is its default port (BERTH_METRICS_PORT).
+# Where each worker serves /healthz, /readyz and /metrics (workers/ops-server.ts): the control worker 9470.
 declare -A METRICS_PORTS=([host-a]=9471 [host-b]=9472)
 CONTROL_METRICS_PORT=9470
 # The Temporal dev server's /metrics (start-dev --metrics-port; otherwise a random port).
@@ -589,10 +588,23 @@ cmd_status() {
   fi
   row minio "http://127.0.0.1:9000" minio_up
   row minio-console "http://127.0.0.1:9001" curl -fsS -o /dev/null http://127.0.0.1:9001/
-  row api "http://127.0.0.1:${BERTH_API_PORT:-8080}" api_up
+  row api "http://127.0.0.1:${BERTH_API_PORT:-8080} (metrics: /metrics)" api_up
   local procs; mapfile -t procs < <(mode_procs)
-  for p in "${procs[@]:1}"; do row "$p" "task queue $( [[ $p == worker-control ]] && echo berth-control || echo "berth-host-${p#worker-}")" pid_alive "$RUN/$p.pid"; done
+  for p in "${procs[@]:1}"; do
+    row "$p" "task queue $( [[ $p == worker-control ]] && echo berth-control || echo "berth-host-${p#worker-}")" pid_alive "$RUN/$p.pid"
+    row "  metrics" "$(worker_metrics_url "$p")" curl -fsS -o /dev/null --max-time 5 "$(worker_metrics_url "$p")"
+  done
   row prometheus "http://$PROMETHEUS_ADDR" prometheus_up
+}
+
+# Where a worker serves its metrics (BERTH_METRICS_HOST:BERTH_METRICS_PORT, as start_proc and start_cluster_proc set them).
+worker_metrics_url() {
+  local p=$1
+  case $p in
+    worker-control) echo "http://127.0.0.1:9470/metrics" ;;
+    worker-host-c) echo "http://$HOST_C_IP:9473/metrics" ;;
+    worker-host-*) echo "http://127.0.0.1:${METRICS_PORTS[${p#worker-}]}/metrics" ;;
+  esac
 }
 
 # One up or down at a time: two at once would each start a set of processes and leave

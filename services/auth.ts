@@ -8,6 +8,7 @@ import type { Database } from '../db/client.js';
 import type { LoginThrottleConfig } from '../core/config.js';
 import { badRequest, forbidden, notFound, tooManyRequests, unauthorized } from '../core/errors.js';
 import { SCOPES, type Scope } from '../core/scopes.js';
+import { LIMITS, countLimited } from '../core/metrics.js';
 import * as users from '../repositories/users.js';
 import * as credentials from '../repositories/sessions.js';
 import * as failures from '../repositories/login-failures.js';
@@ -43,7 +44,10 @@ export function createAuthService(deps: { db: Database; tokenTtlMs: number; thro
     const counts = await failures.failuresSince(db, { username, clientIp: client.ip, since: new Date(now - throttle.windowMs) });
     const over = (c: failures.FailureCount, max: number) => (c.count >= max ? (c.oldest?.getTime() ?? now) + throttle.windowMs - now : 0);
     const wait = Math.max(over(counts.user, throttle.maxFailuresPerUser), over(counts.address, throttle.maxFailuresPerAddress));
-    if (wait > 0) throw tooManyRequests('Too many failed logins: try again later.', wait);
+    if (wait > 0) {
+      countLimited(LIMITS.loginThrottle);
+      throw tooManyRequests('Too many failed logins: try again later.', wait);
+    }
   }
 
   async function recordFailure(username: string, client: Client): Promise<void> {

@@ -27,6 +27,7 @@ import * as userRepo from '../repositories/users.js';
 import type { HostService } from './hosts.js';
 import type { WorkflowRuns } from './workflow-runs.js';
 import { problemForWorkflowFailure } from './workflow-failures.js';
+import { LIMITS, countLimited } from '../core/metrics.js';
 
 export type { ContainerRow } from '../repositories/containers.js';
 
@@ -184,6 +185,7 @@ export function createContainerService(deps: {
         return await db.transaction(async (tx) => {
           await userRepo.lockUser(tx, user.id);
           if ((await containerRepo.countLive(tx, user.id)) >= config.maxPerUser) {
+            countLimited(LIMITS.containerQuota);
             throw conflict(`Container limit reached: at most ${config.maxPerUser} containers per user.`);
           }
           await billing.assertCanPay(tx, { userId: user.id, amount: resources.pricePerPeriod, what: 'the first billing period' });

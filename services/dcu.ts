@@ -12,6 +12,7 @@ import type { Database, Transaction } from '../db/client.js';
 import { AppError, badRequest, conflict, forbidden, notFound, unavailable } from '../core/errors.js';
 import { DCU_PROGRESS, DCU_STATE_DISPLAY, isTerminal, type DcuState } from '../core/dcu-state.js';
 import { quotaRefusal } from '../core/dcu-limits.js';
+import { LIMITS, countLimited } from '../core/metrics.js';
 import { rootCause } from '../core/failures.js';
 import { InvalidReferenceError, parseImageReference } from '../core/image-ref.js';
 import { billing } from '../billing/ledger.js';
@@ -211,9 +212,15 @@ export function createDcuService(deps: {
         // The owner's row lock serialises their starts: concurrent starts cannot overshoot the limits.
         if (!(await userRepo.lockUser(tx, owner.id))) throw badRequest(`Unknown username "${owner.username}".`);
         const inFlight = await tasksInFlight(tx, owner.id);
-        if (inFlight >= limits.maxInFlight) throw tooManyDcuTasks(inFlight, limits.maxInFlight);
+        if (inFlight >= limits.maxInFlight) {
+          countLimited(LIMITS.dcuInFlight);
+          throw tooManyDcuTasks(inFlight, limits.maxInFlight);
+        }
         const refusal = quotaRefusal(await tasks.storedBytes(tx, owner.id), limits.quotaMb);
-        if (refusal) throw dcuQuotaExceeded(refusal);
+        if (refusal) {
+          countLimited(LIMITS.dcuQuota);
+          throw dcuQuotaExceeded(refusal);
+        }
         // A start needs at least one GB's price in the balance (the charge comes once the object is in MinIO).
         await billing.assertCanPay(tx, {
           userId: owner.id,

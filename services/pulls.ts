@@ -13,6 +13,7 @@ import * as pullSlots from '../repositories/pull-slots.js';
 import * as userRepo from '../repositories/users.js';
 import type { Viewer } from '../repositories/images.js';
 import { rootCause } from '../core/failures.js';
+import { LIMITS, countLimited } from '../core/metrics.js';
 import type { HostService } from './hosts.js';
 import type { WorkflowRuns } from './workflow-runs.js';
 
@@ -64,7 +65,10 @@ export function createPullService(deps: {
         const ended: string[] = [];
         for (const slot of held) if (!(await workflowRunning(temporal, slot))) ended.push(slot);
         await pullSlots.release(tx, ended);
-        if (n - ended.length >= maxConcurrentPerUser) throw tooManyPulls(maxConcurrentPerUser);
+        if (n - ended.length >= maxConcurrentPerUser) {
+          countLimited(LIMITS.pullConcurrency);
+          throw tooManyPulls(maxConcurrentPerUser);
+        }
       }
       await pullSlots.take(tx, userId, pullId);
     });

@@ -8,13 +8,18 @@
  *                 {status: "down", error}. A worker's checks: Temporal answers (its gRPC
  *                 health service), the worker runs and polls its task queue; a host worker's
  *                 also: its Docker daemon answers a ping.
+ *   GET /metrics  the Prometheus text format: the process's registry (core/metrics.ts: process_*,
+ *                 nodejs_* and the domain metrics recorded here), then the Temporal SDK's own
+ *                 metrics (temporal_*), fetched from Core's exporter on its loopback port
+ *                 (workers/sdk-runtime.ts): one scrape target per process.
  *
- * The observability work adds /metrics to this server. Nothing here needs a credential:
- * bind it to an address only the orchestrator and the metrics scraper reach.
+ * Nothing here needs a credential: bind it to an address only the orchestrator and the metrics
+ * scraper reach.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { OpsServerConfig } from '../core/config.js';
 
 /** One readiness check: resolves when ready, throws (or rejects) saying why not. */
@@ -28,6 +33,31 @@ export interface OpsServer {
 
 /** A check that has not answered within this long is down. */
 const CHECK_TIMEOUT_MS = 3000;
+/** Core's exporter is on this machine's loopback: it answers at once or is broken. */
+const SDK_METRICS_TIMEOUT_MS = 2000;
+
+/** What /metrics serves: the process's registry, and the page of the SDK's exporter when it runs one. */
+export interface OpsMetrics {
+  registry: Registry;
+  /** Core's Prometheus exporter (http://127.0.0.1:<port>/metrics); null: none. */
+  sdkMetricsUrl: string | null;
+}
+
+/** The registry's page, then the SDK's; without the SDK's page (logged), the registry's alone. */
+async function metricsPage(metrics: OpsMetrics, logger: Logger): Promise<string> {
+  const fetchSdk = async (url: string) => {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(SDK_METRICS_TIMEOUT_MS) });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      return await res.text();
+    } catch (error) {
+      logger.warn({ err: error, url }, 'the Temporal SDK\'s metrics exporter did not answer');
+      return '# The Temporal SDK\'s metrics exporter did not answer.\n';
+    }
+  };
+  const [own, sdk] = await Promise.all([metrics.registry.metrics(), metrics.sdkMetricsUrl ? fetchSdk(metrics.sdkMetricsUrl) : '']);
+  return sdk ? `${own.endsWith('\n') ? own : `${own}\n`}${sdk}` : own;
+}
 
 async function runCheck(check: ReadinessCheck): Promise<{ status: 'ok' } | { status: 'down'; error: string }> {
   let timer: NodeJS.Timeout | undefined;
@@ -48,15 +78,17 @@ async function runCheck(check: ReadinessCheck): Promise<{ status: 'ok' } | { sta
 
 /**
  * Serves /healthz and /readyz with the given checks (a map, so that checks can be added once
- * what they look at exists: the worker is created after the server starts). Resolves to null
- * when the port is 0 (no server); rejects when the address cannot be bound.
+ * what they look at exists: the worker is created after the server starts), and /metrics when
+ * given `metrics`. Resolves to null when the port is 0 (no server); rejects when the address
+ * cannot be bound.
  */
 export async function startOpsServer(opts: {
   config: OpsServerConfig;
   checks: Map<string, ReadinessCheck>;
   logger: Logger;
+  metrics?: OpsMetrics;
 }): Promise<OpsServer | null> {
-  const { config, checks, logger } = opts;
+  const { config, checks, logger, metrics } = opts;
   if (config.port === 0) return null;
 
   const server: Server = createServer((req, res) => {
@@ -68,6 +100,19 @@ export async function startOpsServer(opts: {
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, { message: 'method not allowed' });
     if (path === '/healthz') return send(200, { status: 'ok' });
+    if (path === '/metrics' && metrics) {
+      metricsPage(metrics, logger).then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.registry.contentType, 'cache-control': 'no-store' });
+          res.end(req.method === 'HEAD' ? undefined : text);
+        },
+        (error: unknown) => {
+          logger.error({ err: error }, 'metrics collection failed');
+          send(500, { message: 'internal error' });
+        },
+      );
+      return;
+    }
     if (path !== '/readyz') return send(404, { message: 'not found' });
     const names = [...checks.keys()];
     Promise.all(names.map((name) => runCheck(checks.get(name)!))).then(
@@ -95,7 +140,7 @@ export async function startOpsServer(opts: {
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
-  logger.info({ url }, 'ops server listening (/healthz, /readyz)');
+  logger.info({ url, sdkMetrics: metrics?.sdkMetricsUrl ?? null }, `ops server listening (/healthz, /readyz${metrics ? ', /metrics' : ''})`);
   return {
     url,
     close: () =>

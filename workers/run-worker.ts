@@ -1,5 +1,5 @@
 /** Shared start-up and shutdown for Berth's worker processes. */
-import { NativeConnection, Runtime, Worker, type ActivityInboundCallsInterceptor, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Worker, type ActivityInboundCallsInterceptor, type WorkerOptions } from '@temporalio/worker';
 import { ApplicationFailure } from '@temporalio/common';
 import { withoutQueryParams } from '../db/client.js';
 import { InsufficientFundsError } from '../billing/ledger.js';
@@ -7,18 +7,20 @@ import { FailureType } from '../core/failures.js';
 import type { Logger } from 'pino';
 import type { OpsServerConfig, TemporalConfig } from '../core/config.js';
 import { temporalConnectionOptions } from '../core/temporal.js';
+import { collectProcessMetrics, metricsRegistry } from '../core/metrics.js';
 import { startOpsServer, type ReadinessCheck } from './ops-server.js';
 import { coreLogForwarding, sdkLogger } from './sdk-logger.js';
 import { requestIdActivityInterceptor } from './request-id-activity-interceptor.js';
 import type { Tracing } from '../core/tracing.js';
 import { withTracing } from './worker-tracing.js';
 import { withWorkflowInterceptors } from './workflow-code.js';
+import { installRuntime } from './sdk-runtime.js';
 
 export async function runWorker(opts: {
   temporal: TemporalConfig;
   logger: Logger;
   options: Omit<WorkerOptions, 'connection' | 'namespace'>;
-  /** The worker's /healthz and /readyz server (workers/ops-server.ts). */
+  /** The worker's /healthz, /readyz and /metrics server (workers/ops-server.ts); port 0: none, and no SDK metrics. */
   ops: OpsServerConfig;
   /** Readiness checks besides Temporal's and the worker's own (a host worker: its Docker daemon). */
   checks?: Record<string, ReadinessCheck>;
@@ -28,12 +30,18 @@ export async function runWorker(opts: {
 }): Promise<void> {
   const { temporal, logger } = opts;
   const options = withTracing(withWorkflowInterceptors(opts.options), opts.tracing ?? null);
-  Runtime.install({
-    // The SDK's lines, the context loggers' and Core's, as this process's pino JSON (workers/sdk-logger.ts).
-    logger: sdkLogger(logger),
-    telemetryOptions: { logging: coreLogForwarding(logger) },
-    shutdownSignals: ['SIGINT', 'SIGTERM'],
-  });
+  // The SDK's own metrics are exported only where the ops server relays them.
+  const serveMetrics = opts.ops.port !== 0;
+  const sdkMetricsUrl = await installRuntime(
+    {
+      // The SDK's lines, the context loggers' and Core's, as this process's pino JSON (workers/sdk-logger.ts).
+      logger: sdkLogger(logger),
+      telemetryOptions: { logging: coreLogForwarding(logger) },
+      shutdownSignals: ['SIGINT', 'SIGTERM'],
+    },
+    serveMetrics,
+  );
+  if (serveMetrics) collectProcessMetrics();
   const checks = new Map<string, ReadinessCheck>();
   let worker: Worker | undefined;
   checks.set('worker', () => {
@@ -57,16 +65,13 @@ export async function runWorker(opts: {
   });
   for (const [name, check] of Object.entries(opts.checks ?? {})) checks.set(name, check);
   // Listening before connecting: an orchestrator sees the process alive (/healthz) while it connects.
-  const ops = await startOpsServer({ config: opts.ops, checks, logger });
+  const ops = await startOpsServer({ config: opts.ops, checks, logger, metrics: { registry: metricsRegistry, sdkMetricsUrl } });
   try {
     connection = await NativeConnection.connect(temporalConnectionOptions(temporal));
     try {
       worker = await Worker.create({
         ...options,
-        interceptors: {
-          ...options.interceptors,
-          activity: [...(options.interceptors?.activity ?? []), () => ({ inbound: new ActivityErrors() }), requestIdActivityInterceptor],
-        },
+        interceptors: { ...options.interceptors, activity: [...(options.interceptors?.activity ?? []), activityErrors, requestIdActivityInterceptor] },
         connection,
         namespace: temporal.namespace,
       });
@@ -84,6 +89,9 @@ export async function runWorker(opts: {
     await ops?.close();
   }
 }
+
+/** The activity interceptor of every Berth worker (tests that run Berth's activities in a worker of their own use it too). */
+export const activityErrors = () => ({ inbound: new ActivityErrors() });
 
 /**
  * What an activity's error becomes in its workflow's history:

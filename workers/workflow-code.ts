@@ -21,6 +21,8 @@ export const WORKFLOW_INTERCEPTOR_MODULES: string[] = [
   fileURLToPath(new URL('../workflows/request-id-interceptors.ts', import.meta.url)),
   // Tracing (workflows/tracing-interceptors.ts): spans out through the `exporter` sink.
   fileURLToPath(new URL('../workflows/tracing-interceptors.ts', import.meta.url)),
+  // A pull's, a DCU task's and a release's end, as metrics, through the `berthMetrics` sink (workers/workflow-metrics.ts).
+  fileURLToPath(new URL('../workflows/metrics-interceptor.ts', import.meta.url)),
 ];
 
 /**

@@ -1,27 +1,66 @@
-/** Prometheus metrics at /metrics: per-route request counts, error counts and latency. */
+/**
+ * Prometheus metrics at /metrics (README, Operating Berth: Metrics). The process's registry
+ * (core/metrics.ts): default process metrics under their standard names and the domain metrics
+ * recorded in this process (limited requests, money credited, ...); this app's own: requests and
+ * their latency per route and status, and the gauges computed on each scrape from PostgreSQL and
+ * Temporal (services/gauges.ts), never kept between scrapes.
+ */
 import fp from 'fastify-plugin';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics, metricsRegistry } from '../../core/metrics.js';
+import type { GaugeService } from '../../services/gauges.js';
+import { SCHEDULE_IDS } from '../../services/gauges.js';
 import { textResponse } from '../schemas.js';
 
-export default fp(
-  async (app) => {
+export default fp<{ gauges: GaugeService }>(
+  async (app, { gauges }) => {
+    collectProcessMetrics();
     const registry = new Registry();
-    collectDefaultMetrics({ register: registry, prefix: 'berth_api_' });
+    const registers = [registry];
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) => new Gauge({ name, help, labelNames, registers });
     const labelNames = ['method', 'route', 'status_code'] as const;
-    const requests = new Counter({ name: 'berth_http_requests_total', help: 'HTTP requests', labelNames, registers: [registry] });
-    const errors = new Counter({
-      name: 'berth_http_request_errors_total',
-      help: 'HTTP requests answered with a 4xx or 5xx status',
-      labelNames,
-      registers: [registry],
-    });
+    const requests = new Counter({ name: 'berth_http_requests_total', help: 'HTTP requests, by method, route and status', labelNames, registers });
     const duration = new Histogram({
       name: 'berth_http_request_duration_seconds',
-      help: 'HTTP request latency',
+      help: 'HTTP request latency, by method, route and status',
       labelNames,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [registry],
+      registers,
     });
+    const hostsUp = gauge('berth_hosts_up', 'Whether a host is up (1) or down (0) by its last heartbeat, as the hosts API says', ['host']);
+    const containers = gauge('berth_containers', 'Live container records (not removed or failed), by state and host', ['state', 'host']);
+    const scheduleLastRun = gauge('berth_schedule_last_run_timestamp_seconds', "When a schedule's last action was actually taken (absent until it has run)", ['schedule']);
+    const scheduleMissed = gauge('berth_schedule_missed_runs', 'Actions a schedule missed by more than its catch-up window', ['schedule']);
+    const schedulePaused = gauge('berth_schedule_paused', 'Whether a schedule is paused (1) or not (0)', ['schedule']);
+
+    /** Reads one source into its gauges; a source that cannot be read leaves them out of this scrape (logged). */
+    const read = <T>(what: string, load: () => Promise<T>, apply: (value: T) => void, clear: () => void) =>
+      load().then(apply, (error: unknown) => {
+        clear();
+        app.log.warn({ err: error }, `metrics: cannot read ${what}`);
+      });
+    const scheduleGauges = [scheduleLastRun, scheduleMissed, schedulePaused];
+
+    async function refreshGauges(): Promise<void> {
+      await Promise.all([
+        read('the hosts', () => gauges.hostsUp(), (rows) => {
+          hostsUp.reset();
+          for (const { hostId, up } of rows) hostsUp.set({ host: hostId }, up ? 1 : 0);
+        }, () => hostsUp.reset()),
+        read('the containers', () => gauges.containers(), (rows) => {
+          containers.reset();
+          for (const { state, hostId, n } of rows) containers.set({ state, host: hostId }, n);
+        }, () => containers.reset()),
+        ...SCHEDULE_IDS.map((schedule) =>
+          read(`the schedule ${schedule}`, () => gauges.schedule(schedule), (s) => {
+            if (s.lastRunAt) scheduleLastRun.set({ schedule }, s.lastRunAt.getTime() / 1000);
+            else scheduleLastRun.remove({ schedule });
+            scheduleMissed.set({ schedule }, s.missedRuns);
+            schedulePaused.set({ schedule }, s.paused ? 1 : 0);
+          }, () => scheduleGauges.forEach((gauge) => gauge.remove({ schedule }))),
+        ),
+      ]);
+    }
 
     app.addHook('onResponse', async (request, reply) => {
       const labels = {
@@ -30,7 +69,6 @@ export default fp(
         status_code: String(reply.statusCode),
       };
       requests.inc(labels);
-      if (reply.statusCode >= 400) errors.inc(labels);
       duration.observe(labels, reply.elapsedTime / 1000);
     });
 
@@ -41,13 +79,15 @@ export default fp(
         schema: {
           operationId: 'getMetrics',
           tags: ['health'],
-          summary: 'Prometheus metrics: requests, errors and latency per route, and the process',
+          summary: 'Prometheus metrics: requests per route, hosts, containers, schedules, pulls, money, limits, and the process',
           response: { 200: textResponse('text/plain', 'The Prometheus text exposition format (version 0.0.4)') },
         },
       },
       async (_request, reply) => {
+        await refreshGauges();
+        const [shared, own] = await Promise.all([metricsRegistry.metrics(), registry.metrics()]);
         reply.type(registry.contentType);
-        return registry.metrics();
+        return `${shared}\n${own}`;
       },
     );
   },

@@ -1,5 +1,7 @@
-/** workers/ops-server.ts: /healthz while the process runs, /readyz from its checks, nothing else. */
+/** workers/ops-server.ts: /healthz while the process runs, /readyz from its checks, /metrics when given a registry, nothing else. */
 import { test } from 'node:test';
+import { createServer } from 'node:http';
+import { Counter, Registry } from 'prom-client';
 import assert from 'node:assert/strict';
 import { freePort } from '../support/ports.js';
 import pino from 'pino';
@@ -65,4 +67,41 @@ test('an address in use: the start fails (an orchestrator sees the worker exit, 
   const first = (await startOpsServer({ config: { host: '127.0.0.1', port }, checks: new Map(), logger }))!;
   t.after(() => first.close());
   await assert.rejects(startOpsServer({ config: { host: '127.0.0.1', port }, checks: new Map(), logger }), /EADDRINUSE/);
+});
+
+test('/metrics: the process registry, then the Temporal SDK exporter\'s page; without that page, the registry\'s alone', async (t) => {
+  const registry = new Registry();
+  new Counter({ name: 'berth_test_events_total', help: 'test', registers: [registry] }).inc(3);
+  // A stand-in for Core's Prometheus exporter on its loopback port.
+  const sdk = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+    res.end('# TYPE temporal_num_pollers gauge\ntemporal_num_pollers{poller_type="activity_task"} 5\n');
+  });
+  const sdkPort = await freePort();
+  await new Promise<void>((resolve) => sdk.listen(sdkPort, '127.0.0.1', resolve));
+  t.after(() => sdk.close());
+  const server = (await startOpsServer({
+    config: { host: '127.0.0.1', port: await freePort() },
+    checks: new Map(),
+    logger,
+    metrics: { registry, sdkMetricsUrl: `http://127.0.0.1:${sdkPort}/metrics` },
+  }))!;
+  t.after(() => server.close());
+
+  const res = await fetch(`${server.url}/metrics`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+  const page = await res.text();
+  assert.match(page, /^berth_test_events_total 3$/m);
+  assert.match(page, /^temporal_num_pollers\{poller_type="activity_task"\} 5$/m);
+  assert.ok(page.indexOf('berth_test_events_total') < page.indexOf('temporal_num_pollers'));
+
+  sdk.close();
+  sdk.closeAllConnections();
+  const alone = await fetch(`${server.url}/metrics`);
+  assert.equal(alone.status, 200);
+  const text = await alone.text();
+  assert.match(text, /^berth_test_events_total 3$/m);
+  assert.doesNotMatch(text, /temporal_num_pollers/);
+  assert.match(text, /^# The Temporal SDK's metrics exporter did not answer\.$/m);
 });

@@ -17,6 +17,8 @@ import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { historySummary, loadHistory } from '../support/history.js';
 import { withWorkflowInterceptors } from '../../workers/workflow-code.js';
 import { withTracing } from '../../workers/worker-tracing.js';
+import { workflowMetricsSinks } from '../../workers/workflow-metrics.js';
+import { metricsRegistry } from '../../core/metrics.js';
 
 Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
 
@@ -205,10 +207,18 @@ test('every recorded history says what its code did, and shows it', () => {
   }
 });
 
+/** The samples of the metrics a workflow's end records (workflows/metrics-interceptor.ts). */
+const endMetrics = async () =>
+  (await metricsRegistry.getMetricsAsJSON())
+    .filter((m) => ['berth_pulls_total', 'berth_dcu_tasks_total', 'berth_release_runs_total'].includes(m.name))
+    .map((m) => JSON.stringify(m.values));
+
 test('histories recorded from earlier workflow code replay on today’s code', { timeout: 300_000 }, async () => {
+  const before = await endMetrics();
   const results = Worker.runReplayHistories(
-    // With the interceptors every worker bundles (tracing's among them, and its sink, off): they must not change a command either.
-    withTracing(withWorkflowInterceptors({ workflowsPath: WORKFLOWS, replayName: 'berth-replay' }), null),
+    // With the interceptors every worker bundles (tracing's, with its sink off; the metrics' with the
+    // control worker's sinks): they must not change a command, and replay counts no workflow end.
+    withTracing(withWorkflowInterceptors({ workflowsPath: WORKFLOWS, replayName: 'berth-replay', sinks: workflowMetricsSinks() }), null),
     histories.map(({ file, history }) => ({ workflowId: file, history })),
   );
   const failures: string[] = [];
@@ -219,4 +229,6 @@ test('histories recorded from earlier workflow code replay on today’s code', {
   }
   assert.equal(replayed, files.length);
   assert.deepEqual(failures, [], `replayed on ${WORKFLOWS}`);
+  // Pulls, DCU tasks and a release ended in these histories: a replay counts none of them again.
+  assert.deepEqual(await endMetrics(), before);
 });

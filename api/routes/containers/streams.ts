@@ -24,6 +24,7 @@ import { TICKET_TTL_MS, type AuthService } from '../../../services/auth.js';
 import { caller } from '../../plugins/auth.js';
 import { authErrors, emptyResponse, problemResponses, textResponse } from '../../schemas.js';
 import { ContainerParams, LogsQuery, StatsError, StatsSample, StatsTicket } from './schemas.js';
+import { LIMITS, countLimited } from '../../../core/metrics.js';
 
 type Deps = {
   containers: Pick<ContainerService, 'getVisible'>;
@@ -73,6 +74,7 @@ const streams: FastifyPluginAsyncTypebox<Deps> = async (app, { containers, hosts
   function admit(request: FastifyRequest): () => void {
     const release = slots.acquire(caller(request).id);
     if (!release) {
+      countLimited(LIMITS.streamLimit);
       throw new AppError(
         429,
         'too-many-streams',
