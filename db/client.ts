@@ -15,8 +15,13 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
-export function connectDatabase(url: string, { max = 10 } = {}): DatabaseHandle {
-  const pool = new pg.Pool({ connectionString: url, max });
+/**
+ * A pool on `url`, of at most `max` connections. With `allowExitOnIdle`, idle connections do not
+ * keep the process alive (a test file's shared pool: otherwise the process waits out the pool's
+ * 10 s idle timeout before it can exit).
+ */
+export function connectDatabase(url: string, { max = 10, allowExitOnIdle = false } = {}): DatabaseHandle {
+  const pool = new pg.Pool({ connectionString: url, max, allowExitOnIdle });
   pool.on('error', () => {
     // An idle client lost its connection; the pool replaces it on next use.
   });

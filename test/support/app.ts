@@ -19,7 +19,8 @@ let shared: DatabaseHandle | undefined;
 /** One pool per test file, closed when the process ends. */
 export function testDb(): DatabaseHandle {
   if (!shared) {
-    shared = connectDatabase(baseConfig.database.url, { max: 4 });
+    // Idle connections let the process exit (then beforeExit closes the pool): no 10 s wait per file.
+    shared = connectDatabase(baseConfig.database.url, { max: 4, allowExitOnIdle: true });
     process.once('beforeExit', () => void shared?.close());
   }
   return shared;
