@@ -66,6 +66,15 @@ export function createHostStreamClient(opts: {
 
   /** GETs `path` (with its query) from the host worker at `streamUrl`; rejects with HostStreamError, or with the abort. */
   function get(streamUrl: string, path: string, signal?: AbortSignal): Promise<HostStreamResponse> {
+    return attempt(streamUrl, path, signal, true);
+  }
+
+  /**
+   * One GET. A kept-alive connection the host closed as the request went out (its idle timeout)
+   * resets it before any answer: with `retryReused`, that GET goes again once on a new connection,
+   * as Node's documentation advises (a GET here changes nothing on the host).
+   */
+  function attempt(streamUrl: string, path: string, signal: AbortSignal | undefined, retryReused: boolean): Promise<HostStreamResponse> {
     let url: URL;
     try {
       url = new URL(`${streamUrl}${path}`);
@@ -78,7 +87,9 @@ export function createHostStreamClient(opts: {
     }
     return new Promise<HostStreamResponse>((resolve, reject) => {
       const send = protocol === 'https:' ? httpsRequest : httpRequest;
+      let answered = false;
       const req = send(url, { method: 'GET', agent: agents[protocol], headers: { authorization }, ...(signal ? { signal } : {}) }, (res) => {
+        answered = true;
         req.setTimeout(0);
         resolve({ status: res.statusCode ?? 0, body: res });
       });
@@ -88,6 +99,9 @@ export function createHostStreamClient(opts: {
       // Not once: an abort after the answer is an error of the request too, and must not go unheard.
       req.on('error', (error: NodeJS.ErrnoException) => {
         if (error instanceof HostStreamError || signal?.aborted) return reject(error);
+        if (retryReused && !answered && req.reusedSocket && error.code === 'ECONNRESET') {
+          return resolve(attempt(streamUrl, path, signal, false));
+        }
         const reason = CERTIFICATE_ERRORS.has(error.code ?? '') ? 'certificate' : 'unreachable';
         const what = reason === 'certificate' ? 'its certificate was not accepted' : 'it could not be reached';
         reject(new HostStreamError(reason, `the host at ${url.origin}: ${what} (${error.code ?? error.message})`, { cause: error }));

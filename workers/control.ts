@@ -10,7 +10,6 @@ import { connectTemporal } from '../core/temporal.js';
 import { ensureSchedules } from './schedules.js';
 import { WORKFLOWS_PATH } from './workflow-code.js';
 import { startTracing } from '../core/tracing.js';
-import { workflowMetricsSinks } from './workflow-metrics.js';
 
 const config = loadOrExit(loadControlWorkerConfig);
 const logger = createLogger('worker-control', config.log);
@@ -34,8 +33,6 @@ await runWorker({
     ...(config.workflowBundle
       ? { workflowBundle: { codePath: config.workflowBundle } }
       : { workflowsPath: WORKFLOWS_PATH }),
-    // A pull's, a DCU task's and a nightly release's end, as metrics (workflows/metrics-interceptor.ts).
-    sinks: workflowMetricsSinks(),
     activities: createControlActivities({ db: database.db, pricePerMb: config.pricePerMb, temporal }),
     // Every control step heartbeats (its profile's heartbeatTimeout: a dead worker's step moves on within 10 s).
     interceptors: { activity: [() => ({ inbound: new HeartbeatWhileRunning() })] },

@@ -8,6 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, type WorkerOptions } from '@temporalio/worker';
+import { workflowMetricsSinks } from './workflow-metrics.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -26,13 +27,17 @@ export const WORKFLOW_INTERCEPTOR_MODULES: string[] = [
 ];
 
 /**
- * Worker options that bundle workflows at start (`workflowsPath`) with the interceptor modules
- * too; a prebuilt bundle has them already, and a worker without workflows needs none.
+ * Worker options for Berth's workflow code: a worker that bundles workflows at start
+ * (`workflowsPath`) gets the interceptor modules too (a prebuilt bundle has them already), and
+ * any worker that runs workflows gets the sinks they call (the metrics' `berthMetrics`; the
+ * options' own sinks win). A worker without workflows needs neither.
  */
 export function withWorkflowInterceptors<O extends Partial<WorkerOptions>>(options: O): O {
-  if (!options.workflowsPath) return options;
+  if (!options.workflowsPath && !options.workflowBundle) return options;
+  const sinks = { ...workflowMetricsSinks(), ...options.sinks };
+  if (!options.workflowsPath) return { ...options, sinks };
   const own = options.interceptors?.workflowModules ?? [];
-  return { ...options, interceptors: { ...options.interceptors, workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES, ...own] } };
+  return { ...options, sinks, interceptors: { ...options.interceptors, workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES, ...own] } };
 }
 
 /** Bundles workflows/ into `codePath` (made with its directory); resolves to the bundle's size in bytes. */

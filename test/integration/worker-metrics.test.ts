@@ -22,8 +22,8 @@ import { dcuWorkflow, dcuWorkflowId, type DcuInput, type DcuWorkflowStatus } fro
 import { installRuntime } from '../../workers/sdk-runtime.js';
 import { startOpsServer, type OpsServer } from '../../workers/ops-server.js';
 import { activityErrors } from '../../workers/run-worker.js';
-import { WORKFLOW_INTERCEPTOR_MODULES, WORKFLOWS_PATH } from '../../workers/workflow-code.js';
-import { workflowMetricsSinks } from '../../workers/workflow-metrics.js';
+import { WORKFLOWS_PATH, withWorkflowInterceptors } from '../../workers/workflow-code.js';
+import { withTracing } from '../../workers/worker-tracing.js';
 import { baseConfig, buildTestApp, createUser, testDb } from '../support/app.js';
 import { pushUniqueImage } from '../support/images.js';
 import { hostConfig, minio, removedAfterAll, startOwnHost } from '../support/dcu.js';
@@ -52,11 +52,16 @@ before(async () => {
   const worker = await Worker.create({
     connection,
     namespace: baseConfig.temporal.namespace,
-    taskQueue,
-    workflowsPath: WORKFLOWS_PATH,
-    interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES, activity: [activityErrors] },
-    sinks: workflowMetricsSinks(),
-    activities: createControlActivities({ db: testDb().db, pricePerMb: baseConfig.pulls.pricePerMb, temporal }),
+    // Berth's workflow code as runWorker gives it: the interceptor modules, the metrics' sink, tracing's (off).
+    ...withTracing(
+      withWorkflowInterceptors({
+        taskQueue,
+        workflowsPath: WORKFLOWS_PATH,
+        interceptors: { activity: [activityErrors] },
+        activities: createControlActivities({ db: testDb().db, pricePerMb: baseConfig.pulls.pricePerMb, temporal }),
+      }),
+      null,
+    ),
   });
   const running = worker.run();
   stopWorker = async () => {

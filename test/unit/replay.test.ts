@@ -17,7 +17,6 @@ import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { historySummary, loadHistory } from '../support/history.js';
 import { withWorkflowInterceptors } from '../../workers/workflow-code.js';
 import { withTracing } from '../../workers/worker-tracing.js';
-import { workflowMetricsSinks } from '../../workers/workflow-metrics.js';
 import { metricsRegistry } from '../../core/metrics.js';
 
 Runtime.install({ logger: new DefaultLogger('ERROR'), shutdownSignals: [] });
@@ -218,7 +217,7 @@ test('histories recorded from earlier workflow code replay on today’s code', {
   const results = Worker.runReplayHistories(
     // With the interceptors every worker bundles (tracing's, with its sink off; the metrics' with the
     // control worker's sinks): they must not change a command, and replay counts no workflow end.
-    withTracing(withWorkflowInterceptors({ workflowsPath: WORKFLOWS, replayName: 'berth-replay', sinks: workflowMetricsSinks() }), null),
+    withTracing(withWorkflowInterceptors({ workflowsPath: WORKFLOWS, replayName: 'berth-replay' }), null),
     histories.map(({ file, history }) => ({ workflowId: file, history })),
   );
   const failures: string[] = [];
