@@ -345,10 +345,12 @@ dev_temporal_cli() { "$TEMPORAL_BIN" "$@" --address 127.0.0.1:7233; }
 # through CLI (a command running the temporal CLI with its server's flags appended:
 # dev_temporal_cli, temporal_cli). Creating one that exists with that type succeeds: idempotent.
 register_search_attributes() {
-  local ns=$1 names=() a; shift
-  for a in "${SEARCH_ATTRIBUTES[@]}"; do names+=(--name "$a"); done
-  "$@" operator search-attribute create --namespace "$ns" "${names[@]}" --type Keyword >>"$LOGS/temporal-cli.log" 2>&1 \
-    || die "could not register the search attributes ${SEARCH_ATTRIBUTES[*]} in namespace $ns (see $LOGS/temporal-cli.log)"
+  local ns=$1 a; shift
+  # One at a time: given several names in one call, a server on SQL visibility added only the first.
+  for a in "${SEARCH_ATTRIBUTES[@]}"; do
+    "$@" operator search-attribute create --namespace "$ns" --name "$a" --type Keyword >>"$LOGS/temporal-cli.log" 2>&1 \
+      || die "could not register the search attribute $a in namespace $ns (see $LOGS/temporal-cli.log)"
+  done
 }
 
 # has_search_attributes NAMESPACE CLI...: the server CLI reaches lists every one of SEARCH_ATTRIBUTES.

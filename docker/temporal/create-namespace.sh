@@ -29,14 +29,14 @@ until temporal workflow list --address "$address" --namespace "$namespace" --lim
 done
 
 attributes="BerthUserId BerthHostId BerthResourceId"
-names=""
-for a in $attributes; do names="$names --name $a"; done
-attempt=1
-# shellcheck disable=SC2086 # $names: one --name per attribute
-until temporal operator search-attribute create --address "$address" --namespace "$namespace" $names --type Keyword; do
-  [ "$attempt" -lt 30 ] || { echo "temporal-namespace: could not register the search attributes $attributes in $namespace" >&2; exit 1; }
-  attempt=$((attempt + 1))
-  sleep 2
+# One at a time: given several names in one call, a server on SQL visibility added only the first.
+for a in $attributes; do
+  attempt=1
+  until temporal operator search-attribute create --address "$address" --namespace "$namespace" --name "$a" --type Keyword; do
+    [ "$attempt" -lt 30 ] || { echo "temporal-namespace: could not register the search attribute $a in $namespace" >&2; exit 1; }
+    attempt=$((attempt + 1))
+    sleep 2
+  done
 done
 
 listed() {
