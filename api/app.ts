@@ -30,6 +30,7 @@ import { minioClient } from '../core/minio.js';
 import problems, { frameworkErrors } from './plugins/problems.js';
 import input, { formatSchemaErrors, requestId, validatorFactory } from './plugins/input.js';
 import auth from './plugins/auth.js';
+import browserSession from './plugins/browser-session.js';
 import audit from './plugins/audit.js';
 import metrics from './plugins/metrics.js';
 import { tracingPlugin } from './plugins/tracing.js';
@@ -50,6 +51,7 @@ import containerRoutes from './routes/containers/index.js';
 import dcuRoutes from './routes/dcu/index.js';
 import containerStreamRoutes from './routes/containers/streams.js';
 import releaseRoutes from './routes/releases/index.js';
+import consoleRoutes from './routes/console/index.js';
 import { createReleaseService } from '../services/releases.js';
 import { createReadiness } from '../services/readiness.js';
 import { createGaugeService } from '../services/gauges.js';
@@ -71,6 +73,8 @@ export interface AppDeps {
     | 'dcu'
     | 'streams'
     | 'corsOrigins'
+    | 'trustProxy'
+    | 'webDir'
   >;
   db: Database;
   temporal: Client;
@@ -125,6 +129,9 @@ export async function buildApp(deps: AppDeps) {
     // What the router answers itself (a bad %-encoding, a path parameter over maxParamLength) is
     // a problem too, or the DCU envelope under /api/dcu: not Fastify's own JSON.
     frameworkErrors,
+    // Behind a reverse proxy (BERTH_TRUST_PROXY): the client's address, scheme and host from its
+    // X-Forwarded-* headers (the login throttle, the cookie's Secure flag, the CSRF origin check).
+    trustProxy: config.trustProxy.length > 0 ? [...config.trustProxy] : false,
   }).withTypeProvider<TypeBoxTypeProvider>();
   // First: the request's span encloses every hook and the handler (api/plugins/tracing.ts).
   if (deps.tracing) await app.register(tracingPlugin(deps.tracing));
@@ -223,6 +230,7 @@ export async function buildApp(deps: AppDeps) {
     },
   });
   await app.register(websocket);
+  await app.register(browserSession); // the console's session cookie, read by authentication
   await app.register(auth, { auth: authService });
   await app.register(audit, { audit: auditService });
   await app.register(metrics, { gauges: createGaugeService({ db, temporal, hosts }) });
@@ -241,6 +249,8 @@ export async function buildApp(deps: AppDeps) {
   const hostStreams = createHostStreamClient({ token: config.internalToken, ca: config.streamsCa });
   app.addHook('onClose', async () => hostStreams.close());
   await app.register(containerStreamRoutes, { prefix: '/api/v1/containers', containers, hosts, hostStreams, limits: config.streams, auth: authService });
+  // Last: the web console at / (its fallback never answers for the routes above).
+  await app.register(consoleRoutes, { root: config.webDir });
 
   return app;
 }

@@ -6,6 +6,7 @@
 import { BlockList, isIP } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { TlsFileError, certificateNames, keyMatchesCertificate, readPemFile, type PemKind } from './tls-files.js';
 
 export class ConfigError extends Error {
@@ -271,6 +272,14 @@ export interface ApiConfig {
   streams: StreamsConfig;
   /** Origins (scheme://host[:port]) whose browsers may call the API; empty: no CORS headers at all. */
   corsOrigins: string[];
+  /**
+   * Addresses and CIDR ranges of reverse proxies whose X-Forwarded-For/-Proto/-Host the API
+   * believes (the client's address, HTTPS for the session cookie's Secure flag and the CSRF
+   * origin check); empty: none, the connection says it all.
+   */
+  trustProxy: string[];
+  /** The web console's built files (index.html, assets/), served at `/`. */
+  webDir: string;
   tracing: TracingConfig | null;
 }
 
@@ -792,6 +801,32 @@ function corsOrigins(r: Reader): string[] {
   return [...new Set(origins)];
 }
 
+/** BERTH_TRUST_PROXY: IP addresses and CIDR ranges (10.0.0.0/8, ::1) of trusted reverse proxies. */
+function trustProxy(r: Reader): string[] {
+  const name = 'BERTH_TRUST_PROXY';
+  const entries = r.list(name, []);
+  for (const entry of entries) {
+    const [address, bits, ...rest] = entry.split('/');
+    const family = isIP(address ?? '');
+    const prefixOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+    if (family === 0 || !prefixOk || rest.length > 0) {
+      throw new ConfigError(name, `must be comma-separated IP addresses or CIDR ranges such as 127.0.0.1 or 10.0.0.0/8, got "${entry}"`);
+    }
+  }
+  return [...new Set(entries)];
+}
+
+/** The repository's root (this file is core/config.ts). */
+const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** BERTH_WEB_DIR: the built console; default <repository>/web/dist (npm run web:build writes it). */
+function webDir(r: Reader): string {
+  const name = 'BERTH_WEB_DIR';
+  const dir = r.string(name, join(REPO_ROOT, 'web', 'dist'));
+  if (!isAbsolute(dir)) throw new ConfigError(name, `must be an absolute path, got "${dir}"`);
+  return dir;
+}
+
 function auditRetention(r: Reader): AuditRetentionConfig {
   // At least a day: the table's trigger refuses any other deletion. At most 100 years.
   return { retentionDays: r.int('BERTH_AUDIT_RETENTION_DAYS', 365, { min: 1, max: 36_500 }) };
@@ -924,6 +959,8 @@ export function loadApiConfig(env: Env): Readonly<ApiConfig> {
       idleTimeoutMs: r.duration('BERTH_STREAM_IDLE_TIMEOUT', '10m', { minMs: 1000 }),
     },
     corsOrigins: corsOrigins(r),
+    trustProxy: trustProxy(r),
+    webDir: webDir(r),
     tracing: tracing(r, 'berth-api'),
   });
 }

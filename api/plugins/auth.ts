@@ -1,17 +1,20 @@
 /**
  * Authentication and API key scopes. Every route needs `Authorization: Bearer <credential>`
- * (a login's session token or an API key) unless its config says `public: true` (health,
- * metrics, docs, login). A route whose config says `ticket: true` (the stats WebSocket, which a
- * browser cannot give a header) also opens with `?ticket=`, a single-use ticket for that
- * container. A key reaches only what its scopes allow (core/scopes.ts): beyond them, a 403; a
- * route that needs `admin` is a 403 for anyone but an admin, whatever the credential.
+ * (a login's session token or an API key), or the console's session cookie (`berth_session`,
+ * with the CSRF rules of ./browser-session.ts), unless its config says `public: true` (health,
+ * metrics, docs, login, the console's files). A route whose config says `ticket: true` (the
+ * stats WebSocket, which a client cannot always give a header) also opens with `?ticket=`, a
+ * single-use ticket for that container. The header wins over a ticket, a ticket over the cookie.
+ * A key reaches only what its scopes allow (core/scopes.ts): beyond them, a 403; a route that
+ * needs `admin` is a 403 for anyone but an admin, whatever the credential.
  */
 import fp from 'fastify-plugin';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { forbidden, unauthorized } from '../../core/errors.js';
 import { keyAllows, requirementOf } from '../../core/scopes.js';
 import type { AuthService, Principal } from '../../services/auth.js';
 import type { PublicUser } from '../../services/users.js';
+import { clearSessionCookie, cookieRefusal, sessionCookieOf } from './browser-session.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -52,7 +55,20 @@ export default fp<{ auth: Pick<AuthService, 'authenticate' | 'redeemTicket'> }>(
   async (app, { auth }) => {
     app.decorateRequest('user', null);
     app.decorateRequest('principal', null);
-    app.addHook('onRequest', async (request) => {
+    /** The session the console's cookie names (a 403 when the request breaks a CSRF rule). */
+    async function fromCookie(request: FastifyRequest, reply: FastifyReply): Promise<Principal | undefined> {
+      const token = sessionCookieOf(request);
+      if (!token) throw unauthorized('Send "Authorization: Bearer <token or API key>"; POST /api/v1/auth/login gives a token.');
+      const refusal = cookieRefusal(request);
+      if (refusal) throw forbidden(refusal);
+      const principal = await auth.authenticate(token);
+      // The cookie carries sessions only; one that no longer works is dropped.
+      if (principal?.kind === 'session') return principal;
+      clearSessionCookie(request, reply);
+      throw unauthorized('The session has ended (signed out, expired or revoked): sign in again.');
+    }
+
+    app.addHook('onRequest', async (request, reply) => {
       if (request.routeOptions.config.public || request.is404) return;
       const header = request.headers.authorization;
       const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
@@ -67,8 +83,7 @@ export default fp<{ auth: Pick<AuthService, 'authenticate' | 'redeemTicket'> }>(
           return;
         }
       }
-      if (!match) throw unauthorized('Send "Authorization: Bearer <token or API key>"; POST /api/v1/auth/login gives a token.');
-      const principal = await auth.authenticate(match[1]!);
+      const principal = match ? await auth.authenticate(match[1]!) : await fromCookie(request, reply);
       if (!principal) throw unauthorized('The token or key is invalid, revoked or expired, or its user is disabled.');
       const requirement = requirementOf(request.method, request.routeOptions.url ?? request.url);
       if ('scope' in requirement && requirement.scope === 'admin' && principal.user.role !== 'admin') throw forbidden('This needs an admin.');

@@ -11,7 +11,7 @@ export const LoginBody = Type.Object(
 );
 
 export const LoginResponse = Type.Object({
-  token: Type.String(),
+  token: Type.Optional(Type.String({ description: 'The session token, to send as `Authorization: Bearer <token>`; absent when the login sent X-Berth-CSRF: 1 (the cookie carries it)' })),
   expiresAt: DateTime,
   user: UserRef,
 });
