@@ -31,6 +31,7 @@ import problems, { frameworkErrors } from './plugins/problems.js';
 import input, { formatSchemaErrors, requestId, validatorFactory } from './plugins/input.js';
 import auth from './plugins/auth.js';
 import browserSession from './plugins/browser-session.js';
+import { webConsole } from './plugins/web-console.js';
 import audit from './plugins/audit.js';
 import metrics from './plugins/metrics.js';
 import { tracingPlugin } from './plugins/tracing.js';
@@ -51,7 +52,6 @@ import containerRoutes from './routes/containers/index.js';
 import dcuRoutes from './routes/dcu/index.js';
 import containerStreamRoutes from './routes/containers/streams.js';
 import releaseRoutes from './routes/releases/index.js';
-import consoleRoutes from './routes/console/index.js';
 import { createReleaseService } from '../services/releases.js';
 import { createReadiness } from '../services/readiness.js';
 import { createGaugeService } from '../services/gauges.js';
@@ -202,7 +202,10 @@ export async function buildApp(deps: AppDeps) {
       exposedHeaders: ['x-request-id', 'location', 'retry-after', 'content-disposition'],
     });
   }
-  await app.register(problems);
+  // The web console at / (BERTH_WEB_DIR): the not-found handler serves it, so no route is shadowed.
+  const pages = webConsole(config.webDir);
+  await app.register(pages.plugin);
+  await app.register(problems, { fallback: pages.fallback });
   await app.register(input); // its onRequest hook runs before authentication's
   await app.register(swagger, {
     openapi: {
@@ -249,8 +252,6 @@ export async function buildApp(deps: AppDeps) {
   const hostStreams = createHostStreamClient({ token: config.internalToken, ca: config.streamsCa });
   app.addHook('onClose', async () => hostStreams.close());
   await app.register(containerStreamRoutes, { prefix: '/api/v1/containers', containers, hosts, hostStreams, limits: config.streams, auth: authService });
-  // Last: the web console at / (its fallback never answers for the routes above).
-  await app.register(consoleRoutes, { root: config.webDir });
 
   return app;
 }

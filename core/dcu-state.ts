@@ -44,6 +44,16 @@ export const DCU_STATE_DISPLAY: Readonly<Record<DcuState, string>> = Object.free
   failed: 'Failed',
 });
 
+/** The same in Simplified Chinese: the original service's texts, what the DCU API shows by default. */
+export const DCU_STATE_DISPLAY_ZH: Readonly<Record<DcuState, string>> = Object.freeze({
+  idle: '等待中',
+  downloading: '下载中',
+  compressing: '压缩镜像中',
+  uploading: '上传中',
+  completed: '已完成',
+  failed: '失败',
+});
+
 /** The message a cancelled task ends with. */
 export const DCU_CANCELLED_MESSAGE = 'cancelled';
 

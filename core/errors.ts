@@ -15,6 +15,15 @@ export class AppError extends Error {
     super(detail ?? title);
     this.name = 'AppError';
   }
+
+  /** The detail in Simplified Chinese, for the DCU API's callers (api/dcu-messages.ts). */
+  detailZh?: string;
+
+  /** Gives the error its Chinese detail, where it is made (the values it names are at hand there). */
+  withDetailZh(text: string): this {
+    this.detailZh = text;
+    return this;
+  }
 }
 
 export const badRequest = (detail: string) => new AppError(400, 'bad-request', 'Bad Request', detail);

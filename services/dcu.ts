@@ -10,12 +10,13 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { Client as MinioClient } from 'minio';
 import type { Database, Transaction } from '../db/client.js';
 import { AppError, badRequest, conflict, forbidden, notFound, unavailable } from '../core/errors.js';
-import { DCU_PROGRESS, DCU_STATE_DISPLAY, isTerminal, type DcuState } from '../core/dcu-state.js';
+import { DCU_PROGRESS, DCU_STATE_DISPLAY, DCU_STATE_DISPLAY_ZH, isTerminal, type DcuState } from '../core/dcu-state.js';
 import { quotaRefusal } from '../core/dcu-limits.js';
 import { LIMITS, countLimited } from '../core/metrics.js';
 import { rootCause } from '../core/failures.js';
 import { InvalidReferenceError, parseImageReference } from '../core/image-ref.js';
-import { billing } from '../billing/ledger.js';
+import { billing, InsufficientFundsError } from '../billing/ledger.js';
+import { mb } from '../core/sizes.js';
 import { dcuCancelSignal, dcuWorkflow, dcuWorkflowId, type DcuInput } from '../contracts/dcu.js';
 import { PULL_ACTIVITY_NAMES } from '../contracts/pull-image.js';
 import * as tasks from '../repositories/dcu-tasks.js';
@@ -82,9 +83,12 @@ export interface DcuLimits {
 const STALE_AFTER_MS = 60_000;
 
 export const tooManyDcuTasks = (inFlight: number, limit: number) =>
-  new AppError(429, 'too-many-dcu-tasks', 'Too Many Requests', `You have ${inFlight} DCU tasks in flight, the most allowed is ${limit}: start another once one has ended.`);
+  new AppError(429, 'too-many-dcu-tasks', 'Too Many Requests', `You have ${inFlight} DCU tasks in flight, the most allowed is ${limit}: start another once one has ended.`).withDetailZh(
+    `您有 ${inFlight} 个 DCU 任务正在进行，最多允许 ${limit} 个：请在其中一个结束后再启动。`,
+  );
 export const dcuQuotaExceeded = (message: string) => new AppError(409, 'dcu-quota-exceeded', 'DCU Quota Exceeded', message);
 const pad = (n: number) => String(n).padStart(2, '0');
+const taskNotFound = () => notFound('Task').withDetailZh('任务不存在。');
 
 /** "YYYY-MM-DD HH:mm:ss" in UTC, as the original wrote times; '' for none. */
 export function formatDcuTime(date: Date | null): string {
@@ -166,7 +170,7 @@ export function createDcuService(deps: {
   /** The caller's own task, or any task for an admin; 404 otherwise (also for someone else's). */
   async function visibleTask(user: PublicUser, taskId: string): Promise<DcuTaskRow> {
     const row = await tasks.findVisible(db, user, taskId);
-    if (!row) throw notFound('Task');
+    if (!row) throw taskNotFound();
     return row;
   }
 
@@ -190,9 +194,9 @@ export function createDcuService(deps: {
     async start(user: PublicUser, body: { username: string; docker_image_name: string; host?: string }) {
       let owner: { id: string; username: string } = user;
       if (body.username !== user.username) {
-        if (user.role !== 'admin') throw forbidden(`username must be your own ("${user.username}").`);
+        if (user.role !== 'admin') throw forbidden(`username must be your own ("${user.username}").`).withDetailZh(`username 必须是您自己的用户名（"${user.username}"）。`);
         const id = await userRepo.findUserIdByName(db, body.username);
-        if (!id) throw badRequest(`Unknown username "${body.username}".`);
+        if (!id) throw badRequest(`Unknown username "${body.username}".`).withDetailZh(`未知的用户名 "${body.username}"。`);
         owner = { id, username: body.username };
       }
       // Not trimmed: a name with surrounding spaces is refused, as the images API refuses it.
@@ -201,7 +205,7 @@ export function createDcuService(deps: {
       try {
         ref = parseImageReference(imageName);
       } catch (error) {
-        if (error instanceof InvalidReferenceError) throw badRequest(`Invalid docker_image_name: ${error.message}.`);
+        if (error instanceof InvalidReferenceError) throw badRequest(`Invalid docker_image_name: ${error.message}.`).withDetailZh(`docker_image_name 无效：${error.message}。`);
         throw error;
       }
       const host = await hosts.pick(body.host);
@@ -210,24 +214,35 @@ export function createDcuService(deps: {
       const taskId = randomUUID();
       await db.transaction(async (tx) => {
         // The owner's row lock serialises their starts: concurrent starts cannot overshoot the limits.
-        if (!(await userRepo.lockUser(tx, owner.id))) throw badRequest(`Unknown username "${owner.username}".`);
+        if (!(await userRepo.lockUser(tx, owner.id))) throw badRequest(`Unknown username "${owner.username}".`).withDetailZh(`未知的用户名 "${owner.username}"。`);
         const inFlight = await tasksInFlight(tx, owner.id);
         if (inFlight >= limits.maxInFlight) {
           countLimited(LIMITS.dcuInFlight);
           throw tooManyDcuTasks(inFlight, limits.maxInFlight);
         }
-        const refusal = quotaRefusal(await tasks.storedBytes(tx, owner.id), limits.quotaMb);
+        const stored = await tasks.storedBytes(tx, owner.id);
+        const refusal = quotaRefusal(stored, limits.quotaMb);
         if (refusal) {
           countLimited(LIMITS.dcuQuota);
-          throw dcuQuotaExceeded(refusal);
+          throw dcuQuotaExceeded(refusal).withDetailZh(
+            `DCU 存储配额已用完：您存储的归档占用 ${mb(stored)} MB，配额为 ${limits.quotaMb} MB；旧归档过期后才能启动新任务。`,
+          );
         }
         // A start needs at least one GB's price in the balance (the charge comes once the object is in MinIO).
-        await billing.assertCanPay(tx, {
-          userId: owner.id,
-          amount: limits.pricePerGb,
-          what: 'a DCU task',
-          refusal: (balance) => `insufficient balance: a DCU task costs ${limits.pricePerGb} per started GB of image and your balance is ${balance}.`,
-        });
+        let refusedZh = '';
+        await billing
+          .assertCanPay(tx, {
+            userId: owner.id,
+            amount: limits.pricePerGb,
+            what: 'a DCU task',
+            refusal: (balance) => {
+              refusedZh = `余额不足：DCU 任务按镜像每开始 1 GB 收费 ${limits.pricePerGb}，您的余额为 ${balance}。`;
+              return `insufficient balance: a DCU task costs ${limits.pricePerGb} per started GB of image and your balance is ${balance}.`;
+            },
+          })
+          .catch((error: unknown) => {
+            throw error instanceof InsufficientFundsError && refusedZh ? error.withDetailZh(refusedZh) : error;
+          });
         await tasks.insertTask(tx, { id: taskId, userId: owner.id, username: owner.username, hostId: host.id, dockerImageName: imageName, state: 'idle' });
       });
       const input: DcuInput = {
@@ -247,7 +262,8 @@ export function createDcuService(deps: {
         });
       } catch (error) {
         await tasks.failUnfinished(db, [taskId], 'the workflow could not be started');
-        throw unavailable(`The task could not be started: ${rootCause(error).message}`);
+        const cause = rootCause(error).message;
+        throw unavailable(`The task could not be started: ${cause}`).withDetailZh(`任务无法启动：${cause}`);
       }
       return { task_id: taskId, state: 'idle' as const };
     },
@@ -268,11 +284,11 @@ export function createDcuService(deps: {
     /** Signals `cancel`; the workflow stops the running phase and ends the task in failed. */
     async cancel(user: PublicUser, taskId: string) {
       const row = await visibleTask(user, taskId);
-      if (isTerminal(row.state)) throw conflict(`The task has ended already (${row.state}).`);
+      if (isTerminal(row.state)) throw conflict(`The task has ended already (${row.state}).`).withDetailZh(`任务已结束（${DCU_STATE_DISPLAY_ZH[row.state]}）。`);
       try {
         await temporal.workflow.getHandle(dcuWorkflowId(taskId)).signal(dcuCancelSignal, `cancelled by ${user.username}`);
       } catch (error) {
-        if (error instanceof WorkflowNotFoundError) throw conflict('The task has ended already.');
+        if (error instanceof WorkflowNotFoundError) throw conflict('The task has ended already.').withDetailZh('任务已结束。');
         throw error;
       }
       return { task_id: taskId, state: row.state, cancel_requested: true };
@@ -281,9 +297,11 @@ export function createDcuService(deps: {
     /** A presigned GET URL of the task's archive. */
     async downloadUrl(user: PublicUser, taskId: string): Promise<string> {
       const row = await visibleTask(user, taskId);
-      if (row.state !== 'completed' || !row.minioObjectName) throw conflict(`The task is ${row.state}, not completed: there is no archive.`);
-      if (row.artifactsExpired) throw gone('The archive has expired and was deleted.');
-      if (!minio) throw unavailable('Downloads are not configured (no MinIO credentials).');
+      if (row.state !== 'completed' || !row.minioObjectName) {
+        throw conflict(`The task is ${row.state}, not completed: there is no archive.`).withDetailZh(`任务${DCU_STATE_DISPLAY_ZH[row.state]}，尚未完成：没有归档。`);
+      }
+      if (row.artifactsExpired) throw gone('The archive has expired and was deleted.').withDetailZh('归档已过期并已删除。');
+      if (!minio) throw unavailable('Downloads are not configured (no MinIO credentials).').withDetailZh('下载未配置（没有 MinIO 凭据）。');
       const fileName = row.minioObjectName.slice(row.minioObjectName.lastIndexOf('/') + 1);
       return minio.presignedGetObject(bucket, row.minioObjectName, downloadUrlTtlSeconds, {
         'response-content-disposition': `attachment; filename="${fileName}"`,

@@ -36,13 +36,13 @@ export function createHostService(deps: { db: Database; staleAfterMs: number; ru
     async pick(requested?: string): Promise<HostView> {
       if (requested !== undefined) {
         const row = await repo.findHost(db, requested);
-        if (!row) throw unprocessable(`Host "${requested}" is not known.`);
+        if (!row) throw unprocessable(`Host "${requested}" is not known.`).withDetailZh(`主机 "${requested}" 不存在。`);
         const host = view(row);
-        if (host.status !== 'up') throw unprocessable(`Host "${requested}" is down.`);
+        if (host.status !== 'up') throw unprocessable(`Host "${requested}" is down.`).withDetailZh(`主机 "${requested}" 已离线。`);
         return host;
       }
       const up = (await repo.hostsByLoad(db)).map((r) => view(r.host)).filter((h) => h.status === 'up');
-      if (!up[0]) throw unprocessable('No Docker host is up.');
+      if (!up[0]) throw unprocessable('No Docker host is up.').withDetailZh('没有正在运行的 Docker 主机。');
       return up[0];
     },
 

@@ -6,6 +6,8 @@
 import fp from 'fastify-plugin';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../../core/errors.js';
+import { dcuErrorMessage, dcuLanguage } from '../dcu-messages.js';
+import type { NotFoundFallback } from './web-console.js';
 
 export interface ProblemBody {
   type: string;
@@ -80,15 +82,15 @@ export function frameworkErrors(error: FastifyError, request: FastifyRequest, re
   const problem = { ...found, detail: ROUTER_DETAILS[error.code] ?? found.detail };
   if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
   if (/^\/api\/dcu(\/|$)/.test(request.url)) {
-    const message = problem.status >= 500 ? 'Internal Server Error' : (problem.detail ?? problem.title);
+    const message = dcuErrorMessage(dcuLanguage(request), error, problem.status, problem.detail ?? problem.title);
     void reply.code(problem.status).type('application/json; charset=utf-8').send({ code: problem.status, status: problem.status, message, data: null });
     return;
   }
   void sendProblem(reply, problem);
 }
 
-export default fp(
-  async (app) => {
+export default fp<{ fallback?: NotFoundFallback }>(
+  async (app, { fallback }) => {
     app.setErrorHandler((error, request, reply) => {
       const problem = problemFor(error, request);
       if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
@@ -96,16 +98,18 @@ export default fp(
       if (error instanceof AppError) reply.headers(error.headers);
       return sendProblem(reply, problem);
     });
-    app.setNotFoundHandler((request, reply) =>
-      sendProblem(reply, {
+    // What no route answers may be a page of the web console (api/plugins/web-console.ts).
+    app.setNotFoundHandler(async (request, reply) => {
+      if (fallback && (await fallback(request, reply))) return reply;
+      return sendProblem(reply, {
         type: '/problems/not-found',
         title: 'Not Found',
         status: 404,
         detail: `No route ${request.method} ${request.url.split('?')[0]}.`,
         instance: request.url.split('?')[0]!,
         requestId: String(request.id),
-      }),
-    );
+      });
+    });
   },
   { name: 'problems' },
 );

@@ -258,6 +258,49 @@ test('bad input is a 400, a missing token a 401, an unknown route a 404: all in 
   assert.equal((await testDb().db.select().from(dcuTasks).where(eq(dcuTasks.userId, user.id))).length, 0, 'nothing was started');
 });
 
+test('without an Accept-Language asking for English, the texts are the original service\'s Chinese', { timeout: 300_000 }, async (t) => {
+  const app = await buildTestApp(t);
+  const { user, image, taskId } = await completedTask();
+  const dcu = (method: 'GET' | 'POST', url: string, headers: Record<string, string> = {}, payload?: object) =>
+    app.inject({ method, url, headers: { ...bearer(user.token), ...headers }, ...(payload ? { payload } : {}) });
+
+  // The status and the list: 成功, 已完成; the envelope and the fields as they are in English.
+  const notEnglish: Array<Record<string, string>> = [{}, { 'accept-language': 'zh-CN,zh;q=0.9,en;q=0.8' }, { 'accept-language': 'fr' }, { 'accept-language': '*' }];
+  for (const headers of notEnglish) {
+    const status = await dcu('GET', `/api/dcu/status/${taskId}`, headers);
+    assert.equal(status.statusCode, 200, status.body);
+    const body = status.json<{ code: number; status: number; message: string; data: { state: string; state_display: string } }>();
+    assert.deepEqual([body.code, body.status, body.message], [0, 200, '成功'], JSON.stringify(headers));
+    assert.equal(body.data.state, 'completed');
+    assert.equal(body.data.state_display, '已完成', JSON.stringify(headers));
+  }
+  const listed = (await dcu('GET', `/api/dcu/query?docker_image_name=${encodeURIComponent(image)}`)).json();
+  assert.equal(listed.message, '成功');
+  assert.deepEqual(listed.data.items.map((i: { state_display: string }) => i.state_display), ['已完成']);
+  // English when the first choice is English, whatever follows.
+  for (const language of ['en', 'en-US', 'en-GB,zh-CN;q=0.5', 'zh-CN;q=0.5, en-US']) {
+    const status = (await dcu('GET', `/api/dcu/status/${taskId}`, { 'accept-language': language })).json();
+    assert.deepEqual([status.message, status.data.state_display], ['success', 'Completed'], language);
+  }
+
+  // Errors: the service's own, in Chinese; the others named by their status, the English detail after it.
+  assert.equal(assertErrorEnvelope(await dcu('GET', `/api/dcu/status/${randomUUID()}`), 404).message, '任务不存在。');
+  assert.equal(assertErrorEnvelope(await dcu('POST', `/api/dcu/cancel/${taskId}`), 409).message, '任务已结束（已完成）。');
+  assert.match(assertErrorEnvelope(await dcu('POST', '/api/dcu/start', {}, { username: user.username }), 400).message, /^请求无效：.*docker_image_name/);
+  assert.match(assertErrorEnvelope(await dcu('POST', '/api/dcu/start', {}, { username: 'someone-else', docker_image_name: image }), 403).message, /^username 必须是您自己的用户名/);
+  assert.equal(assertErrorEnvelope(await dcu('POST', '/api/dcu/start', {}, { username: user.username, docker_image_name: image, host: 'host-z' }), 422).message, '主机 "host-z" 不存在。');
+  assert.match(assertErrorEnvelope(await app.inject({ method: 'GET', url: `/api/dcu/status/${taskId}` }), 401).message, /^未通过身份验证：/);
+  assert.equal(assertErrorEnvelope(await dcu('GET', '/api/dcu/nothing-here'), 404).message, '没有此路由：GET /api/dcu/nothing-here。');
+  assert.equal(assertErrorEnvelope(await dcu('GET', '/api/dcu/nothing-here', { 'accept-language': 'en' }), 404).message, 'No route GET /api/dcu/nothing-here.');
+
+  // A start: 任务已启动 (the image is packaged already: the task ends quickly).
+  const started = await dcu('POST', '/api/dcu/start', {}, { username: user.username, docker_image_name: image, host: 'host-a' });
+  assert.equal(started.statusCode, 200, started.body);
+  assert.equal(started.json().message, '任务已启动');
+  const again = await waitFor(app, user.token, started.json().data.task_id, ended);
+  assert.equal(again.state, 'completed', JSON.stringify(again));
+});
+
 test('a user sees and starts only their own tasks; an admin sees all', { timeout: 300_000 }, async (t) => {
   const app = await buildTestApp(t);
   const { user: owner, taskId } = await completedTask();

@@ -222,7 +222,7 @@ test('unknown body fields are a 400 naming the field, on every route', async (t)
       const res = await app.inject({
         method: method.toUpperCase() as 'POST',
         url: fill(path),
-        headers: bearer(admin),
+        headers: { ...bearer(admin), 'accept-language': 'en' }, // the DCU routes' messages in English
         payload: { ...Object.fromEntries(required.map((name) => [name, null])), zz_unknown: 1 },
       });
       assert.equal(res.statusCode, 400, `${method} ${path}: ${res.body}`);
@@ -237,17 +237,18 @@ test('unknown body fields are a 400 naming the field, on every route', async (t)
 test('DCU routes refuse the same input in their envelope', async (t) => {
   const app = await buildTestApp(t);
   const user = await createUser(app);
-  const start = (payload: object) => app.inject({ method: 'POST', url: '/api/dcu/start', headers: bearer(user.token), payload });
+  const english = { ...bearer(user.token), 'accept-language': 'en' };
+  const start = (payload: object) => app.inject({ method: 'POST', url: '/api/dcu/start', headers: english, payload });
   assertEnvelope(await start({ username: user.username, docker_image_name: 'busybox\u0000' }), /docker_image_name/);
   assertEnvelope(await start({ username: `${user.username}\u0000`, docker_image_name: 'busybox' }), /username/);
   assertEnvelope(await start({ username: user.username, docker_image_name: 'busybox', host: 'host-a\u0000' }), /host/);
   assertEnvelope(await start({ username: user.username, docker_image_name: 'busybox', priority: 1 }), /unknown field "priority"/);
   assertEnvelope(await start({ username: user.username, docker_image_name: ['busybox'] }), /docker_image_name must be string/);
-  const get = (url: string) => app.inject({ method: 'GET', url, headers: bearer(user.token) });
+  const get = (url: string) => app.inject({ method: 'GET', url, headers: english });
   assertEnvelope(await get('/api/dcu/query?username=%00'), /Invalid querystring: username must not contain control characters/);
   assertEnvelope(await get('/api/dcu/query?docker_image_name=a%00'), /docker_image_name/);
   assertEnvelope(await get('/api/dcu/status/a%00'), /Invalid params: task_id must not contain control characters/);
-  assertEnvelope(await app.inject({ method: 'POST', url: `/api/dcu/cancel/${randomUUID()}`, headers: bearer(user.token), payload: { now: true } }), /unknown field "now"/);
+  assertEnvelope(await app.inject({ method: 'POST', url: `/api/dcu/cancel/${randomUUID()}`, headers: english, payload: { now: true } }), /unknown field "now"/);
   const tasks = await db().execute(sql`select count(*)::int as n from dcu_tasks where username = ${user.username}`);
   assert.equal((tasks.rows[0] as { n: number }).n, 0);
 });

@@ -86,7 +86,7 @@ test('references that probe the network are a fast 4xx on pulls and DCU: nothing
     const dcu = await app.inject({
       method: 'POST',
       url: '/api/dcu/start',
-      headers: bearer(user.token),
+      headers: { ...bearer(user.token), 'accept-language': 'en' },
       payload: { username: user.username, docker_image_name: image, host: 'host-a' },
     });
     assert.equal(dcu.statusCode, 422, `DCU ${image}: ${dcu.body}`);

@@ -49,9 +49,12 @@ export { temporalCli } from './schedules.js';
 
 // ------------------------------------------------------------------ the API
 
-/** A request to the DCU API, with the token as bearer (none when null). */
+/** English, for tests that read the DCU API's texts (without it, they are Chinese: api/dcu-messages.ts). */
+export const ENGLISH = { 'accept-language': 'en' } as const;
+
+/** A request to the DCU API in English, with the token as bearer (none when null). */
 export function dcuApi(app: App, token: string | null, method: 'GET' | 'POST', url: string, payload?: unknown) {
-  return app.inject({ method, url, headers: token ? bearer(token) : {}, ...(payload !== undefined ? { payload: payload as object } : {}) });
+  return app.inject({ method, url, headers: { ...ENGLISH, ...(token ? bearer(token) : {}) }, ...(payload !== undefined ? { payload: payload as object } : {}) });
 }
 
 /** POST /api/dcu/start of `image` on `host`, as `user`: the response, whatever it is. */

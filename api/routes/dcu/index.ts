@@ -2,14 +2,17 @@
  * The DCU API at /api/dcu, with the original service's paths and envelope. This plugin
  * has its own error and not-found handlers: every error here, authentication (401)
  * and validation (400) included, is answered as {code, status, message, data: null}.
+ * `message` and `state_display` are Chinese unless Accept-Language prefers English
+ * (api/dcu-messages.ts).
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyReply } from 'fastify';
-import type { DcuService } from '../../../services/dcu.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { DcuService, DcuTaskView } from '../../../services/dcu.js';
 import { formatDcuTime } from '../../../services/dcu.js';
 import { caller } from '../../plugins/auth.js';
 import { problemFor } from '../../plugins/problems.js';
 import { emptyResponse } from '../../schemas.js';
+import { DCU_OK_MESSAGES, dcuErrorMessage, dcuLanguage, noRouteMessage, stateDisplay } from '../../dcu-messages.js';
 import {
   CancelRequested,
   ErrorEnvelope,
@@ -25,7 +28,16 @@ import {
   errorRef,
 } from './schemas.js';
 
-const ok = <T>(data: T, message = 'success') => ({ code: 0, status: 200, message, data });
+/** A success envelope, its message in the caller's language. */
+const ok = <T>(request: FastifyRequest, data: T, message: keyof typeof DCU_OK_MESSAGES = 'ok') => ({
+  code: 0,
+  status: 200,
+  message: DCU_OK_MESSAGES[message][dcuLanguage(request)],
+  data,
+});
+
+/** A task as the caller's language shows its state. */
+const shown = (request: FastifyRequest, task: DcuTaskView): DcuTaskView => ({ ...task, state_display: stateDisplay(task.state, dcuLanguage(request)) });
 
 function sendError(reply: FastifyReply, status: number, message: string) {
   return reply.code(status).type('application/json; charset=utf-8').send({ code: status, status, message, data: null });
@@ -39,9 +51,9 @@ const dcu: FastifyPluginAsyncTypebox<{ dcu: DcuService }> = async (app, { dcu })
     const problem = problemFor(error, request);
     if (problem.status >= 500) request.log.error({ err: error }, 'request failed');
     else request.log.info({ status: problem.status, detail: problem.detail }, 'request rejected');
-    return sendError(reply, problem.status, problem.status >= 500 ? 'Internal Server Error' : (problem.detail ?? problem.title));
+    return sendError(reply, problem.status, dcuErrorMessage(dcuLanguage(request), error, problem.status, problem.detail ?? problem.title));
   });
-  app.setNotFoundHandler((request, reply) => sendError(reply, 404, `No route ${request.method} ${request.url.split('?')[0]}.`));
+  app.setNotFoundHandler((request, reply) => sendError(reply, 404, noRouteMessage(dcuLanguage(request), request.method, request.url.split('?')[0]!)));
 
   app.get(
     '/health',
@@ -49,7 +61,7 @@ const dcu: FastifyPluginAsyncTypebox<{ dcu: DcuService }> = async (app, { dcu })
       config: { public: true },
       schema: { operationId: 'getDcuHealth', tags: ['dcu'], summary: 'The DCU service is up', response: { 200: Health } },
     },
-    async () => ok({ status: 'healthy', time: formatDcuTime(new Date()) }),
+    async (request) => ok(request, { status: 'healthy', time: formatDcuTime(new Date()) }),
   );
 
   app.post(
@@ -64,7 +76,7 @@ const dcu: FastifyPluginAsyncTypebox<{ dcu: DcuService }> = async (app, { dcu })
         response: { 200: Started, ...dcuErrors },
       },
     },
-    async (request) => ok(await dcu.start(caller(request), request.body), 'task started'),
+    async (request) => ok(request, await dcu.start(caller(request), request.body), 'started'),
   );
 
   app.get(
@@ -78,7 +90,7 @@ const dcu: FastifyPluginAsyncTypebox<{ dcu: DcuService }> = async (app, { dcu })
         response: { 200: TaskEnvelope, ...dcuErrors },
       },
     },
-    async (request) => ok(await dcu.status(caller(request), request.params.task_id)),
+    async (request) => ok(request, shown(request, await dcu.status(caller(request), request.params.task_id))),
   );
 
   app.get(
@@ -94,15 +106,14 @@ const dcu: FastifyPluginAsyncTypebox<{ dcu: DcuService }> = async (app, { dcu })
     },
     async (request) => {
       const q = request.query;
-      return ok(
-        await dcu.query(caller(request), {
-          docker_image_name: q.docker_image_name || undefined,
-          username: q.username || undefined,
-          state: q.state || undefined,
-          page: Number(q.page) || 1,
-          page_size: Number(q.page_size) || 10,
-        }),
-      );
+      const { total, items } = await dcu.query(caller(request), {
+        docker_image_name: q.docker_image_name || undefined,
+        username: q.username || undefined,
+        state: q.state || undefined,
+        page: Number(q.page) || 1,
+        page_size: Number(q.page_size) || 10,
+      });
+      return ok(request, { total, items: items.map((task) => shown(request, task)) });
     },
   );
 
@@ -117,7 +128,7 @@ const dcu: FastifyPluginAsyncTypebox<{ dcu: DcuService }> = async (app, { dcu })
         response: { 200: CancelRequested, ...dcuErrors },
       },
     },
-    async (request) => ok(await dcu.cancel(caller(request), request.params.task_id), 'cancel requested'),
+    async (request) => ok(request, await dcu.cancel(caller(request), request.params.task_id), 'cancelRequested'),
   );
 
   app.get(

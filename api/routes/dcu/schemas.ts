@@ -13,7 +13,7 @@ export function Envelope<T extends TSchema>(data: T, description?: string) {
     {
       code: Type.Integer({ description: '0 on success' }),
       status: Type.Integer({ description: 'The HTTP status' }),
-      message: Type.String(),
+      message: Type.String({ description: 'Simplified Chinese (任务已启动), or English when Accept-Language prefers en' }),
       data,
     },
     description ? { description } : {},
@@ -24,7 +24,7 @@ export const ErrorEnvelope = Type.Object(
   {
     code: Type.Integer({ description: 'Non-zero: the HTTP status of the error' }),
     status: Type.Integer(),
-    message: Type.String(),
+    message: Type.String({ description: 'Simplified Chinese, or English when Accept-Language prefers en' }),
     data: Type.Null(),
   },
   { $id: 'DcuError', description: 'A DCU error, in the original envelope (application/json)' },
@@ -70,7 +70,7 @@ export const Task = Type.Object(
   {
     task_id: Uuid,
     state: DcuStateSchema,
-    state_display: Type.String(),
+    state_display: Type.String({ description: '等待中, 下载中, 压缩镜像中, 上传中, 已完成, 失败; Idle ... Failed when Accept-Language prefers en' }),
     docker_image_name: Type.String(),
     gzip_file_name: Type.String(),
     minio_object_name: Type.String(),

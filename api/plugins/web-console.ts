@@ -8,7 +8,11 @@
  * - The SPA fallback: `/`, and a GET whose Accept names text/html (a browser's navigation to
  *   /containers/<id>, say), get index.html, so that the console's own routes reload.
  * - `/api`, `/docs`, `/metrics`, `/healthz`, `/readyz` and everything under them are never the
- *   console's: an unknown path there stays the API's 404 problem.
+ *   console's: an unknown path there stays the API's 404 problem (the DCU routes' envelope).
+ *
+ * The console is what the API's not-found handler tries first (api/plugins/problems.ts): no
+ * route of the API can be shadowed by it, and a prefix with a not-found handler of its own
+ * (/api/dcu) keeps it.
  * - Without a build, `/` says in plain text how to make one (503), instead of failing.
  *
  * The console's pages get a content security policy of their own: scripts, styles, images,
@@ -17,6 +21,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
+import fp from 'fastify-plugin';
 import fastifyStatic from '@fastify/static';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 
@@ -54,10 +59,12 @@ const underApi = (path: string) => API_PREFIXES.some((p) => path === p || path.s
 /** Whether the client asks for a page (a browser's navigation names text/html in Accept). */
 const wantsPage = (request: FastifyRequest) => /(^|[,\s])text\/html(\s*[;,]|\s*$)/i.test(request.headers.accept ?? '');
 
-const webConsole: FastifyPluginAsync<{ root: string }> = async (app, { root }) => {
+/** Answers a request the API has no route for; false when it is not the console's (then a 404). */
+export type NotFoundFallback = (request: FastifyRequest, reply: FastifyReply) => Promise<boolean>;
+
+/** The console in `root`: a plugin to register (it gives replies sendFile) and the not-found fallback. */
+export function webConsole(root: string): { plugin: FastifyPluginAsync; fallback: NotFoundFallback } {
   const base = resolve(root);
-  // sendFile only: this plugin's route decides what is served (a missing build: a warning at start).
-  await app.register(fastifyStatic, { root: base, serve: false, wildcard: false, index: false, dotfiles: 'deny' });
 
   /** The build's regular file at this URL path, relative to the root; undefined when there is none. */
   async function fileAt(path: string): Promise<string | undefined> {
@@ -75,21 +82,32 @@ const webConsole: FastifyPluginAsync<{ root: string }> = async (app, { root }) =
     return reply.sendFile(file, { cacheControl: false, dotfiles: 'deny' });
   }
 
-  app.get('/*', { config: { public: true }, schema: { hide: true } }, async (request, reply) => {
+  async function fallback(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     const path = request.url.split('?')[0]!;
-    if (underApi(path)) return reply.callNotFound();
+    if ((request.method !== 'GET' && request.method !== 'HEAD') || underApi(path)) return false;
     let decoded: string;
     try {
       decoded = decodeURIComponent(path);
     } catch {
-      return reply.callNotFound();
+      return false;
     }
     const file = decoded === '/' ? undefined : await fileAt(decoded);
-    if (file) return send(reply, file);
-    if (decoded !== '/' && !wantsPage(request)) return reply.callNotFound();
-    if (!(await fileAt('/index.html'))) return consolePolicy(reply).code(503).type('text/plain; charset=utf-8').header('cache-control', REVALIDATE).send(NOT_BUILT);
-    return send(reply, 'index.html');
-  });
-};
+    if (file) {
+      await send(reply, file);
+      return true;
+    }
+    if (decoded !== '/' && !wantsPage(request)) return false;
+    if (!(await fileAt('/index.html'))) {
+      await consolePolicy(reply).code(503).type('text/plain; charset=utf-8').header('cache-control', REVALIDATE).send(NOT_BUILT);
+      return true;
+    }
+    await send(reply, 'index.html');
+    return true;
+  }
 
-export default webConsole;
+  // reply.sendFile for the fallback (the files it sends are chosen above; a missing build: a warning at start).
+  const plugin = fp(async (app) => {
+    await app.register(fastifyStatic, { root: base, serve: false, wildcard: false, index: false, dotfiles: 'deny' });
+  }, { name: 'web-console' });
+  return { plugin, fallback };
+}
