@@ -69,7 +69,8 @@ export function webConsole(root: string): { plugin: FastifyPluginAsync; fallback
   /** The build's regular file at this URL path, relative to the root; undefined when there is none. */
   async function fileAt(path: string): Promise<string | undefined> {
     const full = resolve(base, `.${path}`);
-    if (!full.startsWith(base + sep)) return undefined;
+    // Nothing outside the build, and no dotfile (.env, .git) within it.
+    if (!full.startsWith(base + sep) || full.slice(base.length).split(sep).some((part) => part.startsWith('.'))) return undefined;
     const info = await stat(full).catch(() => undefined);
     return info?.isFile() ? full.slice(base.length + 1) : undefined;
   }
