@@ -123,6 +123,17 @@ export interface BillingPosition {
   periodsCharged: number;
 }
 
+/**
+ * Epoch ms at which a running container's next period will be charged, as the API estimates it
+ * from when its run started (`runStartedAt`): the first period boundary after `now`. The workflow
+ * counts its periods from a moment before Docker started the container, so the charge may come
+ * that much earlier (seconds).
+ */
+export function nextChargeAfter(runStartedAt: number, now: number, billingPeriodMs: number): number {
+  const elapsed = Math.max(0, now - runStartedAt);
+  return runStartedAt + (Math.floor(elapsed / billingPeriodMs) + 1) * billingPeriodMs;
+}
+
 /** Epoch ms at which the next period of the current run is due (it is charged then, in advance). */
 export function nextChargeDue(position: Pick<BillingPosition, 'segmentStartedAt' | 'periodsCharged'>, billingPeriodMs: number): number {
   return position.segmentStartedAt + position.periodsCharged * billingPeriodMs;

@@ -7,7 +7,7 @@ import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { ContainersConfig } from '../core/config.js';
 import { AppError, badRequest, conflict, notFound, unprocessable } from '../core/errors.js';
 import { rootCause } from '../core/failures.js';
-import { isContainerStatus } from '../core/container-state.js';
+import { isContainerStatus, nextChargeAfter } from '../core/container-state.js';
 import type { Database } from '../db/client.js';
 import { billing, InsufficientFundsError } from '../billing/ledger.js';
 import { containerPricePerPeriod } from '../billing/prices.js';
@@ -71,7 +71,8 @@ export function resourcesFor(config: ContainersConfig, input: Pick<CreateContain
   return { memoryMb, cpuMillis, pidsLimit, pricePerPeriod: containerPricePerPeriod({ cpuMillis, memoryMb }, config.prices) };
 }
 
-export function toContainerView(row: ContainerRow) {
+/** A container as the API shows it; `billingPeriodMs` to say when a running one is charged next. */
+export function toContainerView(row: ContainerRow, billingPeriodMs: number, now = Date.now()) {
   return {
     id: row.id,
     name: row.name,
@@ -89,6 +90,10 @@ export function toContainerView(row: ContainerRow) {
     cpus: row.cpuMillis / 1000,
     pidsLimit: row.pidsLimit,
     pricePerPeriod: row.pricePerPeriod,
+    nextChargeAt:
+      row.state === 'running' && row.startedAt && row.pricePerPeriod !== null
+        ? new Date(nextChargeAfter(row.startedAt.getTime(), now, billingPeriodMs))
+        : null,
     exitCode: row.exitCode,
     charged: row.charged,
     workflowId: containerWorkflowId(row.id),
@@ -145,7 +150,7 @@ export function createContainerService(deps: {
   async function getVisible(user: Viewer, id: string) {
     const row = await containerRepo.findVisible(db, user, id);
     if (!row) throw notFound('Container');
-    return toContainerView(row);
+    return toContainerView(row, config.billingPeriodMs);
   }
 
   /** Runs an operation through the container's workflow update and answers with the new state. */
@@ -262,7 +267,8 @@ export function createContainerService(deps: {
         { userId: filter.userId, host: filter.host, state: isContainerStatus(filter.state) ? filter.state : undefined },
         page,
       );
-      return { items: items.map(toContainerView), total };
+      const now = Date.now();
+      return { items: items.map((row) => toContainerView(row, config.billingPeriodMs, now)), total };
     },
 
     operate,

@@ -23,8 +23,12 @@ export function createHostService(deps: { db: Database; staleAfterMs: number; ru
   }
 
   return {
-    async list(): Promise<HostView[]> {
-      return (await repo.listHosts(db)).map((row) => view(row));
+    /** Every host by id, with its live containers (not removed). */
+    async list(): Promise<Array<HostView & { containers: number }>> {
+      const now = Date.now();
+      return (await repo.hostsByLoad(db))
+        .sort((a, b) => (a.host.id < b.host.id ? -1 : a.host.id > b.host.id ? 1 : 0))
+        .map(({ host, load }) => ({ ...view(host, now), containers: load }));
     },
 
     get,

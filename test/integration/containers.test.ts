@@ -41,6 +41,13 @@ test('run: the container runs on the image’s host with its port, limits and la
   assert.equal(c.pricePerPeriod, price);
   assert.equal((await rowOf(c.id)).pricePerPeriod, price);
   assert.equal(c.charged, price, 'the first period is charged');
+  // The next period is due a whole number of periods after the run started, within one period from now.
+  const period = baseConfig.containers.billingPeriodMs;
+  const nextAt = new Date(c.nextChargeAt).getTime();
+  assert.equal((nextAt - new Date(c.startedAt).getTime()) % period, 0, `${c.nextChargeAt} after ${c.startedAt}`);
+  assert.ok(nextAt > Date.now() - 5_000 && nextAt <= Date.now() + period, c.nextChargeAt);
+  const hostsNow = await app.inject({ method: 'GET', url: '/api/v1/hosts', headers: bearer(await adminToken(app)) });
+  assert.ok(hostsNow.json().items.find((h: { id: string }) => h.id === 'host-b').containers >= 1, 'counted on its host');
 
   // Someone else's container is a 404 on every route, and nothing happens to it.
   const other = await createUser(app);

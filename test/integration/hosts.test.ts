@@ -14,9 +14,11 @@ test('both host workers registered their daemons and are up', async (t) => {
   assert.equal(res.statusCode, 200);
   const listed = new Map(res.json().items.map((h: { id: string }) => [h.id, h]));
   for (const id of HOST_IDS) {
-    const host = listed.get(id) as { status: string; engineId: string; taskQueue: string; lastHeartbeatAt: string };
+    const host = listed.get(id) as { status: string; engineId: string; engineVersion: string; taskQueue: string; lastHeartbeatAt: string; containers: number };
     assert.ok(host, `${id} is listed`);
     assert.equal(host.status, 'up');
+    assert.ok(Number.isInteger(host.containers) && host.containers >= 0, `${id}: its containers are counted`);
+    assert.equal(host.engineVersion, (await dockerFor(id).version()).Version);
     assert.equal(host.taskQueue, `berth-host-${id}`);
     const info = await dockerFor(id).info();
     assert.equal(host.engineId, info.ID, `${id} is registered with its own daemon's engine ID`);
@@ -79,7 +81,8 @@ test('ping: unknown host 404, down host 422, bad id 400, non-admin 403', async (
   assert.equal(down.statusCode, 422);
   assert.match(down.json().detail, /is down/);
   const list = await app.inject({ method: 'GET', url: '/api/v1/hosts', headers: bearer(token) });
-  assert.equal(list.json().items.find((h: { id: string }) => h.id === downId).status, 'down');
+  const listedDown = list.json().items.find((h: { id: string }) => h.id === downId);
+  assert.deepEqual([listedDown.status, listedDown.containers], ['down', 0]);
 
   const user = await createUser(app);
   const denied = await app.inject({ method: 'POST', url: '/api/v1/hosts/host-a/ping', headers: bearer(user.token) });

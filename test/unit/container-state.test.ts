@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  nextChargeAfter,
   CONTAINER_REASON_CODES,
   CONTAINER_STATES,
   ENDED_STATES,
@@ -110,4 +111,14 @@ test('a failed creation is host_unreachable when the host never took the work (a
   assert.equal(creationFailureCode(failing), 'docker_error');
   // An activity's plain Error arrives as an ApplicationFailure typed by the error's name.
   assert.equal(creationFailureCode(rootCause(activity(ApplicationFailure.create({ message: 'socket hang up', type: 'Error' })))), 'docker_error');
+});
+
+test('nextChargeAfter: the first period boundary after now, counted from the run\'s start', () => {
+  const start = 1_000_000;
+  const hour = 3_600_000;
+  assert.equal(nextChargeAfter(start, start, hour), start + hour, 'at the start: the first period is paid, the second is next');
+  assert.equal(nextChargeAfter(start, start + hour - 1, hour), start + hour);
+  assert.equal(nextChargeAfter(start, start + hour, hour), start + 2 * hour, 'at a boundary: that period is charged, the next one is due');
+  assert.equal(nextChargeAfter(start, start + 5.5 * hour, hour), start + 6 * hour);
+  assert.equal(nextChargeAfter(start, start - 10_000, hour), start + hour, 'a clock a little behind the start');
 });

@@ -32,6 +32,9 @@ export const Container = Type.Object(
     pricePerPeriod: Type.Union([Type.Integer(), Type.Null()], {
       description: 'Minor units charged per started billing period, fixed at creation (null: created before prices by resources)',
     }),
+    nextChargeAt: Type.Union([DateTime, Type.Null()], {
+      description: 'When a running container is charged its next period of pricePerPeriod (about: within the seconds its start took); null unless running',
+    }),
     exitCode: Type.Union([Type.Integer(), Type.Null()]),
     charged: Type.Integer({ description: 'Minor units charged so far' }),
     workflowId: Type.String(),

@@ -3,11 +3,12 @@ import type { HostService, HostView } from '../../../services/hosts.js';
 import { hostTaskQueue } from '../../../core/temporal-names.js';
 import { requireAdmin } from '../../plugins/auth.js';
 import { authErrors, problemResponses } from '../../schemas.js';
-import { HostList, HostParams, PingResponse } from './schemas.js';
+import { Host, HostList, HostParams, PingResponse } from './schemas.js';
 
-const present = (host: HostView) => ({ ...host, taskQueue: hostTaskQueue(host.id) });
+const present = (host: HostView & { containers: number }) => ({ ...host, taskQueue: hostTaskQueue(host.id) });
 
 const hosts: FastifyPluginAsyncTypebox<{ hosts: Pick<HostService, 'list' | 'ping'> }> = async (app, { hosts }) => {
+  app.addSchema(Host);
   app.get(
     '/',
     {
