@@ -6,6 +6,17 @@
 # is its official Debian bookworm image. Offline builds pass their own
 # (`--build-arg BASE_IMAGE=...`; test/integration/compose-boot.test.ts makes one with debootstrap).
 ARG BASE_IMAGE=node:24-bookworm-slim
+
+# The build stage: the web console (web/, a Vite build) needs the development dependencies; only
+# its output, web/dist, reaches the image.
+FROM ${BASE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY web ./web
+RUN npm run web:build && test -f web/dist/index.html
+
 FROM ${BASE_IMAGE}
 
 WORKDIR /app
@@ -27,6 +38,8 @@ COPY repositories ./repositories
 COPY services ./services
 COPY workers ./workers
 COPY workflows ./workflows
+# The web console the API serves at / (BERTH_WEB_DIR's default, /app/web/dist).
+COPY --from=build /app/web/dist ./web/dist
 
 # The workflow code, bundled once here; the control worker loads the file instead of running
 # webpack at every start (workers/workflow-code.ts).

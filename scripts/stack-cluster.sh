@@ -210,6 +210,7 @@ cmd_up_cluster() {
   build_tools & local builder=$!
   build_cluster_tools & local cluster_builder=$!
   ensure_node_modules
+  ensure_console & local console_builder=$!
   start_postgres
   ensure_netns
   ensure_cluster_certs
@@ -231,6 +232,7 @@ cmd_up_cluster() {
   ensure_cluster_database
   write_cluster_env
   load_env
+  wait "$console_builder" || die "building the web console failed (see $LOGS/web-build.log)"
   start_app
   start_prometheus
   log "cluster up in $((SECONDS - started))s"

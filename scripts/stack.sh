@@ -165,6 +165,28 @@ ensure_node_modules() {
   fi
 }
 
+# The web console (web/, served by the API at /): built into web/dist by `npm run web:build`
+# when web/dist has no index.html or was built from other sources. The stamp (a hash of web/'s
+# files and the lockfile, like the app's code hash) lives in web/dist, so a build made by hand
+# from other sources, or a deleted web/dist, is built again. The API reads web/dist at each
+# request: a new build needs no restart.
+WEB_STAMP=.berth-web-hash
+web_hash() {
+  (cd "$ROOT" && find web package-lock.json \( -path web/dist -o -path web/node_modules \) -prune -o -type f -print0 2>/dev/null \
+    | sort -z | xargs -0 sha1sum | sha1sum | cut -c1-40)
+}
+
+ensure_console() {
+  [[ -d $ROOT/web ]] || return 0 # a checkout without the console
+  local dist=$ROOT/web/dist hash
+  hash=$(web_hash)
+  [[ -f $dist/index.html && -f $dist/$WEB_STAMP && $(cat "$dist/$WEB_STAMP") == "$hash" ]] && return 0
+  log "building the web console (npm run web:build)"
+  (cd "$ROOT" && npm run web:build) >"$LOGS/web-build.log" 2>&1 || die "building the web console failed (see $LOGS/web-build.log)"
+  [[ -f $dist/index.html ]] || die "npm run web:build wrote no web/dist/index.html (see $LOGS/web-build.log)"
+  echo "$hash" >"$dist/$WEB_STAMP"
+}
+
 # ---------------------------------------------------------------- generated settings
 random_secret() { head -c 24 /dev/urandom | base64 | tr -d '/+=' | head -c 24; }
 
@@ -530,6 +552,8 @@ cmd_up() {
   # The Go builds are the slow part of a cold start: run them beside everything else.
   build_tools & local builder=$!
   ensure_node_modules
+  # The console's build (vite) beside the rest of the start; the API is started once it is done.
+  ensure_console & local console_builder=$!
   start_postgres
   local spec id bridge cidr
   for spec in "${HOSTS[@]}"; do
@@ -542,6 +566,7 @@ cmd_up() {
   wait "$builder" || die "building the Go tools failed"
   start_temporal
   start_minio
+  wait "$console_builder" || die "building the web console failed (see $LOGS/web-build.log)"
   start_app
   start_prometheus
   log "up in $((SECONDS - started))s"
