@@ -106,7 +106,10 @@ test('components are named; streams, files, redirects and the WebSocket say what
   const doc = await documentOf(t);
   const names = Object.keys(doc.components.schemas);
   assert.deepEqual(names.filter((n) => /^def-\d+$/.test(n)), [], 'no anonymous component');
-  for (const name of ['Problem', 'DcuError', 'User', 'Image', 'Container', 'LedgerEntry', 'DcuTask', 'Readiness', 'StatsSample', 'StatsError']) {
+  for (const name of [
+    'Problem', 'DcuError', 'User', 'Image', 'Container', 'LedgerEntry', 'DcuTask', 'Readiness', 'StatsSample', 'StatsError',
+    'LoginResult', 'Host', 'HostPing', 'Pull', 'ContainerQuote', 'ReleaseOverview', 'ReleaseRunDetail', 'AdminUser',
+  ]) {
     assert.ok(names.includes(name), `component ${name}`);
   }
   const op = (path: string, method = 'get') => doc.paths[path]![method]!;
@@ -174,10 +177,11 @@ type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ?
 type Json<R> = R extends { content: { 'application/json': infer B } } ? B : never;
 type Problem = components['schemas']['Problem'];
 
-// Login: public, a token and the user.
+// Login: public, a token (absent for the console, whose cookie carries it) and the user.
 const login: operations['login']['requestBody']['content']['application/json'] = { username: 'admin', password: 'secret' };
 type Login = Json<operations['login']['responses'][200]>;
-const token: string = ({} as Login).token;
+const token: string | undefined = ({} as Login).token;
+const loginIsNamed: Equal<Login, components['schemas']['LoginResult']> = true;
 const role: 'admin' | 'user' = ({} as Login).user.role;
 
 // Images: the pull body is closed; a pull answers 201 with the Image or 202 with the pull id.
@@ -197,13 +201,16 @@ const logs: string = {} as operations['getContainerLogs']['responses'][200]['con
 const sample: components['schemas']['StatsSample'] = {} as components['schemas']['StatsSample'];
 const cpu: number = sample.cpuPercent;
 
-// Hosts: a ping is a POST.
+// Hosts: a ping is a POST; each host counts its containers. A running container's next charge.
 const pinged: string = ({} as Json<paths['/api/v1/hosts/{id}/ping']['post']['responses'][200]>).engineId;
+const hostContainers: number = ({} as components['schemas']['Host']).containers;
+const nextCharge: string | null = ({} as components['schemas']['Container']).nextChargeAt;
+const nextRuns: string[] = (({} as components['schemas']['ReleaseOverview']).schedule ?? { nextRuns: [] }).nextRuns;
 const noGet: Equal<paths['/api/v1/hosts/{id}/ping']['get'], undefined> = true;
 
 // DCU: its envelope, also for errors (data null).
 const task: string = ({} as Json<operations['getDcuTask']['responses'][200]>).data.task_id;
 const dcuError: null = ({} as Json<operations['getDcuTask']['responses'][404]>).data;
 
-export { login, token, role, pull, privileged, imageIsNamed, pullId, events, params, port, notFound, operation, logs, cpu, pinged, noGet, task, dcuError };
+export { login, token, loginIsNamed, hostContainers, nextCharge, nextRuns, role, pull, privileged, imageIsNamed, pullId, events, params, port, notFound, operation, logs, cpu, pinged, noGet, task, dcuError };
 `;

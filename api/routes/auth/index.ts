@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import type { AuthService } from '../../../services/auth.js';
 import { authErrors, emptyResponse, problemResponses } from '../../schemas.js';
 import { callerSession, clientOf } from '../../plugins/auth.js';
@@ -8,6 +9,7 @@ import { LoginBody, LoginResponse } from './schemas.js';
 
 const auth: FastifyPluginAsyncTypebox<{ auth: Pick<AuthService, 'login' | 'logout'> }> = async (app, { auth }) => {
   app.addSchema(User);
+  app.addSchema(LoginResponse);
 
   app.post(
     '/login',
@@ -23,7 +25,7 @@ const auth: FastifyPluginAsyncTypebox<{ auth: Pick<AuthService, 'login' | 'logou
           'Unless it comes from another origin, a login also sets the session as the cookie `berth_session` (httpOnly, SameSite=Strict, ' +
           'Path=/, Secure over HTTPS). A login that sends `X-Berth-CSRF: 1` (the web console) gets the cookie only: its body has no `token`.',
         body: LoginBody,
-        response: { 200: LoginResponse, ...problemResponses(400, 401, 403, 429) },
+        response: { 200: Type.Ref('LoginResult'), ...problemResponses(400, 401, 403, 429) },
       },
     },
     async (request, reply) => {

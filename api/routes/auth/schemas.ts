@@ -14,4 +14,4 @@ export const LoginResponse = Type.Object({
   token: Type.Optional(Type.String({ description: 'The session token, to send as `Authorization: Bearer <token>`; absent when the login sent X-Berth-CSRF: 1 (the cookie carries it)' })),
   expiresAt: DateTime,
   user: UserRef,
-});
+}, { $id: 'LoginResult', description: 'A session: its token (unless the cookie carries it), expiry and user' });

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import type { ContainerService } from '../../../services/containers.js';
 import { pageRequest } from '../../../repositories/paging.js';
 import { caller } from '../../plugins/auth.js';
@@ -21,6 +22,7 @@ const errors = { ...problemResponses(400, 404, 409, 422, 502), ...authErrors } a
 
 const containerRoutes: FastifyPluginAsyncTypebox<{ containers: ContainerService }> = async (app, { containers }) => {
   app.addSchema(Container);
+  app.addSchema(Quote);
 
   app.post(
     '/',
@@ -52,7 +54,7 @@ const containerRoutes: FastifyPluginAsyncTypebox<{ containers: ContainerService 
         tags: ['containers'],
         summary: 'The price per billing period of a container with these limits, before running it (nothing is created)',
         body: QuoteBody,
-        response: { 200: Quote, ...problemResponses(400), ...authErrors },
+        response: { 200: Type.Ref('ContainerQuote'), ...problemResponses(400), ...authErrors },
       },
     },
     async (request) => containers.quote(request.body),

@@ -88,7 +88,7 @@ export const Quote = Type.Object({
   pricePerPeriod: Type.Integer({ description: 'Minor units per started billing period: base + per CPU + per GB of memory' }),
   billingPeriodSeconds: Type.Integer(),
   prices: Type.Object({ base: Type.Integer(), perCpu: Type.Integer(), perGbMemory: Type.Integer() }),
-});
+}, { $id: 'ContainerQuote', description: 'What a container with these limits costs per billing period' });
 
 export const ListQuery = Type.Intersect([
   Pagination,

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import type { HostService, HostView } from '../../../services/hosts.js';
 import { hostTaskQueue } from '../../../core/temporal-names.js';
 import { requireAdmin } from '../../plugins/auth.js';
@@ -9,6 +10,7 @@ const present = (host: HostView & { containers: number }) => ({ ...host, taskQue
 
 const hosts: FastifyPluginAsyncTypebox<{ hosts: Pick<HostService, 'list' | 'ping'> }> = async (app, { hosts }) => {
   app.addSchema(Host);
+  app.addSchema(PingResponse);
   app.get(
     '/',
     {
@@ -34,7 +36,7 @@ const hosts: FastifyPluginAsyncTypebox<{ hosts: Pick<HostService, 'list' | 'ping
         tags: ['hosts'],
         summary: "Run a workflow whose activity runs on the host's own task queue (admin)",
         params: HostParams,
-        response: { 200: PingResponse, ...problemResponses(400, 403, 404, 422, 504), ...authErrors },
+        response: { 200: Type.Ref('HostPing'), ...problemResponses(400, 403, 404, 422, 504), ...authErrors },
       },
     },
     async (request) => {

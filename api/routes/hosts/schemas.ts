@@ -28,4 +28,4 @@ export const PingResponse = Type.Object({
   os: Type.String(),
   workflowId: Type.String(),
   durationMs: Type.Integer(),
-});
+}, { $id: 'HostPing', description: "A host's engine, as its ping workflow read it" });

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
 import type { ImageService } from '../../../services/images.js';
 import type { PullService, PullStatus } from '../../../services/pulls.js';
 import { pageRequest } from '../../../repositories/paging.js';
@@ -22,6 +23,7 @@ const SSE_POLL_MS = 500;
 
 const images: FastifyPluginAsyncTypebox<{ images: ImageService; pulls: PullService }> = async (app, { images, pulls }) => {
   app.addSchema(Image);
+  app.addSchema(PullStatusSchema);
 
   app.post(
     '/pull',
@@ -52,7 +54,7 @@ const images: FastifyPluginAsyncTypebox<{ images: ImageService; pulls: PullServi
         tags: ['images'],
         summary: "A pull's state, progress and outcome",
         params: PullParams,
-        response: { 200: PullStatusSchema, ...problemResponses(400, 404), ...authErrors },
+        response: { 200: Type.Ref('Pull'), ...problemResponses(400, 404), ...authErrors },
       },
     },
     async (request) => pulls.status(caller(request), request.params.pullId),

@@ -60,7 +60,7 @@ export const PullStatus = Type.Object({
   image: Type.Optional(ImageRef),
   deduped: Type.Optional(Type.Boolean()),
   error: Type.Optional(Type.Object({ type: Type.Optional(Type.String()), message: Type.String() })),
-});
+}, { $id: 'Pull', description: "A pull's state and progress (also each `progress` event of its stream)" });
 
 export const Removed = Type.Object({
   id: Uuid,

@@ -28,11 +28,13 @@ const Overview = Type.Object({
   ]),
   items: Type.Array(Run),
   total: Type.Integer(),
-});
+}, { $id: 'ReleaseOverview', description: 'The nightly release schedule (null until the control worker made it) and its runs' });
 const Failure = Type.Object({ phase: Type.String(), id: Type.String(), hostId: Type.String(), reason: Type.String() });
-const RunDetail = Type.Intersect([Run, Type.Object({ failures: Type.Array(Failure) })]);
+const RunDetail = Type.Object({ ...Run.properties, failures: Type.Array(Failure) }, { $id: 'ReleaseRunDetail', description: 'One release run and its failures' });
 
 const releases: FastifyPluginAsyncTypebox<{ releases: ReleaseService }> = async (app, { releases }) => {
+  app.addSchema(Overview);
+  app.addSchema(RunDetail);
   app.get(
     '/',
     {
@@ -41,7 +43,7 @@ const releases: FastifyPluginAsyncTypebox<{ releases: ReleaseService }> = async 
         tags: ['admin'],
         summary: "The nightly release schedule (next runs, paused?) and its runs, newest first (admin)",
         querystring: Pagination,
-        response: { 200: Overview, ...problemResponses(400, 403), ...authErrors },
+        response: { 200: Type.Ref('ReleaseOverview'), ...problemResponses(400, 403), ...authErrors },
       },
     },
     async (request) => {
@@ -75,7 +77,7 @@ const releases: FastifyPluginAsyncTypebox<{ releases: ReleaseService }> = async 
         tags: ['admin'],
         summary: 'One release: counts, refunded total and each failure with its reason (admin)',
         params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) }),
-        response: { 200: RunDetail, ...problemResponses(400, 403, 404), ...authErrors },
+        response: { 200: Type.Ref('ReleaseRunDetail'), ...problemResponses(400, 403, 404), ...authErrors },
       },
     },
     async (request) => {
