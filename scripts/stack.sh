@@ -104,6 +104,7 @@ install_packages() {
   command -v ip >/dev/null || missing+=(iproute2)
   command -v iptables >/dev/null || missing+=(iptables)
   command -v openssl >/dev/null || missing+=(openssl) # the TLS tests make throwaway certificates with it
+  [[ -x /usr/bin/chromium ]] || missing+=(chromium) # the console's browser tests (test/browser) drive it headless
   local prometheus=''
   command -v prometheus >/dev/null && command -v promtool >/dev/null || prometheus=prometheus
   ((${#missing[@]} == 0)) && [[ -z $prometheus ]] && return 0

@@ -22,12 +22,21 @@ set +a
 # lane uses MinIO. Each lane runs its files one at a time. Then, one at a time, what
 # depends on every host and every container (the DCU cleanup schedules, which host a pull goes
 # to), the nightly release last.
-mapfile -t concurrent < <(find test -name '*.test.ts' -not -path 'test/integration/serial/*' -not -path 'test/cluster/*' -not -path 'test/compose/*' -printf '%s %p\n' | sort -rn | cut -d' ' -f2-)
+#
+# The browser tests (test/browser/: the console in Debian's Chromium) make their own users and
+# things too, but Chromium is heavy on 2 cores and the lanes mostly wait: they run after the host-a
+# lane (it stops MinIO and kills host-a's worker; they use both: everything they make is on
+# host-a), beside the rest of the host-b lane and the static checks, before the tail (which
+# counts every container and removes everything). BERTH_BROWSER_TEST_CONCURRENCY sets their
+# files at once (default 2).
+mapfile -t concurrent < <(find test -name '*.test.ts' -not -path 'test/integration/serial/*' -not -path 'test/browser/*' -not -path 'test/cluster/*' -not -path 'test/compose/*' -printf '%s %p\n' | sort -rn | cut -d' ' -f2-)
+mapfile -t browser < <(find test/browser -name '*.test.ts' | sort)
 mapfile -t lane_a < <(find test/integration/serial/host-a -name '*.test.ts' | sort)
 mapfile -t lane_b < <(find test/integration/serial/host-b -name '*.test.ts' | sort)
 mapfile -t tail_files < <(find test/integration/serial -maxdepth 1 -name '*.test.ts' -not -name release.test.ts | sort)
 tail_files+=(test/integration/serial/release.test.ts)
 jobs=${BERTH_TEST_CONCURRENCY:-6}
+browser_jobs=${BERTH_BROWSER_TEST_CONCURRENCY:-2}
 run_tests() { node --import tsx --test --test-concurrency="$1" --test-reporter=spec "${@:2}"; }
 
 echo "[test] ${#concurrent[@]} files, $jobs at a time"
@@ -44,14 +53,21 @@ trap 'rm -rf "$logs"' EXIT
     echo "[test] Prometheus: alert rules, their unit tests, the configuration" && bash scripts/check-prometheus.sh
 ) >"$logs/static" 2>&1 &
 static_pid=$!
-echo "[test] the serial pass: the host-a lane (${#lane_a[@]} files) beside the host-b lane (${#lane_b[@]} files); type-check, lint, the migrations and Prometheus checks beside them"
-run_tests 1 "${lane_a[@]}" >"$logs/host-a" 2>&1 &
+echo "[test] the serial pass: the host-a lane (${#lane_a[@]} files) then the browser tests (${#browser[@]} files, $browser_jobs at a time) beside the host-b lane (${#lane_b[@]} files); type-check, lint, the migrations and Prometheus checks beside them"
+(
+  lane_a_status=0
+  run_tests 1 "${lane_a[@]}" >"$logs/host-a" 2>&1 || lane_a_status=1
+  echo "$lane_a_status" >"$logs/host-a.status"
+  run_tests "$browser_jobs" "${browser[@]}" >"$logs/browser" 2>&1
+) &
 lane_a_pid=$!
 run_tests 1 "${lane_b[@]}" >"$logs/host-b" 2>&1 &
 lane_b_pid=$!
 status=0
 wait "$lane_a_pid" || status=1
+[[ $(cat "$logs/host-a.status") == 0 ]] || status=1
 echo "[test] host-a lane" && cat "$logs/host-a"
+echo "[test] browser tests" && cat "$logs/browser"
 wait "$lane_b_pid" || status=1
 echo "[test] host-b lane" && cat "$logs/host-b"
 echo "[test] the serial pass's tail: ${#tail_files[@]} files, one at a time"
