@@ -26,23 +26,27 @@ async function drain(docker: Docker, stream: NodeJS.ReadableStream): Promise<voi
  * host-a and removed from it again; returns the reference.
  */
 export async function pushUniqueImage(prefix = 'test', kb = 256): Promise<string> {
+  return pushImage(`${REGISTRY}/${prefix}/img-${randomUUID().slice(0, 8)}`, 'v1', kb);
+}
+
+/** Pushes `repo:tag`: the seeded busybox plus a layer of `kb` random KiB, built on host-a and removed from it again; returns the reference. */
+export async function pushImage(repo: string, tag: string, kb: number): Promise<string> {
   const docker = dockerFor('host-a');
   const source = `${REGISTRY}/library/busybox:1.35`;
   await drain(docker, await docker.pull(source));
-  const repo = `${REGISTRY}/${prefix}/img-${randomUUID().slice(0, 8)}`;
   const builder = await docker.createContainer({
     Image: source,
     Cmd: ['sh', '-c', `head -c ${kb * 1024} /dev/urandom > /blob`],
   });
   await builder.start();
   await builder.wait();
-  await builder.commit({ repo, tag: 'v1' });
+  await builder.commit({ repo, tag });
   await builder.remove();
   // Without a callback dockerode's push answers a promise of the stream (its types say otherwise).
-  const pushed = await (docker.getImage(`${repo}:v1`).push({ authconfig: {} } as never) as unknown as Promise<NodeJS.ReadableStream>);
+  const pushed = await (docker.getImage(`${repo}:${tag}`).push({ authconfig: {} } as never) as unknown as Promise<NodeJS.ReadableStream>);
   await drain(docker, pushed);
-  await docker.getImage(`${repo}:v1`).remove();
-  return `${repo}:v1`;
+  await docker.getImage(`${repo}:${tag}`).remove();
+  return `${repo}:${tag}`;
 }
 
 /** The image as a daemon has it, or null. */
