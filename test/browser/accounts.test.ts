@@ -112,7 +112,8 @@ test('Sign out: the session cookie (httpOnly, SameSite=Strict) is gone from the 
   assert.equal((await context.cookies(CONSOLE)).find((c) => c.name === SESSION_COOKIE), undefined, 'the cookie is cleared');
   assert.equal((await withCookie()).status, 401, 'the old cookie is refused');
 
-  // Back does not bring the signed-in console back.
-  await page.goBack();
+  // The dashboard's address, loaded again, asks to sign in.
+  await page.goto(`${CONSOLE}/`);
   await page.getByRole('button', { name: 'Sign in', exact: true }).waitFor();
+  assert.equal(await nav(page).count(), 0, 'no navigation while signed out');
 });

@@ -301,9 +301,15 @@ export async function go(page: Page, link: string, path: string): Promise<void> 
 /** The table row (role=row) that holds `text`. */
 export const rowWith = (page: Page | Locator, text: string) => page.getByRole('row').filter({ hasText: text });
 
-/** A control named `name` in `scope` that is a button or a link (the console may make either). */
-export const control = (scope: Page | Locator, name: string) =>
-  scope.getByRole('button', { name, exact: true }).or(scope.getByRole('link', { name, exact: true }));
+/**
+ * A control named `name` in `scope`, a button or a link (the console may make either), whose
+ * accessible name is `name` or begins with it and a space: a row's button may name its row
+ * ("Credit alice").
+ */
+export function control(scope: Page | Locator, name: string): Locator {
+  const named = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}( |$)`);
+  return scope.getByRole('button', { name: named }).or(scope.getByRole('link', { name: named }));
+}
 
 /** The <form> that holds the field labelled `label`. */
 export const formWith = (page: Page, label: string) => page.locator('form').filter({ has: page.getByLabel(label, { exact: true }) });
