@@ -178,7 +178,6 @@ test('Container page: its logs; with Follow on, new lines appear without a reloa
   const [download] = await Promise.all([page.waitForEvent('download'), control(page, 'Download').click()]);
   const logs = await readFile((await download.path()), 'utf8');
   assert.match(logs, /response:404/, 'the downloaded logs hold the new lines');
-  await views(page, 'container');
 });
 
 /**
@@ -232,6 +231,8 @@ test('Container page: live stats, CPU % and memory, move within a few seconds; t
     loading = false;
     await load;
   }
+
+  await views(page, 'container');
 
   await go(page, 'Containers', '/containers');
   await eventually('the stats socket closed once the page is left', async () => stats.isClosed(), 5);

@@ -325,6 +325,8 @@ export async function views(page: Page, name: string): Promise<void> {
   if (writeScreenshots) await mkdir(SCREENSHOTS_DIR, { recursive: true });
   for (const [size, viewport] of [['desktop', DESKTOP], ['mobile', MOBILE]] as const) {
     await page.setViewportSize(viewport);
+    // The page's top, whatever a click scrolled into view.
+    await page.evaluate(() => window.scrollTo(0, 0));
     // Two frames: the layout of the new size is done and painted.
     await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
     if (size === 'mobile') {
