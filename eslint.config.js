@@ -7,6 +7,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import js from '@eslint/js';
 import { defineConfig, globalIgnores } from 'eslint/config';
 import tseslint from 'typescript-eslint';
+import reactHooks from 'eslint-plugin-react-hooks';
 import ts from 'typescript';
 
 const root = import.meta.dirname;
@@ -143,7 +144,8 @@ const workflowGlobalRestrictions = [
 
 // ---------------------------------------------------------------- the configuration
 export default defineConfig(
-  globalIgnores(['dist/', 'coverage/', 'test/fixtures/']),
+  // web/src/api/schema.d.ts is generated (npm run web:api-types).
+  globalIgnores(['dist/', 'coverage/', 'test/fixtures/', 'web/dist/', 'web/src/api/schema.d.ts']),
   js.configs.recommended,
   tseslint.configs.recommendedTypeChecked,
   {
@@ -183,6 +185,13 @@ export default defineConfig(
       '@typescript-eslint/no-unsafe-return': 'off',
       '@typescript-eslint/unbound-method': 'off',
     },
+  },
+  {
+    // The console (web/src, its own web/tsconfig.json, found by the project service): the same
+    // type-aware rules, and React's rules of hooks (exhaustive effect dependencies as errors).
+    files: ['web/src/**/*.ts', 'web/src/**/*.tsx'],
+    extends: [reactHooks.configs.flat['recommended-latest']],
+    rules: { 'react-hooks/exhaustive-deps': 'error' },
   },
   {
     // This file is plain JavaScript outside tsconfig.json: no type-aware rules for it.

@@ -47,7 +47,7 @@ trap 'rm -rf "$logs"' EXIT
 # The static checks run beside the serial pass, whose tests mostly wait (for a worker to come
 # back, for retries to be spent): they use the cores it leaves idle.
 (
-  echo "[test] type-check" && npx tsc --noEmit &&
+  echo "[test] type-check" && npx tsc --noEmit && npx tsc -p web/tsconfig.json &&
     echo "[test] lint" && npx eslint . &&
     echo "[test] migrations match the schema" && bash scripts/check-migrations.sh &&
     echo "[test] Prometheus: alert rules, their unit tests, the configuration" && bash scripts/check-prometheus.sh
