@@ -1,5 +1,5 @@
 /** Small pieces every page uses: alerts, a page's frame, tables, paging, a confirmation dialog. */
-import { useEffect, useId, useRef, type ReactNode } from 'react';
+import { useEffect, useId, useRef, type ReactNode, type SelectHTMLAttributes } from 'react';
 import { useI18n } from '../i18n';
 import { useAction, type Loaded } from '../lib/hooks';
 
@@ -15,6 +15,22 @@ export function ErrorAlert({ error, onRetry }: { error: string | undefined; onRe
           {t('common.retry')}
         </button>
       ) : null}
+    </div>
+  );
+}
+
+/**
+ * A select with its label (by `for`, not around it: a label around a select takes the options'
+ * text into its name).
+ */
+export function SelectField({ label, children, ...select }: { label: string; children: ReactNode } & SelectHTMLAttributes<HTMLSelectElement>) {
+  const id = useId();
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <select id={id} {...select}>
+        {children}
+      </select>
     </div>
   );
 }
@@ -51,11 +67,25 @@ export function Page({ title, children, actions }: { title: string; children: Re
   );
 }
 
-/** A titled part of a page (a region named by its heading). */
-export function Section({ title, children, className }: { title: string; children: ReactNode; className?: string }) {
+/**
+ * A titled part of a page. With `region`, a landmark named by its heading (the dashboard's
+ * "Balance"); otherwise not, so that field labels such as "Image" stay the only names of a
+ * page that contain them.
+ */
+export function Section({
+  title,
+  children,
+  className,
+  region = false,
+}: {
+  title: string;
+  children: ReactNode;
+  className?: string;
+  region?: boolean;
+}) {
   const id = useId();
   return (
-    <section aria-labelledby={id} className={className ? `card ${className}` : 'card'}>
+    <section aria-labelledby={region ? id : undefined} className={className ? `card ${className}` : 'card'}>
       <h2 id={id}>{title}</h2>
       {children}
     </section>

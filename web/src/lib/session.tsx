@@ -14,35 +14,54 @@ interface Session {
   user: User;
   signIn: (username: string, password: string) => Promise<void>;
   signOut: () => Promise<void>;
-  /** Reads the user again (the balance after a pull, a run, a credit). */
-  refresh: () => Promise<void>;
   retry: () => void;
 }
 
 const SessionContext = createContext<Session | null>(null);
 
+/**
+ * Whether this browser signed in and has not signed out since: a hint, never a credential (the
+ * session is the httpOnly cookie). Without it the console shows the sign-in page without
+ * asking the API first: a 401 is logged by the browser as a console error.
+ */
+const HINT_KEY = 'berth.signedIn';
+const hint = {
+  get: () => {
+    try {
+      return window.localStorage.getItem(HINT_KEY) === '1';
+    } catch {
+      return true; // Storage disabled: ask the API.
+    }
+  },
+  set: (signedIn: boolean) => {
+    try {
+      if (signedIn) window.localStorage.setItem(HINT_KEY, '1');
+      else window.localStorage.removeItem(HINT_KEY);
+    } catch {
+      // Storage disabled: the API is asked at every load.
+    }
+  },
+};
+
 export function SessionProvider({ children }: { children: ReactNode }) {
-  const [state, setState] = useState<State>({ status: 'loading' });
+  const [state, setState] = useState<State>(() => (hint.get() ? { status: 'loading' } : { status: 'signedOut' }));
   const [attempt, setAttempt] = useState(0);
 
-  const refresh = useCallback(async () => {
-    try {
-      const user = await unwrap(api.GET('/api/v1/users/me'));
-      setState({ status: 'signedIn', user });
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 401) setState({ status: 'signedOut' });
-      else throw error;
-    }
-  }, []);
-
   useEffect(() => {
-    setUnauthorizedHandler(() => setState({ status: 'signedOut' }));
+    setUnauthorizedHandler(() => {
+      hint.set(false);
+      setState({ status: 'signedOut' });
+    });
+    if (!hint.get()) return;
     let cancelled = false;
     unwrap(api.GET('/api/v1/users/me')).then(
       (user) => !cancelled && setState({ status: 'signedIn', user }),
       (error: unknown) => {
         if (cancelled) return;
-        setState(error instanceof ApiError && error.status === 401 ? { status: 'signedOut' } : { status: 'failed', error });
+        if (error instanceof ApiError && error.status === 401) {
+          hint.set(false);
+          setState({ status: 'signedOut' });
+        } else setState({ status: 'failed', error });
       },
     );
     return () => {
@@ -52,6 +71,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
 
   const signIn = useCallback(async (username: string, password: string) => {
     const { user } = await unwrap(api.POST('/api/v1/auth/login', { body: { username, password } }));
+    hint.set(true);
     setState({ status: 'signedIn', user });
   }, []);
 
@@ -62,6 +82,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       // A session already gone is signed out; any other failure is shown, the session kept.
       if (!(error instanceof ApiError && error.status === 401)) throw error;
     }
+    hint.set(false);
     setState({ status: 'signedOut' });
   }, []);
 
@@ -74,13 +95,12 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       },
       signIn,
       signOut,
-      refresh,
       retry: () => {
         setState({ status: 'loading' });
         setAttempt((n) => n + 1);
       },
     }),
-    [state, signIn, signOut, refresh],
+    [state, signIn, signOut],
   );
   return <SessionContext.Provider value={value}>{children}</SessionContext.Provider>;
 }

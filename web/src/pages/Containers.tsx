@@ -11,7 +11,7 @@ import { useAction, usePoll } from '../lib/hooks';
 import { Link, useLocation } from '../lib/router';
 import { AddressLink } from '../components/AddressLink';
 import { ContainerActions } from '../components/ContainerActions';
-import { DataTable, ErrorAlert, Notice, Page, Section } from '../components/ui';
+import { DataTable, ErrorAlert, Notice, Page, Section, SelectField } from '../components/ui';
 
 const PAGE_SIZE = 20;
 const POLL_MS = 2500;
@@ -184,17 +184,14 @@ function RunForm({ initialImage, onStarted }: { initialImage: string; onStarted:
 
   return (
     <form className="form-grid" onSubmit={submit}>
-      <label>
-        {t('containers.image')}
-        <select name="image" required value={imageId} onChange={(e) => setImageId(e.target.value)}>
-          <option value="">{t('containers.chooseImage')}</option>
-          {(images.data?.items ?? []).map((image) => (
-            <option key={image.id} value={image.id}>
-              {image.reference} ({image.host})
-            </option>
-          ))}
-        </select>
-      </label>
+      <SelectField label={t('containers.image')} name="image" required value={imageId} onChange={(e) => setImageId(e.target.value)}>
+        <option value="">{t('containers.chooseImage')}</option>
+        {(images.data?.items ?? []).map((image) => (
+          <option key={image.id} value={image.id}>
+            {image.reference} ({image.host})
+          </option>
+        ))}
+      </SelectField>
       <label>
         {t('containers.port')}
         <input
@@ -238,13 +235,22 @@ function RunForm({ initialImage, onStarted }: { initialImage: string; onStarted:
         {t('containers.name')}
         <input name="name" pattern="[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,62}" maxLength={63} value={name} onChange={(e) => setName(e.target.value)} />
       </label>
-      <label className="wide">
-        {t('containers.env')}
-        <textarea name="env" rows={3} spellCheck={false} aria-describedby={envHintId} value={envText} onChange={(e) => setEnvText(e.target.value)} />
+      <div className="wide field">
+        <label>
+          {t('containers.env')}
+          <textarea
+            name="env"
+            rows={3}
+            spellCheck={false}
+            aria-describedby={envHintId}
+            value={envText}
+            onChange={(e) => setEnvText(e.target.value)}
+          />
+        </label>
         <span id={envHintId} className="muted small">
           {t('containers.envHint')}
         </span>
-      </label>
+      </div>
       <p id={hintId} className="muted small wide">
         {t('containers.defaultHint')} {quote ? t('containers.quote', money(quote.price), quote.seconds) : null}
       </p>

@@ -2,34 +2,49 @@
 import { api, unwrap } from '../api/client';
 import { useI18n } from '../i18n';
 import { usePoll } from '../lib/hooks';
+import { useSession } from '../lib/session';
 import { Link } from '../lib/router';
 import { AddressLink } from '../components/AddressLink';
 import { DcuStateText, dcuTime } from '../components/DcuStateText';
 import { DataTable, ErrorAlert, Page, Section } from '../components/ui';
 
 const POLL_MS = 3000;
+const RECENT = 5;
 
 export function DashboardPage() {
   const { t, money, date, bytes } = useI18n();
+  const { user } = useSession();
   const me = usePoll((signal) => unwrap(api.GET('/api/v1/users/me', { signal })), 'me', POLL_MS);
   const running = usePoll(
     (signal) => unwrap(api.GET('/api/v1/containers/', { params: { query: { state: 'running', page: 1, pageSize: 200 } }, signal })),
     'running',
     POLL_MS,
   );
-  const pulls = usePoll((signal) => unwrap(api.GET('/api/v1/images/', { params: { query: { page: 1, pageSize: 5 } }, signal })), 'pulls', POLL_MS);
-  const tasks = usePoll((signal) => unwrap(api.GET('/api/dcu/query', { params: { query: { page: '1', page_size: '5' } }, signal })), 'dcu', POLL_MS);
+  // The caller's own newest images (the list holds the public ones too).
+  const pulls = usePoll(
+    async (signal) => {
+      const { items } = await unwrap(api.GET('/api/v1/images/', { params: { query: { page: 1, pageSize: 50 } }, signal }));
+      return items.filter((image) => image.userId === user.id).slice(0, RECENT);
+    },
+    `pulls:${user.id}`,
+    POLL_MS,
+  );
+  const tasks = usePoll(
+    (signal) => unwrap(api.GET('/api/dcu/query', { params: { query: { page: '1', page_size: String(RECENT) } }, signal })),
+    'dcu',
+    POLL_MS,
+  );
 
   const balance = me.data?.balance;
   const containers = running.data?.items ?? [];
   const duePerPeriod = containers.reduce((sum, c) => sum + (c.pricePerPeriod ?? 0), 0);
-  const images = pulls.data?.items ?? [];
+  const images = pulls.data ?? [];
   const dcu = tasks.data?.data.items ?? [];
 
   return (
     <Page title={t('dashboard.title')}>
       <div className="grid">
-        <Section title={t('dashboard.balance')} className="balance">
+        <Section title={t('dashboard.balance')} className="balance" region>
           <ErrorAlert error={me.error} />
           <p className="big">{balance === undefined ? (me.loading ? t('app.loading') : '—') : money(balance)}</p>
           {balance !== undefined && containers.length > 0 && balance < duePerPeriod ? (

@@ -10,7 +10,7 @@ import { useI18n } from '../i18n';
 import { useAction, usePoll } from '../lib/hooks';
 import { useSession } from '../lib/session';
 import { DCU_RUNNING, DCU_STATE_KEYS, DcuStateText, dcuTime } from '../components/DcuStateText';
-import { ActionButton, DataTable, ErrorAlert, Notice, Page, Section } from '../components/ui';
+import { ActionButton, DataTable, ErrorAlert, Notice, Page, Section, SelectField } from '../components/ui';
 
 const PAGE_SIZE = 10;
 const POLL_MS = 2500;
@@ -72,6 +72,7 @@ export function DcuPage() {
             {t('dcu.filterImage')}
             <input
               type="search"
+              placeholder="busybox"
               value={filter}
               onChange={(e) => {
                 setFilter(e.target.value);
@@ -79,23 +80,21 @@ export function DcuPage() {
               }}
             />
           </label>
-          <label>
-            {t('dcu.filterState')}
-            <select
-              value={state}
-              onChange={(e) => {
-                setState(e.target.value as DcuState | '');
-                setPage(1);
-              }}
-            >
-              <option value="">{t('common.all')}</option>
-              {(Object.keys(DCU_STATE_KEYS) as DcuState[]).map((s) => (
-                <option key={s} value={s}>
-                  {t(DCU_STATE_KEYS[s])}
-                </option>
-              ))}
-            </select>
-          </label>
+          <SelectField
+            label={t('dcu.filterState')}
+            value={state}
+            onChange={(e) => {
+              setState(e.target.value as DcuState | '');
+              setPage(1);
+            }}
+          >
+            <option value="">{t('common.all')}</option>
+            {(Object.keys(DCU_STATE_KEYS) as DcuState[]).map((s) => (
+              <option key={s} value={s}>
+                {t(DCU_STATE_KEYS[s])}
+              </option>
+            ))}
+          </SelectField>
         </div>
         <DataTable
           loaded={list}

@@ -11,7 +11,7 @@ import { useI18n, useErrorText } from '../i18n';
 import { useAction, usePoll } from '../lib/hooks';
 import { navigate } from '../lib/router';
 import { useSession } from '../lib/session';
-import { ActionButton, DataTable, Dialog, ErrorAlert, Notice, Page, Section } from '../components/ui';
+import { ActionButton, DataTable, Dialog, ErrorAlert, Notice, Page, Section, SelectField } from '../components/ui';
 
 const PAGE_SIZE = 20;
 const POLL_MS = 5000;
@@ -135,17 +135,14 @@ function PullForm({ hosts, onStarted }: { hosts: string[]; onStarted: (pull: Pul
         {t('images.image')}
         <input name="image" required maxLength={1024} placeholder="busybox:latest" value={image} onChange={(e) => setImage(e.target.value)} />
       </label>
-      <label>
-        {t('images.host')}
-        <select name="host" value={host} onChange={(e) => setHost(e.target.value)}>
-          <option value="">{t('images.anyHost')}</option>
-          {hosts.map((h) => (
-            <option key={h} value={h}>
-              {h}
-            </option>
-          ))}
-        </select>
-      </label>
+      <SelectField label={t('images.host')} name="host" value={host} onChange={(e) => setHost(e.target.value)}>
+        <option value="">{t('images.anyHost')}</option>
+        {hosts.map((h) => (
+          <option key={h} value={h}>
+            {h}
+          </option>
+        ))}
+      </SelectField>
       <button type="submit" className="primary" disabled={action.busy} aria-busy={action.busy}>
         {t('images.pull')}
       </button>

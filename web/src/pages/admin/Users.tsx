@@ -6,7 +6,7 @@ import { useI18n } from '../../i18n';
 import { useAction, usePoll } from '../../lib/hooks';
 import { idempotencyKey, parseMoney } from '../../lib/money';
 import { useSession } from '../../lib/session';
-import { ActionButton, DataTable, Dialog, ErrorAlert, Notice, Page, Section } from '../../components/ui';
+import { ActionButton, DataTable, Dialog, ErrorAlert, Notice, Page, Section, SelectField } from '../../components/ui';
 
 const PAGE_SIZE = 50;
 const POLL_MS = 5000;
@@ -129,13 +129,10 @@ function CreateUserForm({ onCreated }: { onCreated: (name: string) => void }) {
           onChange={(e) => setPassword(e.target.value)}
         />
       </label>
-      <label>
-        {t('users.role')}
-        <select value={role} onChange={(e) => setRole(e.target.value === 'admin' ? 'admin' : 'user')}>
-          <option value="user">{t('users.roleUser')}</option>
-          <option value="admin">{t('users.roleAdmin')}</option>
-        </select>
-      </label>
+      <SelectField label={t('users.role')} value={role} onChange={(e) => setRole(e.target.value === 'admin' ? 'admin' : 'user')}>
+        <option value="user">{t('users.roleUser')}</option>
+        <option value="admin">{t('users.roleAdmin')}</option>
+      </SelectField>
       <label>
         {t('users.initialBalance')}
         <input name="balance" inputMode="decimal" placeholder="0.00" value={balance} onChange={(e) => setBalance(e.target.value)} />
