@@ -1,3 +1,5 @@
+/** Money as people type it. Pure (unit-tested in test/unit/web-console.test.ts). */
+
 /** Amounts typed by people ("12.5", "12.50") as integer minor units, or null when not one. */
 export function parseMoney(text: string): number | null {
   const match = /^\s*(\d{1,10})(?:[.,](\d{1,2}))?\s*$/.exec(text);

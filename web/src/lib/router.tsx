@@ -4,6 +4,8 @@
  */
 import { useSyncExternalStore, type AnchorHTMLAttributes, type MouseEvent } from 'react';
 
+export { match } from './paths';
+
 const listeners = new Set<() => void>();
 const notify = () => listeners.forEach((listener) => listener());
 window.addEventListener('popstate', notify);
@@ -32,22 +34,6 @@ export function useLocation(): Location {
   const href = useSyncExternalStore(subscribe, snapshot);
   const url = new URL(href, window.location.origin);
   return { path: url.pathname, query: url.searchParams, href };
-}
-
-/** Parameters of a pattern such as /containers/:id, or null when the path does not match. */
-export function match(pattern: string, path: string): Record<string, string> | null {
-  const want = pattern.split('/');
-  const got = (path.length > 1 ? path.replace(/\/+$/, '') : path).split('/');
-  if (want.length !== got.length) return null;
-  const params: Record<string, string> = {};
-  for (const [i, part] of want.entries()) {
-    const actual = got[i] ?? '';
-    if (part.startsWith(':')) {
-      if (!actual) return null;
-      params[part.slice(1)] = decodeURIComponent(actual);
-    } else if (part !== actual) return null;
-  }
-  return params;
 }
 
 type LinkProps = AnchorHTMLAttributes<HTMLAnchorElement> & { to: string };

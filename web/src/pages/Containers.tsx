@@ -10,6 +10,7 @@ import { useI18n } from '../i18n';
 import { useAction, usePoll } from '../lib/hooks';
 import { Link, useLocation } from '../lib/router';
 import { AddressLink } from '../components/AddressLink';
+import { parseEnv } from '../lib/env';
 import { ContainerActions } from '../components/ContainerActions';
 import { DataTable, ErrorAlert, Notice, Page, Section, SelectField } from '../components/ui';
 
@@ -108,19 +109,6 @@ export function ContainersPage() {
       </Section>
     </Page>
   );
-}
-
-/** "NAME=value" lines as an env object, or the first line that is not one. */
-export function parseEnv(text: string): { env: Record<string, string> } | { invalid: string } {
-  const env: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    const at = line.indexOf('=');
-    const name = at > 0 ? line.slice(0, at).trim() : '';
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) return { invalid: line };
-    env[name] = line.slice(at + 1);
-  }
-  return { env };
 }
 
 /** The first port an image exposes ("80/tcp" → 80). */
