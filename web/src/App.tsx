@@ -49,14 +49,16 @@ export function App() {
   const session = useSession();
   const { path, href } = useLocation();
   const status = session.state.status;
+  const bySignOut = session.state.status === 'signedOut' && session.state.bySignOut === true;
 
+  // Signed out: to the sign-in page, which comes back here after (not after "Sign out").
   useEffect(() => {
     if (status === 'signedOut' && path !== SIGN_IN) {
-      navigate(path === '/' ? SIGN_IN : `${SIGN_IN}?next=${encodeURIComponent(href)}`, { replace: true });
+      navigate(path === '/' || bySignOut ? SIGN_IN : `${SIGN_IN}?next=${encodeURIComponent(href)}`, { replace: !bySignOut });
     } else if (status === 'signedIn' && path === SIGN_IN) {
       navigate(nextOf(new URL(href, window.location.origin).searchParams), { replace: true });
     }
-  }, [status, path, href]);
+  }, [status, bySignOut, path, href]);
 
   if (session.state.status === 'failed') {
     return (

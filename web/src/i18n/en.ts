@@ -181,6 +181,7 @@ export const en = {
 
   'users.title': 'Users',
   'users.createHeading': 'Create a user',
+  'users.list': 'All users',
   'users.username': 'Username',
   'users.password': 'Password',
   'users.role': 'Role',

@@ -179,6 +179,7 @@ export const zhCN: Messages = {
 
   'users.title': '用户',
   'users.createHeading': '创建用户',
+  'users.list': '全部用户',
   'users.username': '用户名',
   'users.password': '密码',
   'users.role': '角色',

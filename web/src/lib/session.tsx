@@ -6,7 +6,8 @@ import { createContext, useCallback, useContext, useEffect, useMemo, useState, t
 import { api, ApiError, setUnauthorizedHandler, unwrap } from '../api/client';
 import type { User } from '../api/types';
 
-type State = { status: 'loading' } | { status: 'signedOut' } | { status: 'signedIn'; user: User } | { status: 'failed'; error: unknown };
+/** `signedOut.bySignOut`: the user signed out here (not a session that expired or was revoked). */
+type State = { status: 'loading' } | { status: 'signedOut'; bySignOut?: boolean } | { status: 'signedIn'; user: User } | { status: 'failed'; error: unknown };
 
 interface Session {
   state: State;
@@ -83,7 +84,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       if (!(error instanceof ApiError && error.status === 401)) throw error;
     }
     hint.set(false);
-    setState({ status: 'signedOut' });
+    setState({ status: 'signedOut', bySignOut: true });
   }, []);
 
   const value = useMemo<Session>(

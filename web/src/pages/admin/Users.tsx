@@ -36,7 +36,7 @@ export function UsersPage() {
           }}
         />
       </Section>
-      <Section title={t('users.title')}>
+      <Section title={t('users.list')}>
         <Notice>{notice}</Notice>
         <label>
           {t('users.search')}
@@ -53,7 +53,7 @@ export function UsersPage() {
           loaded={list}
           count={users.length}
           emptyText={t('common.empty')}
-          label={t('users.title')}
+          label={t('users.list')}
           head={[t('users.username'), t('users.role'), t('users.balance'), t('users.status'), t('common.created'), t('common.actions')]}
           paging={{ page, pageSize: PAGE_SIZE, total: list.data?.total ?? 0, onPage: setPage }}
         >
