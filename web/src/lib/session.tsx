@@ -7,7 +7,8 @@ import { api, ApiError, setUnauthorizedHandler, unwrap } from '../api/client';
 import type { User } from '../api/types';
 
 /** `signedOut.bySignOut`: the user signed out here (not a session that expired or was revoked). */
-type State = { status: 'loading' } | { status: 'signedOut'; bySignOut?: boolean } | { status: 'signedIn'; user: User } | { status: 'failed'; error: unknown };
+type State =
+  { status: 'loading' } | { status: 'signedOut'; bySignOut?: boolean } | { status: 'signedIn'; user: User } | { status: 'failed'; error: unknown };
 
 interface Session {
   state: State;

@@ -12,6 +12,7 @@ import { usePoll } from '../lib/hooks';
 import { Link, navigate } from '../lib/router';
 import { AddressLink } from '../components/AddressLink';
 import { ContainerActions } from '../components/ContainerActions';
+import { ContainerState } from '../components/ContainerState';
 import { LineChart } from '../components/LineChart';
 import { ErrorAlert, Notice, Page, Section } from '../components/ui';
 
@@ -33,7 +34,7 @@ export function ContainerPage({ id }: { id: string }) {
             <dl className="details">
               <dt>{t('common.state')}</dt>
               <dd>
-                <span className={`state state-${c.state}`}>{c.state}</span>
+                <ContainerState container={c} />
               </dd>
               {c.stateReason ? (
                 <>
@@ -114,7 +115,7 @@ function Stats({ container }: { container: Container }) {
     });
     socket.addEventListener('close', (event) => {
       window.clearInterval(keepAlive);
-      if (event.code !== 1000) setClosed((reason) => reason ?? (event.reason || String(event.code)));
+      setClosed((reason) => reason ?? (event.reason || (event.code === 1000 ? t('container.statsEnded') : String(event.code))));
     });
     return () => {
       window.clearInterval(keepAlive);
@@ -122,11 +123,11 @@ function Stats({ container }: { container: Container }) {
       if (socket.readyState === WebSocket.CONNECTING) socket.addEventListener('open', () => socket.close(1000));
       else socket.close(1000);
     };
-  }, [container.id, running]);
+  }, [container.id, running, t]);
 
   const last = samples.at(-1);
   return (
-    <Section title={t('container.stats')}>
+    <Section title={t('container.stats')} region>
       {!running ? <p className="muted">{t('container.statsStopped')}</p> : null}
       {running && closed ? <p className="warning">{t('container.statsClosed', closed)}</p> : null}
       {running && !last && !closed ? <p className="muted">{t('container.statsWaiting')}</p> : null}

@@ -12,6 +12,7 @@ import { Link, useLocation } from '../lib/router';
 import { AddressLink } from '../components/AddressLink';
 import { parseEnv } from '../lib/env';
 import { ContainerActions } from '../components/ContainerActions';
+import { ContainerState } from '../components/ContainerState';
 import { DataTable, ErrorAlert, Notice, Page, Section, SelectField } from '../components/ui';
 
 const PAGE_SIZE = 20;
@@ -85,7 +86,7 @@ export function ContainersPage() {
                 </td>
                 <td className="wrap">{c.image}</td>
                 <td>
-                  <span className={`state state-${c.state}`}>{c.state}</span>
+                  <ContainerState container={c} />
                   {c.stateReason ? <div className="muted small">{c.stateReason}</div> : null}
                 </td>
                 <td>{c.host}</td>
