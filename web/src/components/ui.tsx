@@ -2,6 +2,7 @@
 import { useEffect, useId, useRef, type ReactNode, type SelectHTMLAttributes } from 'react';
 import { useI18n } from '../i18n';
 import { useAction, type Loaded } from '../lib/hooks';
+import { hasNavigated } from '../lib/router';
 
 /** An error as an alert (role="alert"), announced when it appears. */
 export function ErrorAlert({ error, onRetry }: { error: string | undefined; onRetry?: () => void }) {
@@ -45,14 +46,17 @@ export function Notice({ children }: { children: ReactNode }) {
   );
 }
 
-/** A page: its title (also the document's) as the h1, focused on arrival for screen readers. */
+/**
+ * A page: its title (also the document's) as the h1, focused when the console moved to it (for
+ * screen readers; on the first load the browser's own focus is left alone).
+ */
 export function Page({ title, children, actions }: { title: string; children: ReactNode; actions?: ReactNode }) {
   const heading = useRef<HTMLHeadingElement>(null);
   useEffect(() => {
     document.title = `${title} · Berth`;
   }, [title]);
   useEffect(() => {
-    heading.current?.focus({ preventScroll: true });
+    if (hasNavigated()) heading.current?.focus({ preventScroll: true });
   }, []);
   return (
     <>

@@ -16,8 +16,19 @@ function subscribe(listener: () => void) {
 }
 const snapshot = () => window.location.pathname + window.location.search;
 
+/**
+ * Whether the user moved in the console since it loaded (a link, back or forward; not a
+ * redirect of the console's own): then a page's heading takes the focus.
+ */
+let moved = false;
+export const hasNavigated = () => moved;
+window.addEventListener('popstate', () => {
+  moved = true;
+});
+
 export function navigate(to: string, { replace = false } = {}): void {
   if (to === snapshot()) return;
+  if (!replace) moved = true;
   if (replace) window.history.replaceState(null, '', to);
   else window.history.pushState(null, '', to);
   notify();

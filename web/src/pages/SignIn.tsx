@@ -41,7 +41,7 @@ export function SignInPage() {
           <form onSubmit={(event) => void submit(event)} className="stack">
             <label>
               {t('signin.username')}
-              <input name="username" autoComplete="username" required value={username} onChange={(e) => setUsername(e.target.value)} />
+              <input name="username" autoComplete="username" autoFocus required value={username} onChange={(e) => setUsername(e.target.value)} />
             </label>
             <label>
               {t('signin.password')}
