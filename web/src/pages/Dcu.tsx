@@ -11,6 +11,7 @@ import { useAction, usePoll } from '../lib/hooks';
 import { useSession } from '../lib/session';
 import { DCU_RUNNING, DCU_STATE_KEYS, DcuStateText, dcuTime } from '../components/DcuStateText';
 import { ActionButton, DataTable, ErrorAlert, Notice, Page, Section, SelectField } from '../components/ui';
+import { HostSelect } from '../components/HostSelect';
 
 const PAGE_SIZE = 10;
 const POLL_MS = 2500;
@@ -19,6 +20,7 @@ export function DcuPage() {
   const { t } = useI18n();
   const { user } = useSession();
   const [image, setImage] = useState('');
+  const [host, setHost] = useState('');
   const [filter, setFilter] = useState('');
   const [state, setState] = useState<DcuState | ''>('');
   const [page, setPage] = useState(1);
@@ -41,7 +43,7 @@ export function DcuPage() {
     event.preventDefault();
     void start.run(async () => {
       const name = image.trim();
-      await unwrap(api.POST('/api/dcu/start', { body: { username: user.username, docker_image_name: name } }));
+      await unwrap(api.POST('/api/dcu/start', { body: { username: user.username, docker_image_name: name, ...(host ? { host } : {}) } }));
       setNotice(t('dcu.started', name));
       setImage('');
       setPage(1);
@@ -58,6 +60,7 @@ export function DcuPage() {
             {t('dcu.image')}
             <input name="image" required maxLength={1024} placeholder="busybox:latest" value={image} onChange={(e) => setImage(e.target.value)} />
           </label>
+          <HostSelect value={host} onChange={setHost} />
           <button type="submit" className="primary" disabled={start.busy} aria-busy={start.busy}>
             {t('dcu.start')}
           </button>

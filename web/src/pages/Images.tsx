@@ -11,7 +11,8 @@ import { useI18n, useErrorText } from '../i18n';
 import { useAction, usePoll } from '../lib/hooks';
 import { navigate } from '../lib/router';
 import { useSession } from '../lib/session';
-import { ActionButton, DataTable, Dialog, ErrorAlert, Notice, Page, Section, SelectField } from '../components/ui';
+import { ActionButton, DataTable, Dialog, ErrorAlert, Notice, Page, Section } from '../components/ui';
+import { HostSelect } from '../components/HostSelect';
 
 const PAGE_SIZE = 20;
 const POLL_MS = 5000;
@@ -33,13 +34,7 @@ export function ImagesPage() {
     `images:${page}`,
     POLL_MS,
   );
-  // Admins pick any host; a user, a host their images (or public ones) are on.
-  const hosts = usePoll(
-    async (signal) => (isAdmin ? (await unwrap(api.GET('/api/v1/hosts/', { signal }))).items.map((h) => h.id) : []),
-    `hosts:${isAdmin}`,
-  );
   const images = list.data?.items ?? [];
-  const hostChoices = [...new Set([...(hosts.data ?? []), ...images.map((i) => i.host)])].sort();
 
   const [pulls, setPulls] = useState<Pull[]>([]);
   const [notice, setNotice] = useState<string>();
@@ -48,7 +43,7 @@ export function ImagesPage() {
   return (
     <Page title={t('images.title')}>
       <Section title={t('images.pullHeading')}>
-        <PullForm hosts={hostChoices} onStarted={(pull) => setPulls((p) => [pull, ...p])} />
+        <PullForm onStarted={(pull) => setPulls((p) => [pull, ...p])} />
         {pulls.map((pull) => (
           <PullProgressView
             key={pull.pullId}
@@ -111,7 +106,7 @@ export function ImagesPage() {
   );
 }
 
-function PullForm({ hosts, onStarted }: { hosts: string[]; onStarted: (pull: Pull) => void }) {
+function PullForm({ onStarted }: { onStarted: (pull: Pull) => void }) {
   const { t } = useI18n();
   const [image, setImage] = useState('');
   const [host, setHost] = useState('');
@@ -135,14 +130,7 @@ function PullForm({ hosts, onStarted }: { hosts: string[]; onStarted: (pull: Pul
         {t('images.image')}
         <input name="image" required maxLength={1024} placeholder="busybox:latest" value={image} onChange={(e) => setImage(e.target.value)} />
       </label>
-      <SelectField label={t('images.host')} name="host" value={host} onChange={(e) => setHost(e.target.value)}>
-        <option value="">{t('images.anyHost')}</option>
-        {hosts.map((h) => (
-          <option key={h} value={h}>
-            {h}
-          </option>
-        ))}
-      </SelectField>
+      <HostSelect value={host} onChange={setHost} />
       <button type="submit" className="primary" disabled={action.busy} aria-busy={action.busy}>
         {t('images.pull')}
       </button>
