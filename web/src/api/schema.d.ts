@@ -61,8 +61,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Exchange a username and password for a session token
-         * @description Failed logins are counted per username and per client address; beyond the limits (BERTH_LOGIN_MAX_FAILURES_PER_USER, _PER_ADDRESS within BERTH_LOGIN_FAILURE_WINDOW) login answers 429 with Retry-After, before any password is checked.
+         * Exchange a username and password for a session token (and the console's session cookie)
+         * @description Failed logins are counted per username and per client address; beyond the limits (BERTH_LOGIN_MAX_FAILURES_PER_USER, _PER_ADDRESS within BERTH_LOGIN_FAILURE_WINDOW) login answers 429 with Retry-After, before any password is checked. Unless it comes from another origin, a login also sets the session as the cookie `berth_session` (httpOnly, SameSite=Strict, Path=/, Secure over HTTPS). A login that sends `X-Berth-CSRF: 1` (the web console) gets the cookie only: its body has no `token`.
          */
         post: operations["login"];
         delete?: never;
@@ -80,7 +80,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Revoke the session whose token this request presents */
+        /** Revoke the session whose token (or cookie) this request presents, and clear the cookie */
         post: operations["logout"];
         delete?: never;
         options?: never;
@@ -876,6 +876,14 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
         };
+        /** @description A session: its token (unless the cookie carries it), expiry and user */
+        LoginResult: {
+            /** @description The session token, to send as `Authorization: Bearer <token>`; absent when the login sent X-Berth-CSRF: 1 (the cookie carries it) */
+            token?: string;
+            /** Format: date-time */
+            expiresAt: string;
+            user: components["schemas"]["User"];
+        };
         /** @description One movement of a balance */
         LedgerEntry: {
             id: number;
@@ -885,6 +893,32 @@ export interface components {
             reason: string;
             /** Format: date-time */
             createdAt: string;
+        };
+        /** @description A Docker host and its worker */
+        Host: {
+            id: string;
+            /** @description down: no heartbeat within BERTH_HOST_STALE_AFTER */
+            status: "up" | "down";
+            dockerEndpoint: string;
+            engineId: string;
+            engineVersion: string;
+            taskQueue: string;
+            /** Format: date-time */
+            registeredAt: string;
+            /** Format: date-time */
+            lastHeartbeatAt: string;
+            /** @description Its containers that are not removed (running or not) */
+            containers: number;
+        };
+        /** @description A host's engine, as its ping workflow read it */
+        HostPing: {
+            hostId: string;
+            engineId: string;
+            version: string;
+            apiVersion: string;
+            os: string;
+            workflowId: string;
+            durationMs: number;
         };
         /** @description An image on a host, private to its owner or public */
         Image: {
@@ -910,6 +944,30 @@ export interface components {
             pullId: string | null;
             /** Format: date-time */
             createdAt: string;
+        };
+        /** @description A pull's state and progress (also each `progress` event of its stream) */
+        Pull: {
+            pullId: string;
+            state: "running" | "completed" | "failed";
+            progress: {
+                percent: number;
+                bytesDone: number;
+                bytesTotal: number;
+                layers: {
+                    [key: string]: {
+                        status: string;
+                        current: number;
+                        total: number;
+                    };
+                };
+                status?: string;
+            } | null;
+            image?: components["schemas"]["Image"];
+            deduped?: boolean;
+            error?: {
+                type?: string;
+                message: string;
+            };
         };
         /** @description A container and its billing */
         Container: {
@@ -939,6 +997,11 @@ export interface components {
             pidsLimit: number | null;
             /** @description Minor units charged per started billing period, fixed at creation (null: created before prices by resources) */
             pricePerPeriod: number | null;
+            /**
+             * Format: date-time
+             * @description When a running container is charged its next period of pricePerPeriod (about: within the seconds its start took); null unless running
+             */
+            nextChargeAt: string | null;
             exitCode: number | null;
             /** @description Minor units charged so far */
             charged: number;
@@ -950,11 +1013,78 @@ export interface components {
             /** Format: date-time */
             removedAt: string | null;
         };
+        /** @description What a container with these limits costs per billing period */
+        ContainerQuote: {
+            memoryMb: number;
+            cpus: number;
+            pidsLimit: number;
+            /** @description Minor units per started billing period: base + per CPU + per GB of memory */
+            pricePerPeriod: number;
+            billingPeriodSeconds: number;
+            prices: {
+                base: number;
+                perCpu: number;
+                perGbMemory: number;
+            };
+        };
+        /** @description The nightly release schedule (null until the control worker made it) and its runs */
+        ReleaseOverview: {
+            schedule: {
+                id: string;
+                paused: boolean;
+                note: string | null;
+                timezone: string;
+                nextRuns: string[];
+            } | null;
+            items: {
+                id: string;
+                status: string;
+                /** Format: date-time */
+                startedAt: string;
+                /** Format: date-time */
+                endedAt: string | null;
+                refundedTotal: number;
+                containers: {
+                    removed: number;
+                    failed: number;
+                } | null;
+                images: {
+                    removed: number;
+                    failed: number;
+                } | null;
+            }[];
+            total: number;
+        };
+        /** @description One release run and its failures */
+        ReleaseRunDetail: {
+            id: string;
+            status: string;
+            /** Format: date-time */
+            startedAt: string;
+            /** Format: date-time */
+            endedAt: string | null;
+            refundedTotal: number;
+            containers: {
+                removed: number;
+                failed: number;
+            } | null;
+            images: {
+                removed: number;
+                failed: number;
+            } | null;
+            failures: {
+                phase: string;
+                id: string;
+                hostId: string;
+                reason: string;
+            }[];
+        };
         /** @description A DCU error, in the original envelope (application/json) */
         DcuError: {
             /** @description Non-zero: the HTTP status of the error */
             code: number;
             status: number;
+            /** @description Simplified Chinese, or English when Accept-Language prefers en */
             message: string;
             /** @enum {object|null} */
             data: never | null;
@@ -964,6 +1094,7 @@ export interface components {
             /** Format: uuid */
             task_id: string;
             state: "idle" | "downloading" | "compressing" | "uploading" | "completed" | "failed";
+            /** @description 等待中, 下载中, 压缩镜像中, 上传中, 已完成, 失败; Idle ... Failed when Accept-Language prefers en */
             state_display: string;
             docker_image_name: string;
             gzip_file_name: string;
@@ -1115,18 +1246,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description A session: its token (unless the cookie carries it), expiry and user */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        token: string;
-                        /** Format: date-time */
-                        expiresAt: string;
-                        user: components["schemas"]["User"];
-                    };
+                    "application/json": components["schemas"]["LoginResult"];
                 };
             };
             /** @description Bad Request (a problem) */
@@ -2273,18 +2399,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        items: {
-                            id: string;
-                            status: "up" | "down";
-                            dockerEndpoint: string;
-                            engineId: string;
-                            engineVersion: string;
-                            taskQueue: string;
-                            /** Format: date-time */
-                            registeredAt: string;
-                            /** Format: date-time */
-                            lastHeartbeatAt: string;
-                        }[];
+                        items: components["schemas"]["Host"][];
                     };
                 };
             };
@@ -2328,21 +2443,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description A host's engine, as its ping workflow read it */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        hostId: string;
-                        engineId: string;
-                        version: string;
-                        apiVersion: string;
-                        os: string;
-                        workflowId: string;
-                        durationMs: number;
-                    };
+                    "application/json": components["schemas"]["HostPing"];
                 };
             };
             /** @description Bad Request (a problem) */
@@ -2527,35 +2634,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description A pull's state and progress (also each `progress` event of its stream) */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        pullId: string;
-                        state: "running" | "completed" | "failed";
-                        progress: {
-                            percent: number;
-                            bytesDone: number;
-                            bytesTotal: number;
-                            layers: {
-                                [key: string]: {
-                                    status: string;
-                                    current: number;
-                                    total: number;
-                                };
-                            };
-                            status?: string;
-                        } | null;
-                        image?: components["schemas"]["Image"];
-                        deduped?: boolean;
-                        error?: {
-                            type?: string;
-                            message: string;
-                        };
-                    };
+                    "application/json": components["schemas"]["Pull"];
                 };
             };
             /** @description Bad Request (a problem) */
@@ -3116,25 +3201,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Default Response */
+            /** @description What a container with these limits costs per billing period */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        memoryMb: number;
-                        cpus: number;
-                        pidsLimit: number;
-                        /** @description Minor units per started billing period: base + per CPU + per GB of memory */
-                        pricePerPeriod: number;
-                        billingPeriodSeconds: number;
-                        prices: {
-                            base: number;
-                            perCpu: number;
-                            perGbMemory: number;
-                        };
-                    };
+                    "application/json": components["schemas"]["ContainerQuote"];
                 };
             };
             /** @description Bad Request (a problem) */
@@ -3434,39 +3507,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description The nightly release schedule (null until the control worker made it) and its runs */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        schedule: {
-                            id: string;
-                            paused: boolean;
-                            note: string | null;
-                            timezone: string;
-                            nextRuns: string[];
-                        } | null;
-                        items: {
-                            id: string;
-                            status: string;
-                            /** Format: date-time */
-                            startedAt: string;
-                            /** Format: date-time */
-                            endedAt: string | null;
-                            refundedTotal: number;
-                            containers: {
-                                removed: number;
-                                failed: number;
-                            } | null;
-                            images: {
-                                removed: number;
-                                failed: number;
-                            } | null;
-                        }[];
-                        total: number;
-                    };
+                    "application/json": components["schemas"]["ReleaseOverview"];
                 };
             };
             /** @description Bad Request (a problem) */
@@ -3576,36 +3623,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Default Response */
+            /** @description One release run and its failures */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        status: string;
-                        /** Format: date-time */
-                        startedAt: string;
-                        /** Format: date-time */
-                        endedAt: string | null;
-                        refundedTotal: number;
-                        containers: {
-                            removed: number;
-                            failed: number;
-                        } | null;
-                        images: {
-                            removed: number;
-                            failed: number;
-                        } | null;
-                    } & {
-                        failures: {
-                            phase: string;
-                            id: string;
-                            hostId: string;
-                            reason: string;
-                        }[];
-                    };
+                    "application/json": components["schemas"]["ReleaseRunDetail"];
                 };
             };
             /** @description Bad Request (a problem) */
@@ -3675,6 +3699,7 @@ export interface operations {
                         code: number;
                         /** @description The HTTP status */
                         status: number;
+                        /** @description Simplified Chinese (任务已启动), or English when Accept-Language prefers en */
                         message: string;
                         data: {
                             status: string;
@@ -3716,6 +3741,7 @@ export interface operations {
                         code: number;
                         /** @description The HTTP status */
                         status: number;
+                        /** @description Simplified Chinese (任务已启动), or English when Accept-Language prefers en */
                         message: string;
                         data: {
                             /** Format: uuid */
@@ -3831,6 +3857,7 @@ export interface operations {
                         code: number;
                         /** @description The HTTP status */
                         status: number;
+                        /** @description Simplified Chinese (任务已启动), or English when Accept-Language prefers en */
                         message: string;
                         data: components["schemas"]["DcuTask"];
                     };
@@ -3948,6 +3975,7 @@ export interface operations {
                         code: number;
                         /** @description The HTTP status */
                         status: number;
+                        /** @description Simplified Chinese (任务已启动), or English when Accept-Language prefers en */
                         message: string;
                         data: {
                             total: number;
@@ -4061,6 +4089,7 @@ export interface operations {
                         code: number;
                         /** @description The HTTP status */
                         status: number;
+                        /** @description Simplified Chinese (任务已启动), or English when Accept-Language prefers en */
                         message: string;
                         data: {
                             /** Format: uuid */

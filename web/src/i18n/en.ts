@@ -55,8 +55,8 @@ export const en = {
 
   'dashboard.title': 'Dashboard',
   'dashboard.balance': 'Balance',
-  'dashboard.lowBalance': (needed: string) =>
-    `Your balance cannot pay the next period of your running containers (${needed} due per period). Ask an admin to top it up, or they will be suspended.`,
+  'dashboard.lowBalance': (needed: string, at: string) =>
+    `Your balance cannot pay the next period of your running containers: ${needed} is due, the first charge at ${at}. Ask an admin to top it up, or they will be suspended.`,
   'dashboard.running': 'Running containers',
   'dashboard.noRunning': 'No container is running.',
   'dashboard.recentPulls': 'Recent pulls',

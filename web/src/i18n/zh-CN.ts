@@ -54,7 +54,8 @@ export const zhCN: Messages = {
 
   'dashboard.title': '仪表盘',
   'dashboard.balance': '余额',
-  'dashboard.lowBalance': (needed) => `余额不足以支付运行中容器的下一个计费周期（每周期 ${needed}）。请联系管理员充值，否则容器将被暂停。`,
+  'dashboard.lowBalance': (needed, at) =>
+    `余额不足以支付运行中容器的下一个计费周期：需 ${needed}，首次扣费时间 ${at}。请联系管理员充值，否则容器将被暂停。`,
   'dashboard.running': '运行中的容器',
   'dashboard.noRunning': '没有运行中的容器。',
   'dashboard.recentPulls': '最近拉取',

@@ -37,7 +37,10 @@ export function DashboardPage() {
 
   const balance = me.data?.balance;
   const containers = running.data?.items ?? [];
-  const duePerPeriod = containers.reduce((sum, c) => sum + (c.pricePerPeriod ?? 0), 0);
+  // What the next period of every running container costs, and when the first is charged.
+  const billed = containers.filter((c) => c.nextChargeAt !== null && c.pricePerPeriod !== null);
+  const duePerPeriod = billed.reduce((sum, c) => sum + (c.pricePerPeriod ?? 0), 0);
+  const firstCharge = billed.map((c) => c.nextChargeAt ?? '').sort()[0];
   const images = pulls.data ?? [];
   const dcu = tasks.data?.data.items ?? [];
 
@@ -47,9 +50,9 @@ export function DashboardPage() {
         <Section title={t('dashboard.balance')} className="balance" region>
           <ErrorAlert error={me.error} />
           <p className="big">{balance === undefined ? (me.loading ? t('app.loading') : '—') : money(balance)}</p>
-          {balance !== undefined && containers.length > 0 && balance < duePerPeriod ? (
+          {balance !== undefined && firstCharge !== undefined && balance < duePerPeriod ? (
             <p className="warning" role="alert">
-              {t('dashboard.lowBalance', money(duePerPeriod))}
+              {t('dashboard.lowBalance', money(duePerPeriod), date(firstCharge))}
             </p>
           ) : null}
         </Section>
