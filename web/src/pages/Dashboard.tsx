@@ -16,8 +16,15 @@ export function DashboardPage() {
   const { user } = useSession();
   const me = usePoll((signal) => unwrap(api.GET('/api/v1/users/me', { signal })), 'me', POLL_MS);
   const running = usePoll(
-    (signal) => unwrap(api.GET('/api/v1/containers/', { params: { query: { state: 'running', page: 1, pageSize: 200 } }, signal })),
-    'running',
+    (signal) =>
+      unwrap(
+        api.GET('/api/v1/containers/', {
+          // An admin's list holds everyone's unless filtered by user.
+          params: { query: { state: 'running', page: 1, pageSize: 200, ...(user.role === 'admin' ? { userId: user.id } : {}) } },
+          signal,
+        }),
+      ),
+    `running:${user.id}`,
     POLL_MS,
   );
   // The caller's own newest images (the list holds the public ones too).
@@ -36,9 +43,9 @@ export function DashboardPage() {
   );
 
   const balance = me.data?.balance;
-  const containers = running.data?.items ?? [];
+  const containers = (running.data?.items ?? []).filter((c) => c.userId === user.id);
   // What the next period of every running container costs, and when the first is charged.
-  const billed = containers.filter((c) => c.nextChargeAt !== null && c.pricePerPeriod !== null);
+  const billed = containers.filter((c) => c.nextChargeAt && c.pricePerPeriod !== null);
   const duePerPeriod = billed.reduce((sum, c) => sum + (c.pricePerPeriod ?? 0), 0);
   const firstCharge = billed.map((c) => c.nextChargeAt ?? '').sort()[0];
   const images = pulls.data ?? [];
@@ -63,14 +70,14 @@ export function DashboardPage() {
             count={containers.length}
             emptyText={t('dashboard.noRunning')}
             label={t('dashboard.running')}
-            head={[t('common.name'), t('common.image'), t('containers.address'), t('containers.chargeSoFar'), t('dashboard.perPeriod')]}
+            head={[t('common.name'), t('containers.address'), t('containers.chargeSoFar'), t('dashboard.perPeriod')]}
           >
             {containers.map((c) => (
               <tr key={c.id}>
                 <td>
                   <Link to={`/containers/${c.id}`}>{c.name}</Link>
                 </td>
-                <td className="wrap">{c.image}</td>
+
                 <td>
                   <AddressLink container={c} />
                 </td>
