@@ -65,6 +65,8 @@ test('An admin credits a user with a reason: the user’s open dashboard shows t
   const { page } = await signedIn(t, browser, admin);
   for (const link of [...USER_LINKS, ...ADMIN_LINKS]) await nav(page).getByRole('link', { name: link, exact: true }).waitFor();
   await go(page, 'Users', '/admin/users');
+  // The stack has many users (every test makes its own): the admin finds Dave by searching.
+  await page.getByLabel('Search', { exact: true }).fill(dave.username);
   const row = rowWith(page, dave.username);
   await row.filter({ hasText: money(12_345) }).waitFor();
   await control(row, 'Credit').click();
