@@ -12,6 +12,7 @@ import { buildTestApp, createUser } from '../support/app.js';
 import { pushUniqueImage, pullRequest } from '../support/images.js';
 import { removedAfterAll, startTask, waitEnded, LONG_WAIT } from '../support/dcu.js';
 import { metricValue, parseMetrics, type Samples } from '../support/metrics.js';
+import { eventually } from '../support/wait.js';
 
 /** Each worker of the development stack, its metrics address and its task queue. */
 const WORKERS = [
@@ -55,8 +56,14 @@ test('a pull through the API: counted pulled and charged by the control worker',
   const res = await pullRequest(app, user.token, { image, host: 'host-a' });
   assert.equal(res.statusCode, 201, res.body);
   const charged = res.json<{ charged: number }>().charged;
-  const afterwards = await scrape(WORKERS[0].url);
+  // The worker records the end once it has completed the workflow's last task, which can be a
+  // moment after the API has the result: scrape until it shows.
+  let afterwards = await scrape(WORKERS[0].url);
   const delta = (name: string, labels: Record<string, string>) => (metricValue(afterwards, name, labels) ?? 0) - (metricValue(before, name, labels) ?? 0);
+  await eventually('the pull counted', async () => {
+    afterwards = await scrape(WORKERS[0].url);
+    return delta('berth_pulls_total', { outcome: 'pulled', reason: '' }) >= 1;
+  }, 10).catch(() => undefined);
   assert.ok(delta('berth_pulls_total', { outcome: 'pulled', reason: '' }) >= 1);
   assert.ok(delta('berth_pull_duration_seconds_count', { outcome: 'pulled' }) >= 1);
   assert.ok(delta('berth_money_charged_minor_units_total', { kind: 'image_charge' }) >= charged);
@@ -72,8 +79,14 @@ test('a DCU task through the API: its phases counted by host-a\'s worker, its en
   taskIds.push(taskId);
   const data = await waitEnded(app, user.token, taskId, LONG_WAIT);
   assert.equal(data.state, 'completed', JSON.stringify(data));
-  const [controlAfter, hostAfter] = [await scrape(WORKERS[0].url), await scrape(WORKERS[1].url)];
   const delta = (a: Samples, b: Samples, name: string, labels: Record<string, string>) => (metricValue(b, name, labels) ?? 0) - (metricValue(a, name, labels) ?? 0);
+  // As for the pull: the end is counted once the worker has completed the workflow's last task.
+  let controlAfter = await scrape(WORKERS[0].url);
+  await eventually('the task counted', async () => {
+    controlAfter = await scrape(WORKERS[0].url);
+    return delta(controlBefore, controlAfter, 'berth_dcu_tasks_total', { outcome: 'succeeded' }) >= 1;
+  }, 10).catch(() => undefined);
+  const hostAfter = await scrape(WORKERS[1].url);
   assert.ok(delta(controlBefore, controlAfter, 'berth_dcu_tasks_total', { outcome: 'succeeded' }) >= 1);
   assert.ok(delta(controlBefore, controlAfter, 'berth_money_charged_minor_units_total', { kind: 'dcu_charge' }) >= 1);
   for (const phase of ['download', 'compress', 'upload']) {
