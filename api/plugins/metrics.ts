@@ -40,6 +40,14 @@ export default fp<{ gauges: GaugeService }>(
         app.log.warn({ err: error }, `metrics: cannot read ${what}`);
       });
     const scheduleGauges = [scheduleLastRun, scheduleMissed, schedulePaused];
+    /**
+     * When each schedule was last described. A schedule changes seldom, and its describe can miss
+     * its deadline when Temporal is busy: its gauges keep their last values for this long after a
+     * describe that failed, then leave the scrape (a series that comes and goes would read, to the
+     * alert rules, as a schedule that vanished).
+     */
+    const SCHEDULE_KEPT_MS = 5 * 60_000;
+    const scheduleDescribedAt = new Map<string, number>();
 
     async function refreshGauges(): Promise<void> {
       await Promise.all([
@@ -53,11 +61,15 @@ export default fp<{ gauges: GaugeService }>(
         }, () => containers.reset()),
         ...SCHEDULE_IDS.map((schedule) =>
           read(`the schedule ${schedule}`, () => gauges.schedule(schedule), (s) => {
+            scheduleDescribedAt.set(schedule, Date.now());
             if (s.lastRunAt) scheduleLastRun.set({ schedule }, s.lastRunAt.getTime() / 1000);
             else scheduleLastRun.remove({ schedule });
             scheduleMissed.set({ schedule }, s.missedRuns);
             schedulePaused.set({ schedule }, s.paused ? 1 : 0);
-          }, () => scheduleGauges.forEach((gauge) => gauge.remove({ schedule }))),
+          }, () => {
+            if (Date.now() - (scheduleDescribedAt.get(schedule) ?? 0) < SCHEDULE_KEPT_MS) return;
+            scheduleGauges.forEach((gauge) => gauge.remove({ schedule }));
+          }),
         ),
       ]);
     }
