@@ -16,6 +16,20 @@ import { withTracing } from './worker-tracing.js';
 import { withWorkflowInterceptors } from './workflow-code.js';
 import { installRuntime } from './sdk-runtime.js';
 
+/**
+ * What every worker of Berth's runs with, besides its own options: the workflow code's interceptor
+ * modules and sinks (withWorkflowInterceptors), tracing's interceptors and sink (off with null),
+ * and the activity interceptors (errors as Berth's failures; the request id in log lines). Tests
+ * that run a worker of their own take it too.
+ */
+export function berthWorkerOptions<O extends Partial<WorkerOptions>>(options: O, tracing: Tracing | null) {
+  const traced = withTracing(withWorkflowInterceptors(options), tracing);
+  return {
+    ...traced,
+    interceptors: { ...traced.interceptors, activity: [...(traced.interceptors?.activity ?? []), activityErrors, requestIdActivityInterceptor] },
+  };
+}
+
 export async function runWorker(opts: {
   temporal: TemporalConfig;
   logger: Logger;
@@ -29,7 +43,7 @@ export async function runWorker(opts: {
   onShutdown?: () => Promise<void>;
 }): Promise<void> {
   const { temporal, logger } = opts;
-  const options = withTracing(withWorkflowInterceptors(opts.options), opts.tracing ?? null);
+  const options = berthWorkerOptions(opts.options, opts.tracing ?? null);
   // The SDK's own metrics are exported only where the ops server relays them.
   const serveMetrics = opts.ops.port !== 0;
   const sdkMetricsUrl = await installRuntime(
@@ -71,7 +85,6 @@ export async function runWorker(opts: {
     try {
       worker = await Worker.create({
         ...options,
-        interceptors: { ...options.interceptors, activity: [...(options.interceptors?.activity ?? []), activityErrors, requestIdActivityInterceptor] },
         connection,
         namespace: temporal.namespace,
       });
@@ -90,8 +103,8 @@ export async function runWorker(opts: {
   }
 }
 
-/** The activity interceptor of every Berth worker (tests that run Berth's activities in a worker of their own use it too). */
-export const activityErrors = () => ({ inbound: new ActivityErrors() });
+/** The activity interceptor that maps errors to Berth's failures (berthWorkerOptions gives it to every worker). */
+const activityErrors = () => ({ inbound: new ActivityErrors() });
 
 /**
  * What an activity's error becomes in its workflow's history:

@@ -26,9 +26,8 @@ import { hostTaskQueue } from '../../core/temporal-names.js';
 import { createEngineActivities } from '../../activities/engine.js';
 import { pingHostWorkflow } from '../../contracts/ping-host.js';
 import { coreLogForwarding, sdkLogger } from '../../workers/sdk-logger.js';
-import { requestIdActivityInterceptor } from '../../workers/request-id-activity-interceptor.js';
-import { WORKFLOWS_PATH, withWorkflowInterceptors } from '../../workers/workflow-code.js';
-import { withTracing } from '../../workers/worker-tracing.js';
+import { berthWorkerOptions } from '../../workers/run-worker.js';
+import { WORKFLOWS_PATH } from '../../workers/workflow-code.js';
 import { baseConfig, bearer, buildTestApp, createUser } from '../support/app.js';
 import { pushUniqueImage } from '../support/images.js';
 import { dockerFor, stateDir } from '../support/stack.js';
@@ -75,19 +74,11 @@ test('in a worker with Berth’s interceptors and SDK logger, an activity’s lo
   const hostId = `reqid-${randomUUID().slice(0, 8)}`;
   const taskQueue = hostTaskQueue(hostId);
   const connection = await NativeConnection.connect(temporalConnectionOptions(baseConfig.temporal));
-  // Berth's workflow interceptor modules (and tracing's sink, off), as runWorker gives every worker.
+  // Berth's interceptors and sinks (tracing's off), as runWorker gives every worker.
   const worker = await Worker.create({
     connection,
     namespace: baseConfig.temporal.namespace,
-    ...withTracing(
-      withWorkflowInterceptors({
-        taskQueue,
-        workflowsPath: WORKFLOWS_PATH,
-        activities: createEngineActivities({ docker: dockerFor('host-a'), hostId }),
-        interceptors: { activity: [requestIdActivityInterceptor] },
-      }),
-      null,
-    ),
+    ...berthWorkerOptions({ taskQueue, workflowsPath: WORKFLOWS_PATH, activities: createEngineActivities({ docker: dockerFor('host-a'), hostId }) }, null),
   });
   const requestId = `req-${randomUUID()}`;
   const workflowId = `reqid-ping-${randomUUID()}`;

@@ -25,8 +25,8 @@ import { connectDatabase } from '../../db/client.js';
 import { images } from '../../db/schema.js';
 import { buildApp } from '../../api/app.js';
 import { createControlActivities } from '../../activities/control-activities.js';
-import { WORKFLOWS_PATH, withWorkflowInterceptors } from '../../workers/workflow-code.js';
-import { withTracing } from '../../workers/worker-tracing.js';
+import { berthWorkerOptions } from '../../workers/run-worker.js';
+import { WORKFLOWS_PATH } from '../../workers/workflow-code.js';
 import { baseConfig, createUser } from '../support/app.js';
 import { hostConfig, minio, startOwnHost } from '../support/dcu.js';
 import { inspectOn, pullRequest, pushUniqueImage } from '../support/images.js';
@@ -92,14 +92,14 @@ test('a pull through the API is one trace: the route, the workflow, its activiti
   const workerConnection = await NativeConnection.connect(temporalConnectionOptions(baseConfig.temporal));
   cleanups.push(() => workerConnection.close());
   const worker = await Worker.create(
-    withTracing(
-      withWorkflowInterceptors({
+    berthWorkerOptions(
+      {
         connection: workerConnection,
         namespace: baseConfig.temporal.namespace,
         taskQueue: controlQueue,
         workflowsPath: WORKFLOWS_PATH,
         activities: createControlActivities({ db: database.db, pricePerMb: baseConfig.pulls.pricePerMb, temporal: controlClient }),
-      }),
+      },
       controlTracing,
     ),
   );

@@ -21,9 +21,8 @@ import { pullId as newPullId, pullImageWorkflow, type PullImageInput, type PullI
 import { dcuWorkflow, dcuWorkflowId, type DcuInput, type DcuWorkflowStatus } from '../../contracts/dcu.js';
 import { installRuntime } from '../../workers/sdk-runtime.js';
 import { startOpsServer, type OpsServer } from '../../workers/ops-server.js';
-import { activityErrors } from '../../workers/run-worker.js';
-import { WORKFLOWS_PATH, withWorkflowInterceptors } from '../../workers/workflow-code.js';
-import { withTracing } from '../../workers/worker-tracing.js';
+import { berthWorkerOptions } from '../../workers/run-worker.js';
+import { WORKFLOWS_PATH } from '../../workers/workflow-code.js';
 import { baseConfig, buildTestApp, createUser, testDb } from '../support/app.js';
 import { pushUniqueImage } from '../support/images.js';
 import { hostConfig, minio, removedAfterAll, startOwnHost } from '../support/dcu.js';
@@ -52,14 +51,13 @@ before(async () => {
   const worker = await Worker.create({
     connection,
     namespace: baseConfig.temporal.namespace,
-    // Berth's workflow code as runWorker gives it: the interceptor modules, the metrics' sink, tracing's (off).
-    ...withTracing(
-      withWorkflowInterceptors({
+    // Berth's interceptors and sinks (the metrics' sink; tracing's, off), as runWorker gives every worker.
+    ...berthWorkerOptions(
+      {
         taskQueue,
         workflowsPath: WORKFLOWS_PATH,
-        interceptors: { activity: [activityErrors] },
         activities: createControlActivities({ db: testDb().db, pricePerMb: baseConfig.pulls.pricePerMb, temporal }),
-      }),
+      },
       null,
     ),
   });
