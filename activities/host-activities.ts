@@ -25,7 +25,13 @@ export function createHostActivities(deps: {
     ...createImageDockerActivities(deps),
     ...createContainerDockerActivities({ docker: deps.docker, networks }),
     ...networks.activities,
-    ...createDcuHostActivities({ docker: deps.docker, hostId: deps.hostId, gzipDir: deps.dcu.gzipDir, minFreeMb: deps.dcu.minFreeMb }),
+    ...createDcuHostActivities({
+      docker: deps.docker,
+      hostId: deps.hostId,
+      gzipDir: deps.dcu.gzipDir,
+      minFreeMb: deps.dcu.minFreeMb,
+      storage: { minio: deps.minio, bucket: deps.dcu.bucket, partSizeBytes: deps.dcu.partSizeBytes },
+    }),
     ...createDcuArchiveActivities({ gzipDir: deps.dcu.gzipDir }),
     ...createStorageActivities({ minio: deps.minio, bucket: deps.dcu.bucket, partSizeBytes: deps.dcu.partSizeBytes, gzipDir: deps.dcu.gzipDir }),
   };

@@ -8,9 +8,8 @@
  * worker, its clients) be marked again every few dozen megabytes.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import { Transform, type Readable } from 'node:stream';
+import { open, rm, type FileHandle } from 'node:fs/promises';
+import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parentPort } from 'node:worker_threads';
 import Docker from 'dockerode';
@@ -39,15 +38,35 @@ function meter(onChunk: (chunk: Buffer) => void): Transform {
   });
 }
 
+/**
+ * The archive file, written chunk by chunk; with `job.reportWritten`, each write that reached the
+ * file is posted ('written'), so that the caller may upload what is on disk while the rest is made.
+ */
+function fileSink(file: FileHandle): Writable {
+  let written = 0;
+  const writeAll = async (chunk: Buffer) => {
+    for (let offset = 0; offset < chunk.length; ) offset += (await file.write(chunk, offset, chunk.length - offset)).bytesWritten;
+  };
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      writeAll(chunk).then(() => {
+        written += chunk.length;
+        if (job.reportWritten) post({ type: 'written', bytes: written });
+        callback();
+      }, callback);
+    },
+  });
+}
+
 let sizeBytes = 0;
 let compressedBytes = 0;
 const hash = createHash('sha256');
 const progress = setInterval(() => post({ type: 'progress', sizeBytes, compressedBytes }), job.progressEveryMs);
-let out: WriteStream | undefined;
+let out: FileHandle | undefined;
 try {
   const docker = new Docker(job.docker);
   const tar = (await docker.getImage(job.reference).get()) as unknown as Readable;
-  out = createWriteStream(job.path, { flags: 'w', mode: 0o640 });
+  out = await open(job.path, 'w', 0o640);
   await pipeline(
     tar,
     meter((chunk) => {
@@ -58,13 +77,13 @@ try {
       compressedBytes += chunk.length;
       hash.update(chunk);
     }),
-    out,
+    fileSink(out),
     { signal: abort.signal },
   );
+  await out.close();
   post({ type: 'done', sizeBytes, compressedBytes, sha256: hash.digest('hex') });
 } catch (error) {
-  // The file may still be opening when the pipeline is torn down: wait, then remove it.
-  if (out && !out.closed) await new Promise<void>((resolve) => out!.once('close', () => resolve()));
+  await out?.close().catch(() => undefined);
   await rm(job.path, { force: true });
   const e = error as { message?: string; statusCode?: number; json?: { message?: string } };
   post({

@@ -17,6 +17,8 @@ export interface SaveGzipJob {
   path: string;
   level: number;
   progressEveryMs: number;
+  /** Post each write that reached the file ('written'): the caller uploads the file as it grows. */
+  reportWritten?: boolean;
 }
 
 /** What the caller sends a thread: its one job, then perhaps an abort. */
@@ -26,6 +28,7 @@ export type SaveGzipCommand = { type: 'job'; job: SaveGzipJob } | { type: 'abort
 export type SaveGzipMessage =
   | { type: 'ready' }
   | { type: 'progress'; sizeBytes: number; compressedBytes: number }
+  | { type: 'written'; bytes: number }
   | { type: 'done'; sizeBytes: number; compressedBytes: number; sha256: string }
   | { type: 'failed'; aborted: boolean; message: string; statusCode?: number };
 
@@ -127,7 +130,12 @@ async function takeThread(): Promise<Worker> {
  */
 export async function saveGzip(
   job: SaveGzipJob,
-  options: { signal?: AbortSignal; onProgress?: (progress: { sizeBytes: number; compressedBytes: number }) => void } = {},
+  options: {
+    signal?: AbortSignal;
+    onProgress?: (progress: { sizeBytes: number; compressedBytes: number }) => void;
+    /** Bytes of the file written so far (with `job.reportWritten`). */
+    onWritten?: (bytes: number) => void;
+  } = {},
 ): Promise<SaveGzipResult> {
   const worker = await takeThread();
   return new Promise<SaveGzipResult>((resolve, reject) => {
@@ -135,6 +143,7 @@ export async function saveGzip(
     const onAbort = () => worker.postMessage({ type: 'abort' } satisfies SaveGzipCommand);
     worker.on('message', (message: SaveGzipMessage) => {
       if (message.type === 'progress') options.onProgress?.(message);
+      else if (message.type === 'written') options.onWritten?.(message.bytes);
       else if (message.type !== 'ready') outcome = message;
     });
     let error: Error | undefined;

@@ -5,17 +5,18 @@
  * `minio` Client.
  */
 import { createHash } from 'node:crypto';
-import { open, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { activityLog } from './activity-log.js';
-import { CopyDestinationOptions, CopySourceOptions, type BucketItem, type BucketItemStat, type Client } from 'minio';
+import { CopyDestinationOptions, CopySourceOptions, type BucketItem, type Client } from 'minio';
 import { cancellation } from './cancellation.js';
 import { HEARTBEAT_EVERY_MS } from './heartbeat.js';
 import { checkArchiveName, type DcuPhaseProgress } from './dcu-host.js';
 import { FailureType } from '../core/failures.js';
 import { recordDcuPhase } from '../core/metrics.js';
 import type { DcuReusable } from '../repositories/dcu-tasks.js';
+import { archiveHeaders, bucketOperations, checkObjectName, GrowingFile, IMAGE_METADATA, isNoSuchKey, OBJECT_NAME, SHA256_METADATA, uploadParts } from './multipart-upload.js';
 
 export interface DcuUploadInput {
   taskId: string;
@@ -35,10 +36,7 @@ export interface DcuUploaded {
   parts: number;
 }
 
-/** Metadata key (x-amz-meta-sha256) holding the archive's sha256. */
-export const SHA256_METADATA = 'sha256';
-/** Metadata key (x-amz-meta-image) holding the reference that was saved (the tar's RepoTags). */
-export const IMAGE_METADATA = 'image';
+export { IMAGE_METADATA, SHA256_METADATA } from './multipart-upload.js';
 
 export interface DcuCopyInput {
   taskId: string;
@@ -60,63 +58,10 @@ export interface DcuCopied {
   copied: boolean;
 }
 
-/** Parts uploading at once: MinIO hashes each part on its own, so a few at once use more than one core. */
-const PARTS_IN_FLIGHT = 3;
-
-/** Object names the DCU writes: "<user>/<file>.tar.gz", safe characters only. */
-const OBJECT_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}\/[A-Za-z0-9_-][A-Za-z0-9._-]{0,250}\.tar\.gz$/;
-
-function checkObjectName(objectName: string): void {
-  if (!OBJECT_NAME.test(objectName) || objectName.includes('..')) {
-    throw ApplicationFailure.nonRetryable(`invalid object name "${objectName.slice(0, 80)}"`, FailureType.InvalidObjectName);
-  }
-}
-
-const isNoSuchKey = (error: unknown) => ['NoSuchKey', 'NotFound'].includes((error as { code?: string }).code ?? '');
-
 export function createStorageActivities(deps: { minio: Client; bucket: string; partSizeBytes: number; gzipDir: string }) {
   const { minio, bucket, partSizeBytes, gzipDir } = deps;
 
-  async function ensureBucket(): Promise<void> {
-    if (await minio.bucketExists(bucket)) return;
-    try {
-      await minio.makeBucket(bucket);
-    } catch (error) {
-      // Another host made it meanwhile.
-      const code = (error as { code?: string }).code;
-      if (code !== 'BucketAlreadyOwnedByYou' && code !== 'BucketAlreadyExists') throw error;
-    }
-  }
-
-  /** Aborts every unfinished multipart upload of `objectName`; returns how many. */
-  async function abortUploads(objectName: string): Promise<number> {
-    let aborted = 0;
-    for (let uploadId = await minio.findUploadId(bucket, objectName); uploadId; uploadId = await minio.findUploadId(bucket, objectName)) {
-      await minio.abortMultipartUpload(bucket, objectName, uploadId);
-      aborted += 1;
-      if (aborted > 100) break; // never loop forever on a server that keeps answering
-    }
-    return aborted;
-  }
-
-  async function statOrNull(objectName: string): Promise<BucketItemStat | null> {
-    try {
-      return await minio.statObject(bucket, objectName);
-    } catch (error) {
-      if (isNoSuchKey(error)) return null;
-      throw error;
-    }
-  }
-
-  async function objectSha256(objectName: string): Promise<string | null> {
-    try {
-      const info = await minio.statObject(bucket, objectName);
-      return String(info.metaData?.[SHA256_METADATA] ?? '');
-    } catch (error) {
-      if (isNoSuchKey(error)) return null;
-      throw error;
-    }
-  }
+  const { ensureBucket, abortUploads, statOrNull, objectSha256 } = bucketOperations({ minio, bucket });
 
   return {
     /**
@@ -148,46 +93,23 @@ export function createStorageActivities(deps: { minio: Client; bucket: string; p
       const progress = (): DcuPhaseProgress => ({ phase: 'uploading', bytesDone, bytesTotal });
       ctx.heartbeat(progress());
       const beat = setInterval(() => ctx.heartbeat(progress()), HEARTBEAT_EVERY_MS);
-      const uploadId = await minio.initiateNewMultipartUpload(bucket, input.objectName, {
-        'Content-Type': 'application/gzip',
-        [`x-amz-meta-${SHA256_METADATA}`]: input.sha256,
-        'x-amz-meta-task-id': input.taskId,
-        'x-amz-meta-username': input.username,
-        'x-amz-meta-image': input.reference,
-      });
-      const file = await open(path, 'r');
+      const uploadId = await minio.initiateNewMultipartUpload(bucket, input.objectName, archiveHeaders(input, input.sha256));
       const hash = createHash('sha256');
-      const etags: Array<{ part: number; etag: string }> = [];
-      /** Parts on the wire, in part order; the file is read (and hashed) in order. */
-      const sending: Array<Promise<void>> = [];
       try {
-        for (let part = 1; ; part++) {
-          if (ctx.cancellationSignal.aborted) throw cancellation(ctx);
-          const chunk = Buffer.allocUnsafe(partSizeBytes);
-          let filled = 0;
-          while (filled < partSizeBytes) {
-            const { bytesRead } = await file.read(chunk, filled, partSizeBytes - filled, null);
-            if (bytesRead === 0) break;
-            filled += bytesRead;
-          }
-          if (filled === 0 && part > 1) break;
-          const body = chunk.subarray(0, filled);
-          hash.update(body);
-          const sent = minio
-            .uploadPart({ bucketName: bucket, objectName: input.objectName, uploadID: uploadId, partNumber: part, headers: {} }, body)
-            .then(({ etag }) => {
-              etags.push({ part, etag });
-              bytesDone += filled;
+        const { etags } = await uploadParts(
+          { minio, bucket, partSizeBytes },
+          {
+            objectName: input.objectName,
+            uploadId,
+            file: GrowingFile.complete(path, bytesTotal),
+            signal: ctx.cancellationSignal,
+            onRead: (bytes) => hash.update(bytes),
+            onPart: (bytes) => {
+              bytesDone += bytes;
               ctx.heartbeat(progress());
-            });
-          sent.catch(() => undefined); // awaited below, in order
-          sending.push(sent);
-          if (sending.length >= PARTS_IN_FLIGHT) await sending.shift();
-          if (filled < partSizeBytes) break;
-        }
-        while (sending.length > 0) await sending.shift();
-        etags.sort((a, b) => a.part - b.part);
-        if (ctx.cancellationSignal.aborted) throw cancellation(ctx);
+            },
+          },
+        );
         const actual = hash.digest('hex');
         if (actual !== input.sha256) {
           throw ApplicationFailure.nonRetryable(
@@ -200,12 +122,11 @@ export function createStorageActivities(deps: { minio: Client; bucket: string; p
         recordDcuPhase('upload', startedAt, bytesDone);
         return { bucket, objectName: input.objectName, etag: done.etag, sizeBytes: bytesDone, parts: etags.length };
       } catch (error) {
-        await Promise.allSettled(sending); // no part may land after the abort
         await minio.abortMultipartUpload(bucket, input.objectName, uploadId).catch(() => undefined);
+        if (ctx.cancellationSignal.aborted) throw cancellation(ctx);
         throw error;
       } finally {
         clearInterval(beat);
-        await file.close();
       }
     },
 

@@ -137,13 +137,24 @@ export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
           )
         : null;
     let archive: { sizeBytes: number; compressedBytes: number; sha256: string };
+    /** The archive went to MinIO while it was compressed (PATCHES.dcuOverlappedUpload). */
+    let uploaded = false;
     if (copied) {
       archive = copied;
       status.reusedFrom = copied.sourceObjectName;
     } else {
       status.gzipFileName = fileName;
       const adopted = kept ? await phase(() => host.phase.dcuAdoptArchive({ ...kept, fileName })) : null;
-      archive = adopted ?? (await phase(() => host.phase.dcuCompress({ taskId: input.taskId, reference: input.reference, fileName })));
+      if (adopted) archive = adopted;
+      else if (patched(PATCHES.dcuOverlappedUpload.id)) {
+        // The upload overlaps the compression; when MinIO failed mid-way, dcuUpload below sends the kept archive.
+        const packaged = await phase(() =>
+          host.phase.dcuCompress({ taskId: input.taskId, reference: input.reference, fileName, upload: { objectName, username: input.username } }),
+        );
+        uploaded = 'uploaded' in packaged && packaged.uploaded;
+        if (!uploaded) log.warn('DCU upload overlapped with compression failed: uploading the archive from disk', { taskId: input.taskId, reason: 'uploadError' in packaged ? packaged.uploadError : undefined });
+        archive = packaged;
+      } else archive = await phase(() => host.phase.dcuCompress({ taskId: input.taskId, reference: input.reference, fileName }));
     }
     status.sizeBytes = archive.sizeBytes;
     status.compressedBytes = archive.compressedBytes;
@@ -154,10 +165,10 @@ export async function dcu(input: DcuInput): Promise<DcuWorkflowStatus> {
       sizeBytes: archive.sizeBytes,
       compressedBytes: archive.compressedBytes,
       sha256: archive.sha256,
-      bytesDone: copied ? archive.compressedBytes : 0,
+      bytesDone: copied || uploaded ? archive.compressedBytes : 0,
       bytesTotal: archive.compressedBytes,
     });
-    if (!copied) {
+    if (!copied && !uploaded) {
       await phase(() =>
         host.phase.dcuUpload({
           taskId: input.taskId,

@@ -143,6 +143,14 @@ export const PATCHES = {
     guards: "the release starts each image's removeImage child with its search attributes (BerthUserId, BerthHostId, BerthResourceId: core/search-attributes.ts)",
     removable: SHORT,
   }),
+  dcuOverlappedUpload: entry({
+    id: 'dcu-overlapped-upload',
+    since: '2026-12-07',
+    workflow: 'dcu',
+    guards:
+      'dcuCompress is given the object (input.upload) and uploads the archive while it writes it; dcuUpload runs only when that upload failed (from the archive on disk, not compressing again)',
+    removable: SHORT,
+  }),
 } as const satisfies Record<string, PatchEntry>;
 
 export type PatchName = keyof typeof PATCHES;

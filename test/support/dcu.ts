@@ -251,7 +251,6 @@ export const PACKAGING_ACTIVITIES: readonly string[] = [
   'dcuTransition',
   'dcuCompress',
   'dcuTransition',
-  'dcuUpload',
   'dcuChargeAndComplete',
 ];
 
