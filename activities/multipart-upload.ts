@@ -47,44 +47,44 @@ export function archiveUserMetadata(meta: ArchiveMetadata, sha256?: string): Rec
 }
 
 export function bucketOperations({ minio, bucket }: Pick<MultipartTarget, 'minio' | 'bucket'>) {
-  return {
-    async ensureBucket(): Promise<void> {
-      if (await minio.bucketExists(bucket)) return;
-      try {
-        await minio.makeBucket(bucket);
-      } catch (error) {
-        // Another host made it meanwhile.
-        const code = (error as { code?: string }).code;
-        if (code !== 'BucketAlreadyOwnedByYou' && code !== 'BucketAlreadyExists') throw error;
-      }
-    },
-
-    /** Aborts every unfinished multipart upload of `objectName`; returns how many. */
-    async abortUploads(objectName: string): Promise<number> {
-      let aborted = 0;
-      for (let uploadId = await minio.findUploadId(bucket, objectName); uploadId; uploadId = await minio.findUploadId(bucket, objectName)) {
-        await minio.abortMultipartUpload(bucket, objectName, uploadId);
-        aborted += 1;
-        if (aborted > 100) break; // never loop forever on a server that keeps answering
-      }
-      return aborted;
-    },
-
-    async statOrNull(objectName: string): Promise<BucketItemStat | null> {
-      try {
-        return await minio.statObject(bucket, objectName);
-      } catch (error) {
-        if (isNoSuchKey(error)) return null;
-        throw error;
-      }
-    },
-
-    /** The object's recorded sha256 ('' when it has none), or null when there is no such object. */
-    async objectSha256(objectName: string): Promise<string | null> {
-      const info = await this.statOrNull(objectName);
-      return info ? String(info.metaData?.[SHA256_METADATA] ?? '') : null;
-    },
+  const ensureBucket = async (): Promise<void> => {
+    if (await minio.bucketExists(bucket)) return;
+    try {
+      await minio.makeBucket(bucket);
+    } catch (error) {
+      // Another host made it meanwhile.
+      const code = (error as { code?: string }).code;
+      if (code !== 'BucketAlreadyOwnedByYou' && code !== 'BucketAlreadyExists') throw error;
+    }
   };
+
+  /** Aborts every unfinished multipart upload of `objectName`; returns how many. */
+  const abortUploads = async (objectName: string): Promise<number> => {
+    let aborted = 0;
+    for (let uploadId = await minio.findUploadId(bucket, objectName); uploadId; uploadId = await minio.findUploadId(bucket, objectName)) {
+      await minio.abortMultipartUpload(bucket, objectName, uploadId);
+      aborted += 1;
+      if (aborted > 100) break; // never loop forever on a server that keeps answering
+    }
+    return aborted;
+  };
+
+  const statOrNull = async (objectName: string): Promise<BucketItemStat | null> => {
+    try {
+      return await minio.statObject(bucket, objectName);
+    } catch (error) {
+      if (isNoSuchKey(error)) return null;
+      throw error;
+    }
+  };
+
+  /** The object's recorded sha256 ('' when it has none), or null when there is no such object. */
+  const objectSha256 = async (objectName: string): Promise<string | null> => {
+    const info = await statOrNull(objectName);
+    return info ? String(info.metaData?.[SHA256_METADATA] ?? '') : null;
+  };
+
+  return { ensureBucket, abortUploads, statOrNull, objectSha256 };
 }
 
 /**
