@@ -61,7 +61,7 @@ export interface DcuCopied {
 export function createStorageActivities(deps: { minio: Client; bucket: string; partSizeBytes: number; gzipDir: string }) {
   const { minio, bucket, partSizeBytes, gzipDir } = deps;
 
-  const { ensureBucket, abortUploads, statOrNull, objectSha256 } = bucketOperations({ minio, bucket });
+  const { ensureBucket, abortUploads, statOrNull, recordedSha256, objectSha256 } = bucketOperations({ minio, bucket });
 
   return {
     /**
@@ -147,7 +147,7 @@ export function createStorageActivities(deps: { minio: Client; bucket: string; p
           const source = await statOrNull(candidate.objectName);
           if (
             !source ||
-            String(source.metaData?.[SHA256_METADATA] ?? '') !== candidate.sha256 ||
+            (await recordedSha256(candidate.objectName, source)) !== candidate.sha256 ||
             String(source.metaData?.[IMAGE_METADATA] ?? '') !== input.reference ||
             source.size !== candidate.compressedBytes
           ) {
@@ -162,7 +162,7 @@ export function createStorageActivities(deps: { minio: Client; bucket: string; p
           if (candidate.objectName === input.objectName) return { ...result, copied: false };
           // A retry after the copy finds it done.
           const existing = await statOrNull(input.objectName);
-          if (existing && String(existing.metaData?.[SHA256_METADATA] ?? '') === candidate.sha256 && existing.size === candidate.compressedBytes) {
+          if (existing && existing.size === candidate.compressedBytes && (await recordedSha256(input.objectName, existing)) === candidate.sha256) {
             return { ...result, copied: false };
           }
           if (ctx.cancellationSignal.aborted) throw cancellation(ctx);

@@ -17,6 +17,7 @@ import { minioClient } from '../../core/minio.js';
 import { hostTaskQueue } from '../../core/temporal-names.js';
 import { temporalConnectionOptions } from '../../core/temporal.js';
 import { createHostActivities } from '../../activities/host-activities.js';
+import { bucketOperations } from '../../activities/multipart-upload.js';
 import type { Tracing } from '../../core/tracing.js';
 import { withTracing } from '../../workers/worker-tracing.js';
 import type { App } from '../../api/app.js';
@@ -165,6 +166,12 @@ export async function listAll<T>(stream: AsyncIterable<T>): Promise<T[]> {
   for await (const item of stream) items.push(item);
   return items;
 }
+
+/**
+ * The sha256 an object was stored with: x-amz-meta-sha256, or the `sha256` tag of an archive
+ * uploaded while it was compressed (activities/multipart-upload.ts); null when there is no object.
+ */
+export const storedSha256 = (objectName: string) => bucketOperations({ minio, bucket: BUCKET }).objectSha256(objectName);
 
 /** An object's bytes, read from the bucket. */
 export async function objectBytes(objectName: string): Promise<Buffer> {

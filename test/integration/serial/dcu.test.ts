@@ -14,11 +14,10 @@ import { auditLog, dcuTasks } from '../../../db/schema.js';
 import { loadControlWorkerConfig } from '../../../core/config.js';
 import { connectTemporal } from '../../../core/temporal.js';
 import { DCU_SCHEDULES } from '../../../contracts/dcu-cleanup.js';
-import { SHA256_METADATA } from '../../../activities/storage.js';
 import { baseConfig, buildTestApp, createUser, testDb } from '../../support/app.js';
 import { pushUniqueImage } from '../../support/images.js';
 import { dockerFor } from '../../support/stack.js';
-import { BUCKET, FUNDS, GZIP_DIR, assertErrorEnvelope, dcuApi, ended, minio, rowOf, startTaskChecked, statusOf, temporalCli, waitFor } from '../../support/dcu.js';
+import { BUCKET, FUNDS, GZIP_DIR, assertErrorEnvelope, dcuApi, ended, minio, rowOf, startTaskChecked, statusOf, storedSha256, temporalCli, waitFor } from '../../support/dcu.js';
 import { triggerScheduleAndWait } from '../../support/schedules.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
@@ -123,7 +122,7 @@ test('cleanup schedules exist with the configured crons, and run when triggered 
   assert.equal((await statusOf(app, user.token, taskId)).artifacts_expired, true);
   assertErrorEnvelope(await dcuApi(app, user.token, 'GET', `/api/dcu/download/${taskId}`), 410);
 
-  assert.equal((await minio.statObject(BUCKET, keep.minio_object_name)).metaData[SHA256_METADATA], keep.sha256, 'a recent object is kept');
+  assert.equal(await storedSha256(keep.minio_object_name), keep.sha256, 'a recent object is kept');
   assert.equal((await rowOf(keep.task_id))?.artifactsExpired, false);
 
   // Audited: the system removed the user's object (target the task, subject its user), once, in the cleanup's run.

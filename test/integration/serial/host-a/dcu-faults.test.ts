@@ -19,7 +19,7 @@ import { baseConfig, buildTestApp, createUser } from '../../../support/app.js';
 import { pushUniqueImage } from '../../../support/images.js';
 import { activityRuns as activityRunsOf } from '../../../support/history.js';
 import { killStackProcess, processGone, stackPid, stackStart } from '../../../support/stack.js';
-import { BUCKET, CONTROL_ACTIVITIES, GZIP_DIR, HOST_STEP_ATTEMPTS, LONG_WAIT, PACKAGING_ACTIVITIES, hostConfig, listAll, localFilesOf, minio, removedAfterAll, rowOf, sha256, startTask, waitEnded, type TaskData } from '../../../support/dcu.js';
+import { BUCKET, CONTROL_ACTIVITIES, GZIP_DIR, HOST_STEP_ATTEMPTS, LONG_WAIT, PACKAGING_ACTIVITIES, hostConfig, listAll, localFilesOf, minio, removedAfterAll, rowOf, sha256, startTask, storedSha256, waitEnded, type TaskData } from '../../../support/dcu.js';
 import { sleep } from '../../../support/wait.js';
 
 const temporal = await connectTemporal(baseConfig.temporal);
@@ -225,7 +225,7 @@ test('host worker SIGKILLed while compressing: once it is back the compress phas
   const local = await readFile(join(GZIP_DIR, data.gzip_file_name));
   assert.equal(sha256(local), data.sha256);
   const info = await minio.statObject(BUCKET, data.minio_object_name);
-  assert.equal(info.metaData[SHA256_METADATA], data.sha256);
+  assert.equal(await storedSha256(data.minio_object_name), data.sha256);
   assert.equal(info.size, data.compressed_bytes);
   const remote: Buffer[] = [];
   for await (const chunk of await minio.getObject(BUCKET, data.minio_object_name)) remote.push(chunk as Buffer);
