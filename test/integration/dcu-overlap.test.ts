@@ -144,7 +144,8 @@ async function ownHost(proxy: MinIOProxy) {
 async function imageOf(mb: number): Promise<string> {
   const image = await pushUniqueImage('dcu-overlap', mb * 1024);
   const docker = dockerFor('host-a');
-  await new Promise((resolve, reject) => docker.modem.followProgress(docker.pull(image) as never, (e: Error | null) => (e ? reject(e) : resolve(null))));
+  const stream = await docker.pull(image);
+  await new Promise((resolve, reject) => docker.modem.followProgress(stream, (e: Error | null) => (e ? reject(e) : resolve(null))));
   pulledImages.push(image);
   return image;
 }
