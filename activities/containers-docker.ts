@@ -65,7 +65,8 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
     }
   }
 
-  async function createContainer(spec: ContainerSpec, name: string, network: string): Promise<void> {
+  /** Creates the container; false when it exists already (made by an earlier attempt of the same step). */
+  async function createContainer(spec: ContainerSpec, name: string, network: string): Promise<boolean> {
     const port = `${spec.containerPort}/tcp`;
     try {
       await docker.createContainer({
@@ -85,13 +86,30 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
           RestartPolicy: { Name: 'no' },
         },
       });
+      return true;
     } catch (error) {
-      if (isConflict(error)) return; // an earlier attempt created it
+      if (isConflict(error)) return false; // an earlier attempt created it
       const message = `cannot create the container: ${publicDockerMessage(error)}`;
       // The network was removed outside this worker's lock (another process): the next attempt makes it again.
       if (/network .* not found/i.test(dockerMessage(error))) throw ApplicationFailure.retryable(message, FailureType.DockerError);
       const status = (error as { statusCode?: number }).statusCode;
       if (status === 400 || status === 404) throw ApplicationFailure.nonRetryable(message, FailureType.ContainerInvalid);
+      throw ApplicationFailure.retryable(message, FailureType.DockerError);
+    }
+  }
+
+  /** Starts a created container; one running already (304) is as good. */
+  async function startCreated(name: string): Promise<void> {
+    try {
+      await docker.getContainer(name).start();
+    } catch (error) {
+      const status = (error as { statusCode?: number }).statusCode;
+      if (status === 304) return;
+      // Otherwise runc's reason, without the host's paths.
+      const message = `cannot start the container: ${publicDockerMessage(error)}`;
+      // A 400, or limits the kernel refuses (cgroup), would fail the same way on every attempt.
+      if (status === 400 || /cgroup/i.test(dockerMessage(error))) throw ApplicationFailure.nonRetryable(message, FailureType.ContainerInvalid);
+      // 404 too: removed between its creation and its start; the next attempt creates it again.
       throw ApplicationFailure.retryable(message, FailureType.DockerError);
     }
   }
@@ -117,32 +135,15 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
      */
     createAndStartContainer: (spec: ContainerSpec): Promise<ObservedContainer> => heartbeating(async () => {
       const name = dockerName(spec.id);
-      let existing = await inspect(name);
-      if (!existing) {
-        // Under the user's lock: the network cannot be removed between its check and the creation.
-        await networks.withUserLock(spec.userId, async () => {
-          const network = await networks.ensure(spec.userId);
-          await createContainer(spec, name, network);
-        });
-        activityLog.info('container created', { containerId: spec.id, image: spec.image });
-        existing = await inspect(name);
-        if (!existing) throw ApplicationFailure.retryable(`container ${name} vanished right after its creation`, FailureType.DockerError);
-      }
-      if (!existing.running) {
-        try {
-          await docker.getContainer(name).start();
-        } catch (error) {
-          const status = (error as { statusCode?: number }).statusCode;
-          if (status !== 304) {
-            // 304: already started. Otherwise runc's reason, without the host's paths.
-            const message = `cannot start the container: ${publicDockerMessage(error)}`;
-            // A 400, or limits the kernel refuses (cgroup), would fail the same way on every attempt.
-            if (status === 400 || /cgroup/i.test(dockerMessage(error))) throw ApplicationFailure.nonRetryable(message, FailureType.ContainerInvalid);
-            throw ApplicationFailure.retryable(message, FailureType.DockerError);
-          }
-        }
-      }
-      const observed = (await inspect(name))!;
+      // Three Docker calls on the way (create, start, inspect), and no look first: a create that
+      // finds the name taken (409) is an earlier attempt's container, which may have died between
+      // its create and its start; starting one that runs already is a 304.
+      // Under the user's lock: the network cannot be removed between its check and the creation.
+      const created = await networks.withUserLock(spec.userId, async () => createContainer(spec, name, await networks.ensure(spec.userId)));
+      if (created) activityLog.info('container created', { containerId: spec.id, image: spec.image });
+      await startCreated(name);
+      const observed = await inspect(name);
+      if (!observed) throw ApplicationFailure.retryable(`container ${name} vanished right after its start`, FailureType.DockerError);
       activityLog.info('container started', { containerId: spec.id, dockerId: observed.dockerId, running: observed.running });
       return observed;
     }),

@@ -10,10 +10,13 @@ import { currentActivityContext } from './activity-log.js';
 /** How often a step heartbeats while it works: well within the shortest heartbeatTimeout (5 s). */
 export const HEARTBEAT_EVERY_MS = 1000;
 
-/** Runs `work`, heartbeating `details()` (none by default) every HEARTBEAT_EVERY_MS until it settles. */
+/**
+ * Runs `work`, heartbeating `details()` (none by default) every HEARTBEAT_EVERY_MS until it
+ * settles. A local activity has no heartbeat (its workflow task's timeout stands for one).
+ */
 export async function heartbeating<T>(work: () => Promise<T>, details: () => unknown = () => undefined): Promise<T> {
   const ctx = currentActivityContext();
-  if (!ctx) return work();
+  if (!ctx || ctx.info.isLocal) return work();
   ctx.heartbeat(details());
   const beat = setInterval(() => ctx.heartbeat(details()), HEARTBEAT_EVERY_MS);
   try {

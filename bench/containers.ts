@@ -15,7 +15,12 @@
  *
  * Two cases: the user's first container on the host (Berth creates the user's own network
  * for it and removes it with the container), and a container of a user who has one running
- * there already (the network is there). Docker's side runs on its default bridge both times.
+ * there already (the network is there). Docker is measured two ways in the same rounds: on its
+ * default bridge (`docker run -d -p`, the goal's baseline), and with Berth's own setup, which
+ * separates what Berth adds from what isolation costs Docker: a user-defined bridge named as
+ * Berth names a user's (`bth…`, which the host firewall's rules match), made before the
+ * container in the first case and removed after it, there already in the second; the same
+ * PIDs limit, no-new-privileges and no NET_RAW. The three sides take turns going first.
  */
 import { randomUUID } from 'node:crypto';
 import { freePort } from '../test/support/ports.js';
@@ -24,6 +29,8 @@ import { eq } from 'drizzle-orm';
 import { hosts } from '../db/schema.js';
 import { adminToken, bearer, createUser, testDb } from '../test/support/app.js';
 import { HOST_IDS, REGISTRY, dockerFor } from '../test/support/stack.js';
+import { userBridgeName } from '../activities/networks.js';
+import { DEFAULT_PIDS_LIMIT } from '../activities/containers-docker.js';
 import { baseConfig, benchApp, percentile, printTable, sleep, timed } from './support.js';
 
 const RUNS = Number(process.argv[2] ?? 30);
@@ -82,10 +89,12 @@ async function main() {
   const samples = () => ({
     berth: { total: [] as number[], post: [] as number[], remove: [] as number[] },
     plain: { total: [] as number[], start: [] as number[], remove: [] as number[] },
+    isolated: { total: [] as number[], start: [] as number[], remove: [] as number[] },
   });
   const first = samples();
   const second = samples();
-  let { berth, plain } = first;
+  let { berth, plain, isolated } = first;
+  const dockerNetworks = new Set<string>();
   const berthLive = new Set<string>();
   const dockerLive = new Set<string>();
   let imageId: string | undefined;
@@ -118,19 +127,39 @@ async function main() {
       }
     };
 
-    const viaDocker = async (keep: boolean) => {
+    /** Berth's setup on the Docker side: a network of its own per "user", as Berth makes one. */
+    const benchNetwork = async () => {
+      const owner = `bench-${randomUUID()}`;
+      const name = `bench-net-${owner.slice(6, 14)}`;
+      await docker.createNetwork({ Name: name, CheckDuplicate: true, Driver: 'bridge', Options: { 'com.docker.network.bridge.name': userBridgeName(HOST, owner) } });
+      dockerNetworks.add(name);
+      return name;
+    };
+    const removeNetwork = async (name: string) => {
+      await docker.getNetwork(name).remove();
+      dockerNetworks.delete(name);
+    };
+    // The second case's network, there before its rounds (as the resident's is for Berth).
+    let residentNetwork: string | null = null;
+
+    /** `isolation`: on a network of its own with Berth's security options, else on the default bridge. */
+    const viaDocker = async (keep: boolean, isolation: boolean) => {
       const port = '80/tcp';
       const hostPort = await freePort(publishIp);
+      const into = isolation ? isolated : plain;
       const t0 = performance.now();
+      const network = isolation ? (residentNetwork ?? (await benchNetwork())) : null;
       const container = await docker.createContainer({
         name: `bench-run-${randomUUID().slice(0, 8)}`,
         Image: IMAGE,
         ExposedPorts: { [port]: {} },
         HostConfig: {
+          ...(network ? { NetworkMode: network } : {}),
           PortBindings: { [port]: [{ HostIp: publishIp, HostPort: String(hostPort) }] },
           Memory: memoryMb * 1024 * 1024,
           MemorySwap: memoryMb * 1024 * 1024,
           NanoCpus: cpus * 1_000_000_000,
+          ...(isolation ? { PidsLimit: DEFAULT_PIDS_LIMIT, SecurityOpt: ['no-new-privileges'], CapDrop: ['NET_RAW'] } : {}),
           RestartPolicy: { Name: 'no' },
         },
       });
@@ -139,25 +168,25 @@ async function main() {
       const started = performance.now();
       await firstAnswer(`http://${publishIp}:${hostPort}/`);
       const answered = performance.now();
-      const removeMs = await timed(() => container.remove({ force: true, v: true }));
+      const removeMs = await timed(async () => {
+        await container.remove({ force: true, v: true });
+        // Berth's DELETE of a user's last container removes the user's network too.
+        if (network && network !== residentNetwork) await removeNetwork(network);
+      });
       dockerLive.delete(container.id);
       if (keep) {
-        plain.total.push(answered - t0);
-        plain.start.push(started - t0);
-        plain.remove.push(removeMs);
+        into.total.push(answered - t0);
+        into.start.push(started - t0);
+        into.remove.push(removeMs);
       }
     };
 
     const rounds = async () => {
       for (let round = 0; round < ROUNDS; round++) {
         const keep = round > 0;
-        if (round % 2 === 0) {
-          await viaBerth(keep);
-          await viaDocker(keep);
-        } else {
-          await viaDocker(keep);
-          await viaBerth(keep);
-        }
+        const sides = [() => viaBerth(keep), () => viaDocker(keep, false), () => viaDocker(keep, true)];
+        // Each side goes first, second and third in turn.
+        for (let i = 0; i < sides.length; i++) await sides[(round + i) % sides.length]!();
       }
     };
     await rounds();
@@ -165,20 +194,34 @@ async function main() {
     const resident = await app.inject({ method: 'POST', url: '/api/v1/containers?wait=true', headers: bearer(user.token), payload: { imageId } });
     if (resident.statusCode !== 201) throw new Error(`resident: ${resident.statusCode} ${resident.body}`);
     berthLive.add(resident.json<ContainerView>().id);
-    ({ berth, plain } = second);
+    residentNetwork = await benchNetwork();
+    ({ berth, plain, isolated } = second);
     await rounds();
 
     const p = (samples: number[]) => `p50 ${percentile(samples, 50).toFixed(0)} ms, p95 ${percentile(samples, 95).toFixed(0)} ms`;
     console.log(`host: ${HOST} (publish IP ${publishIp}); image ${IMAGE}; ${memoryMb} MB, ${cpus} CPU; runs: ${RUNS} per side (+1 warm-up round, not counted); alternating which goes first`);
     console.log('');
+    console.log('Berth against plain Docker (default bridge), the goal\'s baseline:');
     printTable([
       { name: 'first container of the user (network made)', berth: first.berth.total, docker: first.plain.total },
       { name: 'the user has one running (network there)', berth: second.berth.total, docker: second.plain.total },
     ]);
-    for (const [label, { berth, plain }] of [['first container', first], ['network there', second]] as const) {
+    console.log('');
+    console.log('Berth against Docker with Berth\'s isolation (a bth… bridge per user, made in the first case; PIDs limit, no-new-privileges, no NET_RAW):');
+    printTable([
+      { name: 'first container of the user (network made)', berth: first.berth.total, docker: first.isolated.total },
+      { name: 'the user has one running (network there)', berth: second.berth.total, docker: second.isolated.total },
+    ]);
+    console.log('');
+    console.log('What isolation costs Docker itself (Docker with Berth\'s setup against the default bridge):');
+    printTable([
+      { name: 'network made with the container', berth: first.isolated.total, docker: first.plain.total },
+      { name: 'network there', berth: second.isolated.total, docker: second.plain.total },
+    ], { berth: 'isolated', docker: 'default' });
+    for (const [label, { berth, plain, isolated }] of [['first container', first], ['network there', second]] as const) {
       console.log('');
-      console.log(`${label}: berth POST ?wait=true returned (201): ${p(berth.post)}; docker create + start returned: ${p(plain.start)}`);
-      console.log(`${label}: removal (untimed above): berth DELETE ${p(berth.remove)}; docker remove -f ${p(plain.remove)}`);
+      console.log(`${label}: berth POST ?wait=true returned (201): ${p(berth.post)}; docker create + start returned: default bridge ${p(plain.start)}, Berth's setup ${p(isolated.start)}`);
+      console.log(`${label}: removal (untimed above): berth DELETE ${p(berth.remove)}; docker remove -f: default bridge ${p(plain.remove)}, Berth's setup (and its network in the first case) ${p(isolated.remove)}`);
     }
   } finally {
     for (const id of berthLive) {
@@ -187,6 +230,9 @@ async function main() {
     }
     for (const id of dockerLive) {
       await docker.getContainer(id).remove({ force: true, v: true }).catch((error: Error) => console.error(`remove ${id}: ${error.message}`));
+    }
+    for (const name of dockerNetworks) {
+      await docker.getNetwork(name).remove().catch((error: Error) => console.error(`remove network ${name}: ${error.message}`));
     }
     if (imageId) {
       const res = await app.inject({ method: 'DELETE', url: `/api/v1/images/${imageId}`, headers: admin });

@@ -64,9 +64,9 @@ export interface Row {
 
 const ms = (value: number) => `${value.toFixed(0)} ms`;
 
-/** Prints case, Berth p50/p95, Docker p50/p95 and the ratios of both percentiles. */
-export function printTable(rows: Row[]) {
-  const lines = [['case', 'runs', 'berth p50', 'berth p95', 'docker p50', 'docker p95', 'ratio p50', 'ratio p95']];
+/** Prints case, Berth p50/p95, Docker p50/p95 and the ratios of both percentiles; `names` relabels the two sides. */
+export function printTable(rows: Row[], names: { berth: string; docker: string } = { berth: 'berth', docker: 'docker' }) {
+  const lines = [['case', 'runs', `${names.berth} p50`, `${names.berth} p95`, `${names.docker} p50`, `${names.docker} p95`, 'ratio p50', 'ratio p95']];
   for (const row of rows) {
     const [b50, b95, d50, d95] = [percentile(row.berth, 50), percentile(row.berth, 95), percentile(row.docker, 50), percentile(row.docker, 95)];
     lines.push([row.name, String(row.berth.length), ms(b50), ms(b95), ms(d50), ms(d95), (b50 / d50).toFixed(1), (b95 / d95).toFixed(1)]);

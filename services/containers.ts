@@ -13,6 +13,7 @@ import { billing, InsufficientFundsError } from '../billing/ledger.js';
 import { containerPricePerPeriod } from '../billing/prices.js';
 import {
   CONTAINER_OPERATIONS,
+  startUpdate,
   containerWorkflow,
   containerWorkflowId,
   type ContainerInput,
@@ -141,7 +142,7 @@ export function createContainerService(deps: {
   db: Database;
   /** For the container's updates (start, stop, restart, remove). */
   temporal: Client;
-  runs: Pick<WorkflowRuns, 'start'>;
+  runs: Pick<WorkflowRuns, 'start' | 'startWithUpdate'>;
   hosts: Pick<HostService, 'get'>;
   config: ContainersConfig;
 }) {
@@ -224,6 +225,41 @@ export function createContainerService(deps: {
     }
   }
 
+  /** The start of an admitted record's workflow: its id, input, search attributes and memo. */
+  const startOptions = (row: ContainerRow) => ({
+    workflowId: containerWorkflowId(row.id),
+    args: [workflowInput(row, config)] as [ContainerInput],
+    subject: { userId: row.userId, hostId: row.hostId, resourceId: row.id },
+    memo: { userId: row.userId },
+  });
+
+  /** A record whose workflow could not be started is released (failed, start_failed): its port and slot are free again. */
+  async function releaseUnstarted(row: ContainerRow, error: unknown) {
+    const reason = `its workflow could not be started: ${rootCause(error).message}`;
+    // Should the release fail too, the nightly release finds the record without a workflow.
+    await db.transaction((tx) => containerRepo.release(tx, row.id, 'failed', reason, 'start_failed')).catch(() => undefined);
+  }
+
+  /**
+   * The answer to a run that was asked to start: the container as recorded once it runs, or the
+   * problem of a run that failed, told by its reason code (insufficient funds a 409, anything
+   * else a 502 with the workflow's reason); `refused` is the start update's failure, if any (a
+   * creation that failed ends the workflow, so the update may fail: the record tells why).
+   */
+  async function runOutcome(user: Viewer, id: string, refused: { error: unknown } | null) {
+    const view = await getVisible(user, id);
+    if (view.state !== 'failed') {
+      if (refused) {
+        if (refused.error instanceof WorkflowUpdateFailedError) throw problemForWorkflowFailure(refused.error);
+        throw refused.error;
+      }
+      return view;
+    }
+    const reason = view.stateReason ?? 'the container could not be run';
+    if (view.stateReasonCode === 'insufficient_funds') throw new InsufficientFundsError(reason);
+    throw new AppError(502, 'container-failed', 'Container Failed', reason);
+  }
+
   return {
     getVisible,
 
@@ -249,14 +285,28 @@ export function createContainerService(deps: {
       const row = await admit(user, input);
       const workflowId = containerWorkflowId(row.id);
       try {
-        await runs.start(containerWorkflow, { workflowId, args: [workflowInput(row, config)], subject: { userId: row.userId, hostId: row.hostId, resourceId: row.id }, memo: { userId: row.userId } });
+        await runs.start(containerWorkflow, startOptions(row));
       } catch (error) {
-        const reason = `its workflow could not be started: ${rootCause(error).message}`;
-        // Should the release fail too, the nightly release finds the record without a workflow.
-        await db.transaction((tx) => containerRepo.release(tx, row.id, 'failed', reason, 'start_failed')).catch(() => undefined);
+        await releaseUnstarted(row, error);
         throw error;
       }
       return { id: row.id, workflowId };
+    },
+
+    /**
+     * create(), then a wait for the container to run: the workflow is started with its start update in the same
+     * request to Temporal (update-with-start), so the run takes the update in its first task, and
+     * the answer is the container once it runs (or the problem of why it could not).
+     */
+    async createRunning(user: Viewer, input: CreateContainerInput) {
+      const row = await admit(user, input);
+      const { started, update } = runs.startWithUpdate(containerWorkflow, startOptions(row), startUpdate);
+      const refused = await update.then(() => null, (error: unknown) => ({ error }));
+      if (refused && !(await started)) {
+        await releaseUnstarted(row, refused.error);
+        throw refused.error;
+      }
+      return runOutcome(user, row.id, refused);
     },
 
     /** The containers the user may see, newest first (admins: all, filtered by user, host and state). */
@@ -272,24 +322,6 @@ export function createContainerService(deps: {
     },
 
     operate,
-
-    /**
-     * Waits for a new container to have run (the start update queues behind its creation) and
-     * answers it; a container that could not be run is a problem told by its reason code:
-     * insufficient funds a 409, anything else a 502 with the workflow's reason.
-     */
-    async waitRunning(user: Viewer, id: string) {
-      // A creation that failed first ended the workflow, so the update may fail: the reason is told below.
-      const refused = await operate(user, id, 'start').then(() => null, (error: unknown) => ({ error }));
-      const view = await getVisible(user, id);
-      if (view.state !== 'failed') {
-        if (refused) throw refused.error;
-        return view;
-      }
-      const reason = view.stateReason ?? 'the container could not be run';
-      if (view.stateReasonCode === 'insufficient_funds') throw new InsufficientFundsError(reason);
-      throw new AppError(502, 'container-failed', 'Container Failed', reason);
-    },
   };
 }
 

@@ -4,7 +4,8 @@
  * says (services/workflow-failures.ts). Every route that starts a workflow goes through a service
  * that uses this; routes never see the Temporal client.
  */
-import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, WorkflowFailedError, type Client, type WorkflowHandle, type WorkflowStartOptions } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
 import type { Duration, Workflow } from '@temporalio/common';
 import { gatewayTimeout, unavailable } from '../core/errors.js';
 import { rootCause } from '../core/failures.js';
@@ -36,6 +37,23 @@ export interface WaitOptions {
 export function createWorkflowRuns(deps: { temporal: Client; waitTimeoutMs: number }) {
   const { temporal, waitTimeoutMs } = deps;
 
+  /** The options of a start, as the client takes them (search attributes from the subject). */
+  function startOptions<C extends WorkflowContract<unknown[], unknown>>(contract: C, options: StartOptions<C>): WorkflowStartOptions {
+    return {
+      taskQueue: contract.taskQueue,
+      workflowId: options.workflowId,
+      args: options.args as unknown[],
+      typedSearchAttributes: searchAttributesFor(options.subject),
+      ...(options.memo ? { memo: options.memo } : {}),
+      ...(options.workflowExecutionTimeout ? { workflowExecutionTimeout: options.workflowExecutionTimeout } : {}),
+    };
+  }
+
+  const startFailure = (error: unknown) =>
+    error instanceof WorkflowExecutionAlreadyStartedError
+      ? error
+      : Object.assign(unavailable(`The work could not be started; try again shortly (${rootCause(error).message}).`), { cause: error });
+
   /**
    * Starts a run. A run of that id that exists already is the caller's to handle
    * (WorkflowExecutionAlreadyStartedError); Temporal refusing or unreachable is 503: the
@@ -43,18 +61,42 @@ export function createWorkflowRuns(deps: { temporal: Client; waitTimeoutMs: numb
    */
   async function start<C extends WorkflowContract<unknown[], unknown>>(contract: C, options: StartOptions<C>): Promise<WorkflowHandle<Workflow>> {
     try {
-      return await temporal.workflow.start(contract.type, {
-        taskQueue: contract.taskQueue,
-        workflowId: options.workflowId,
-        args: options.args as unknown[],
-        typedSearchAttributes: searchAttributesFor(options.subject),
-        ...(options.memo ? { memo: options.memo } : {}),
-        ...(options.workflowExecutionTimeout ? { workflowExecutionTimeout: options.workflowExecutionTimeout } : {}),
-      });
+      return await temporal.workflow.start(contract.type, startOptions(contract, options));
     } catch (error) {
-      if (error instanceof WorkflowExecutionAlreadyStartedError) throw error;
-      throw Object.assign(unavailable(`The work could not be started; try again shortly (${rootCause(error).message}).`), { cause: error });
+      throw startFailure(error);
     }
+  }
+
+  /**
+   * Starts a run and sends it an update in the same call (Temporal's update-with-start: one
+   * request, the update handled in the run's first workflow task), then waits for the update's
+   * result. `started` settles once the start is decided: false when the run could not be started,
+   * and `update` then rejects as start() would (WorkflowExecutionAlreadyStartedError, else 503).
+   * An update that fails in a run that started rejects with the client's WorkflowUpdateFailedError.
+   */
+  function startWithUpdate<C extends WorkflowContract<unknown[], unknown>, R>(
+    contract: C,
+    options: StartOptions<C>,
+    updateDef: UpdateDefinition<R, []>,
+  ): { started: Promise<boolean>; update: Promise<R> } {
+    const operation = new WithStartWorkflowOperation(contract.type, { ...startOptions(contract, options), workflowIdConflictPolicy: 'FAIL' });
+    const decided = operation.workflowHandle().then(
+      () => true,
+      () => false,
+    );
+    const update = temporal.workflow.executeUpdateWithStart(updateDef, { startWorkflowOperation: operation });
+    // The client decides the start before the update's call settles; a call that failed before it
+    // sent anything decides nothing, and started nothing.
+    const started = update.then(
+      () => true,
+      () => Promise.race([decided, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 0))]),
+    );
+    return {
+      started,
+      update: update.catch(async (error: unknown) => {
+        throw (await started) ? error : startFailure(error);
+      }),
+    };
   }
 
   /**
@@ -88,6 +130,7 @@ export function createWorkflowRuns(deps: { temporal: Client; waitTimeoutMs: numb
 
   return {
     start,
+    startWithUpdate,
     wait,
   };
 }

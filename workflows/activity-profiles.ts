@@ -7,7 +7,7 @@
  * (scheduleToStartTimeout or scheduleToCloseTimeout): nothing else polls that queue, so a task for
  * a dead host would otherwise wait forever.
  */
-import type { ActivityOptions } from '@temporalio/workflow';
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import { ActivityCancellationType } from '@temporalio/workflow';
 import { NON_RETRYABLE } from '../core/failures.js';
 import { hostTaskQueue } from '../core/temporal-names.js';
@@ -24,6 +24,19 @@ export const database = {
   heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 20, ...retryable },
 } as const satisfies ActivityOptions;
+
+/**
+ * The same database steps as local activities: run by the workflow's own worker inside its
+ * workflow task (berth-control holds both), so a step costs its query and no round trip through
+ * the server. Retried like `database`; past localRetryThreshold a retry waits on a server timer.
+ * No heartbeat: a local activity's worker is the workflow task's worker, and a dead one's task
+ * times out and is run again on a live worker, step and all.
+ */
+export const localDatabase = {
+  startToCloseTimeout: database.startToCloseTimeout,
+  localRetryThreshold: '10s',
+  retry: database.retry,
+} as const satisfies LocalActivityOptions;
 
 /** Database steps of the scheduled sweeps (release, cleanups): a run that fails is retried by the next. */
 export const sweepDatabase = {

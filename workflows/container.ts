@@ -6,6 +6,7 @@ import {
   log,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -27,12 +28,19 @@ import {
   type ContainerStatus,
   type ContainerView,
 } from '../contracts/container.js';
-import { database, host as onHost } from './activity-profiles.js';
+import { database, localDatabase, host as onHost } from './activity-profiles.js';
 import { PATCHES } from './patches.js';
 
 const HISTORY_LIMIT = 2000;
 
-const db = proxyActivities<ControlActivities>(database);
+const remoteDb = proxyActivities<ControlActivities>(database);
+const localDb = proxyLocalActivities<ControlActivities>(localDatabase);
+/**
+ * The database steps (state, charge, refund, release): local activities in a run that took
+ * the patch, so that a step adds its query and no trip through the server to the container's
+ * run; a history recorded before it replays with the activities it scheduled.
+ */
+const db = () => (patched(PATCHES.containerLocalDatabaseSteps.id) ? localDb : remoteDb);
 
 /**
  * One container's whole life: create and start it on its host, charge each started
@@ -88,7 +96,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     s.reasonCode = reasonCode;
     if (extra.exitCode !== undefined) s.exitCode = extra.exitCode;
     log.info('container state', { containerId: input.id, hostId: input.hostId, status, reason, reasonCode, exitCode: s.exitCode });
-    await db.recordContainerState(input.id, {
+    await db().recordContainerState(input.id, {
       state: status,
       stateReason: reason,
       stateReasonCode: reasonCode,
@@ -101,7 +109,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
   async function chargePeriod(): Promise<boolean> {
     if (input.pricePerPeriod > 0) {
       try {
-        const { applied } = await db.chargeContainerPeriod({
+        const { applied } = await db().chargeContainerPeriod({
           containerId: input.id,
           userId: input.userId,
           amount: input.pricePerPeriod,
@@ -133,7 +141,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     s.reason = reason;
     s.reasonCode = reasonCode;
     log.info('container released', { containerId: input.id, hostId: input.hostId, status, reason, reasonCode, charged: s.charged });
-    await db.releaseContainer(input.id, status, reason, reasonCode);
+    await db().releaseContainer(input.id, status, reason, reasonCode);
   }
 
   /**
@@ -184,7 +192,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
       await removeNetworkIfUnused();
       // It never ran: the first period is given back.
       if (s.charged > 0) {
-        const { applied } = await db.refundContainerCharge({
+        const { applied } = await db().refundContainerCharge({
           containerId: input.id,
           userId: input.userId,
           amount: s.charged,

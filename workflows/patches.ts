@@ -151,6 +151,14 @@ export const PATCHES = {
       'dcuCompress is given the object (input.upload) and uploads the archive while it writes it; dcuUpload runs only when that upload failed (from the archive on disk, not compressing again)',
     removable: SHORT,
   }),
+  containerLocalDatabaseSteps: entry({
+    id: 'container-local-database-steps',
+    since: '2026-12-07',
+    workflow: 'container',
+    guards:
+      'the database steps (recordContainerState, chargeContainerPeriod, refundContainerCharge, releaseContainer) run as local activities on the workflow\'s worker (profile localDatabase) instead of activity tasks on berth-control: a container runs to its first answer two server round trips sooner',
+    removable: LONG,
+  }),
 } as const satisfies Record<string, PatchEntry>;
 
 export type PatchName = keyof typeof PATCHES;

@@ -174,6 +174,18 @@ test('a workflow that cannot be started releases the record it was admitted with
   const failed = await app.inject({ method: 'GET', url: '/api/v1/containers?state=failed', headers: bearer(user.token) });
   assert.deepEqual(failed.json().items.map((c: { id: string; stateReasonCode: string }) => [c.id, c.stateReasonCode]), [[row.id, 'start_failed']]);
 
+  // ?wait=true starts the workflow with its start update in one request: refused the same way, released the same way.
+  const waited = await broken.inject({ method: 'POST', url: '/api/v1/containers?wait=true', headers: bearer(user.token), payload: { imageId: image.id, name: 'first' } });
+  assert.equal(waited.statusCode, 503, waited.body);
+  assert.equal(waited.json().type, '/problems/unavailable');
+  const rows = await testDb().db.select().from(containers).where(eq(containers.userId, user.id));
+  assert.equal(rows.length, 2, 'admitted on the port and slot the first one freed');
+  const second = rows.find((r) => r.id !== row.id)!;
+  assert.equal(second.state, 'failed');
+  assert.equal(second.stateReasonCode, 'start_failed');
+  assert.ok(second.removedAt, 'released in the same request');
+  assert.equal(second.charged, 0);
+
   // The slot, the port and the name are free: the working API runs the next one on that very port.
   const next = await run(app, user, { imageId: image.id, name: 'first' });
   assert.equal(next.hostPort, 21950);

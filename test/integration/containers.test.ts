@@ -123,6 +123,12 @@ test('operations are Temporal updates: idempotent, answered with the new state, 
   const history = await temporal.workflow.getHandle(`container-${c.id}`).fetchHistory();
   const updates = (history.events ?? []).flatMap((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name ?? []);
   assert.ok(['stop', 'start', 'restart'].every((u) => updates.includes(u)), `updates in history: ${updates.join(', ')}`);
+  // The database steps ran as local activities (markers), the Docker steps as the host's activity tasks.
+  const scheduled = (history.events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+  assert.deepEqual(scheduled.filter((name) => ['chargeContainerPeriod', 'recordContainerState', 'releaseContainer', 'refundContainerCharge'].includes(name)), [], `scheduled: ${scheduled.join(', ')}`);
+  assert.ok(scheduled.includes('createAndStartContainer') && scheduled.includes('stopContainer'), `scheduled: ${scheduled.join(', ')}`);
+  const markers = (history.events ?? []).flatMap((e) => e.markerRecordedEventAttributes?.markerName ?? []);
+  assert.ok(markers.includes('core_patch') && markers.filter((m) => m === 'core_local_activity').length >= 4, `markers: ${markers.join(', ')}`);
 
   // Ops stop it from the CLI, the same update the API sends.
   const cliStop = await promisify(execFile)(TEMPORAL_CLI, [

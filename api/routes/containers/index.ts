@@ -39,10 +39,12 @@ const containerRoutes: FastifyPluginAsyncTypebox<{ containers: ContainerService 
     },
     async (request, reply) => {
       const user = caller(request);
-      const created = await containers.create(user, request.body);
-      if (!request.query.wait) return reply.code(202).header('location', `/api/v1/containers/${created.id}`).send(created);
-      const running = await containers.waitRunning(user, created.id);
-      return reply.code(201).header('location', `/api/v1/containers/${created.id}`).send(running);
+      if (!request.query.wait) {
+        const created = await containers.create(user, request.body);
+        return reply.code(202).header('location', `/api/v1/containers/${created.id}`).send(created);
+      }
+      const running = await containers.createRunning(user, request.body);
+      return reply.code(201).header('location', `/api/v1/containers/${running.id}`).send(running);
     },
   );
 
