@@ -65,7 +65,7 @@ export function countLimited(limit: Limit): void {
   requestsLimited.inc({ limit });
 }
 
-// ---------------------------------------------------------------- pulls (control worker)
+// ---------------------------------------------------------------- pulls (control worker; the API for the dedups it answers itself)
 
 export const PULL_OUTCOMES = ['deduped', 'present', 'pulled', 'failed'] as const;
 export type PullOutcome = (typeof PULL_OUTCOMES)[number];

@@ -7,7 +7,7 @@
  * (scheduleToStartTimeout or scheduleToCloseTimeout): nothing else polls that queue, so a task for
  * a dead host would otherwise wait forever.
  */
-import type { ActivityOptions } from '@temporalio/workflow';
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import { ActivityCancellationType } from '@temporalio/workflow';
 import { NON_RETRYABLE } from '../core/failures.js';
 import { hostTaskQueue } from '../core/temporal-names.js';
@@ -24,6 +24,17 @@ export const database = {
   heartbeatTimeout: '10s',
   retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 20, ...retryable },
 } as const satisfies ActivityOptions;
+
+/**
+ * Database steps run as local activities, inside the workflow task of the worker that runs the
+ * workflow (the control worker): no task through matching and no history events of their own, a
+ * marker instead. The same budget as `database`; no heartbeat (a local activity has none: the
+ * workflow task's own timeout notices a dead worker).
+ */
+export const localDatabase = {
+  startToCloseTimeout: '30s',
+  retry: database.retry,
+} as const satisfies LocalActivityOptions;
 
 /** Database steps of the scheduled sweeps (release, cleanups): a run that fails is retried by the next. */
 export const sweepDatabase = {
