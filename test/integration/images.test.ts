@@ -142,7 +142,7 @@ test('an unknown tag fails the workflow with the registry’s reason, once, with
   const history = await temporal.workflow.getHandle(started.json().pullId).fetchHistory();
   const attempts = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes && history.events!.find(
     (s) => s.eventId?.toString() === e.activityTaskStartedEventAttributes!.scheduledEventId?.toString() &&
-      s.activityTaskScheduledEventAttributes?.activityType?.name === 'dockerPull'));
+      s.activityTaskScheduledEventAttributes?.activityType?.name === 'ensureImage'));
   assert.equal(attempts.length, 1, 'non-retryable: one attempt');
   assert.equal(attempts[0]!.activityTaskStartedEventAttributes!.attempt, 1);
 
