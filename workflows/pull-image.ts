@@ -1,6 +1,6 @@
 import { ApplicationFailure, log, patched, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { ImageDbActivities } from '../activities/images-db.js';
-import type { ImageDockerActivities } from '../activities/images-docker.js';
+import type { ImageDockerActivities, InspectedImage } from '../activities/images-docker.js';
 import type { PullSnapshot } from '../core/pull-progress.js';
 import { FailureType, failureTypeOf, asWorkflowFailure } from '../core/failures.js';
 import type { PullImageInput, PullImageResult } from '../contracts/pull-image.js';
@@ -44,27 +44,41 @@ export async function pullImage(input: PullImageInput): Promise<PullImageResult>
       inspected = await host.quick.inspectImage(input.reference);
       if (!inspected) throw ApplicationFailure.nonRetryable(`${input.reference} is not on ${input.hostId} after its pull`, FailureType.ImageNotFound);
     }
-    try {
-      const { image, deduped } = await db.chargeAndRecordImage({ ...input, image: inspected });
-      log.info('image charged and recorded', { imageId: image.id, hostId: input.hostId, reference: input.reference, sizeBytes: image.sizeBytes, charged: image.charged, deduped });
-      return { image, deduped, pulled: progress !== null, progress };
-    } catch (error) {
-      if (failureTypeOf(error) !== FailureType.InsufficientFunds) throw error;
-      log.info('pull refused: the balance cannot pay', { hostId: input.hostId, reference: input.reference });
-      if (!patched(PATCHES.pullRemoveOnlyWhatItPulled.id)) {
-        if ((await db.countImageRecords(input.hostId, input.reference)) === 0) await host.quick.removeImageReference(input.reference);
-        throw error;
-      }
-      // The host stays as it was: an image this pull brought, and that nobody's record uses,
-      // leaves it; one that was there before (a DCU task's, say) stays. A removal that fails
-      // (a container outside Berth uses the image) does not hide the reason: no money.
-      if (progress !== null && (await db.countImageRecords(input.hostId, input.reference)) === 0) {
-        await host.quick.removeImageReference(input.reference).catch(() => undefined);
-      }
-      throw error;
-    }
+    return await chargeAndRecord(input, inspected, progress, db, host);
   } catch (error) {
     throw asWorkflowFailure(error);
+  }
+}
+
+/**
+ * Charges and records the image; when the balance cannot pay, leaves the host as it was and fails
+ * with that reason. `steps` runs the database steps (activities, or local activities).
+ */
+async function chargeAndRecord(
+  input: PullImageInput,
+  inspected: InspectedImage,
+  progress: PullSnapshot | null,
+  steps: Pick<ImageDbActivities, 'chargeAndRecordImage' | 'countImageRecords'>,
+  host: ReturnType<typeof hostActivities>,
+): Promise<PullImageResult> {
+  try {
+    const { image, deduped } = await steps.chargeAndRecordImage({ ...input, image: inspected });
+    log.info('image charged and recorded', { imageId: image.id, hostId: input.hostId, reference: input.reference, sizeBytes: image.sizeBytes, charged: image.charged, deduped });
+    return { image, deduped, pulled: progress !== null, progress };
+  } catch (error) {
+    if (failureTypeOf(error) !== FailureType.InsufficientFunds) throw error;
+    log.info('pull refused: the balance cannot pay', { hostId: input.hostId, reference: input.reference });
+    if (!patched(PATCHES.pullRemoveOnlyWhatItPulled.id)) {
+      if ((await steps.countImageRecords(input.hostId, input.reference)) === 0) await host.quick.removeImageReference(input.reference);
+      throw error;
+    }
+    // The host stays as it was: an image this pull brought, and that nobody's record uses,
+    // leaves it; one that was there before (a DCU task's, say) stays. A removal that fails
+    // (a container outside Berth uses the image) does not hide the reason: no money.
+    if (progress !== null && (await steps.countImageRecords(input.hostId, input.reference)) === 0) {
+      await host.quick.removeImageReference(input.reference).catch(() => undefined);
+    }
+    throw error;
   }
 }
 
@@ -84,19 +98,7 @@ async function pullInFewerRoundTrips(input: PullImageInput): Promise<PullImageRe
   try {
     const { image: inspected, progress } = await host.pull.ensureImage(input.reference);
     if (progress) log.info('image pulled', { hostId: input.hostId, reference: input.reference });
-    try {
-      const { image, deduped } = await localDb.chargeAndRecordImage({ ...input, image: inspected });
-      log.info('image charged and recorded', { imageId: image.id, hostId: input.hostId, reference: input.reference, sizeBytes: image.sizeBytes, charged: image.charged, deduped });
-      return { image, deduped, pulled: progress !== null, progress };
-    } catch (error) {
-      if (failureTypeOf(error) !== FailureType.InsufficientFunds) throw error;
-      log.info('pull refused: the balance cannot pay', { hostId: input.hostId, reference: input.reference });
-      // As pullRemoveOnlyWhatItPulled: only an image this pull brought, and that no record uses, leaves the host.
-      if (progress !== null && (await localDb.countImageRecords(input.hostId, input.reference)) === 0) {
-        await host.quick.removeImageReference(input.reference).catch(() => undefined);
-      }
-      throw error;
-    }
+    return await chargeAndRecord(input, inspected, progress, localDb, host);
   } catch (error) {
     throw asWorkflowFailure(error);
   }
