@@ -49,8 +49,9 @@ const headerOf = (fields: unknown) => requestIdOf((fields ?? {}) as Headers);
 test('a workflow started through the API carries the request id in its start header: the caller’s X-Request-Id, or the one the API made', async (t) => {
   const app = await buildTestApp(t);
   const user = await createUser(app, { balance: 100_000 });
-  const image = await pushUniqueImage('reqid', 16);
   for (const sent of [`req-${randomUUID()}`, 'not a plain id!']) {
+    // An image of its own each time: the same user's second pull of one would be a dedup, which starts no workflow.
+    const image = await pushUniqueImage('reqid', 16);
     const res = await app.inject({ method: 'POST', url: '/api/v1/images/pull', headers: { ...bearer(user.token), 'x-request-id': sent }, payload: { image, host: 'host-a' } });
     assert.equal(res.statusCode, 202, res.body);
     const requestId = String(res.headers['x-request-id']);
