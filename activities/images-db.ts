@@ -81,7 +81,7 @@ export function createImageDbActivities(deps: {
         await imageRepo.clearRemoval(db, row.id, row.removalStartedAt);
         return toImageView({ ...after, removalStartedAt: null });
       }
-      throw ApplicationFailure.retryable(`the image ${reference} on ${hostId} is still being removed`, 'ImageBeingRemoved');
+      throw ApplicationFailure.retryable(`the image ${reference} on ${hostId} is still being removed`, FailureType.ImageBeingRemoved);
     },
 
     /**
