@@ -192,8 +192,7 @@ export function createPullService(deps: {
       return runs.wait(pullImageWorkflow, pullId, {
         followAt: `/api/v1/images/pulls/${pullId}`,
         what: 'pull',
-        // Not on the answer's path: a slot whose release fails is freed when the limit is next reached.
-        onSettled: async () => void releaseSlot(pullId).catch(() => undefined),
+        onSettled: () => releaseSlot(pullId),
       });
     },
   };
