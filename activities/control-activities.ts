@@ -10,7 +10,7 @@ import type { Client } from '@temporalio/client';
 
 export function createControlActivities(deps: { db: Database; pricePerMb: number; temporal: Client }) {
   return {
-    ...createImageDbActivities({ db: deps.db, pricePerMb: deps.pricePerMb }),
+    ...createImageDbActivities({ db: deps.db, pricePerMb: deps.pricePerMb, temporal: deps.temporal }),
     ...createContainerDbActivities({ db: deps.db }),
     ...createDcuDbActivities({ db: deps.db }),
     ...createReleaseActivities({ db: deps.db, temporal: deps.temporal }),

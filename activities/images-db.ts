@@ -1,6 +1,9 @@
 /** Image activities on the control worker: records and money, each in one transaction. */
 import { ApplicationFailure } from '@temporalio/activity';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Database } from '../db/client.js';
+import { removeImageId } from '../contracts/remove-image.js';
+import { activityLog } from './activity-log.js';
 import { FailureType } from '../core/failures.js';
 import { imageCharge } from '../billing/prices.js';
 import { billing, InsufficientFundsError } from '../billing/ledger.js';
@@ -21,17 +24,77 @@ export interface RemovedImage {
   deleted: boolean;
 }
 
+/** How many removals of one record a findOwnedImage waits out before it fails (and is retried). */
+const REMOVAL_WAITS = 3;
+/** How long it waits for one removal's end (well within the database steps' 30 s start-to-close). */
+const REMOVAL_WAIT_MS = 15_000;
+
 export function createImageDbActivities(deps: {
   db: Database;
+  /** To wait for a removal of the record a pull would answer (findOwnedImage). */
+  temporal: Pick<Client, 'workflow'>;
   /** The price of pulls started before the API fixed it in their input (input.pricePerMb). */
   pricePerMb: number;
 }) {
-  const { db } = deps;
+  const { db, temporal } = deps;
+
+  /** Waits for the removeImage run of `imageId` to end, however it ends, for REMOVAL_WAIT_MS at most. */
+  async function removalEnd(imageId: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      temporal.workflow.getHandle(removeImageId(imageId)).result().catch(() => undefined),
+      new Promise((resolve) => (timer = setTimeout(resolve, REMOVAL_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  async function removalRunning(imageId: string): Promise<boolean> {
+    try {
+      return (await temporal.workflow.getHandle(removeImageId(imageId)).describe()).status.name === 'RUNNING';
+    } catch (error) {
+      if (error instanceof WorkflowNotFoundError) return false;
+      throw error;
+    }
+  }
 
   return {
+    /**
+     * The user's record of `reference` on the host, or null. A record whose removal has started is
+     * not owned: this waits for that removal's end (its workflow's result), then reads again: gone
+     * (null: the pull goes on and records it anew) or kept (the removal failed: owned).
+     */
     async findOwnedImage(userId: string, hostId: string, reference: string): Promise<ImageView | null> {
-      const row = await imageRepo.findOwned(db, { userId, hostId, reference });
-      return row ? toImageView(row) : null;
+      for (let attempt = 0; attempt < REMOVAL_WAITS; attempt++) {
+        const row = await imageRepo.findOwned(db, { userId, hostId, reference });
+        if (!row) return null;
+        if (!imageRepo.isLeaving(row)) return toImageView(row);
+        if (await removalRunning(row.id)) {
+          activityLog.info('the owned image is being removed: waiting for the removal', { imageId: row.id, hostId, reference });
+          await removalEnd(row.id);
+          continue;
+        }
+        // Marked, but no removal runs (its run was ended from outside before it unmarked it): read
+        // again, as the removal may have deleted the record just now; what is still there is owned.
+        const after = await imageRepo.findOwned(db, { userId, hostId, reference });
+        if (!after) return null;
+        if (after.id !== row.id || after.removalStartedAt?.getTime() !== row.removalStartedAt?.getTime()) continue;
+        await imageRepo.clearRemoval(db, row.id, row.removalStartedAt);
+        return toImageView({ ...after, removalStartedAt: null });
+      }
+      throw ApplicationFailure.retryable(`the image ${reference} on ${hostId} is still being removed`, FailureType.ImageBeingRemoved);
+    },
+
+    /**
+     * removeImage's first step: marks the record as being removed (a pull no longer answers it as
+     * owned) and counts the other records of the reference on the host, which keep the image there.
+     */
+    async beginImageRemoval(imageId: string, hostId: string, reference: string): Promise<number> {
+      return imageRepo.markRemoval(db, imageId, hostId, reference);
+    },
+
+    /** removeImage's failure: the record stays, owned again. */
+    async abandonImageRemoval(imageId: string): Promise<void> {
+      await imageRepo.clearRemoval(db, imageId);
     },
 
     /**

@@ -194,6 +194,21 @@ export function createImageDockerActivities(deps: {
     }
   }
 
+  async function inspectImage(reference: string): Promise<InspectedImage | null> {
+    try {
+      const info = await docker.getImage(reference).inspect();
+      return {
+        imageId: info.Id,
+        sizeBytes: info.Size,
+        ports: Object.keys(info.Config?.ExposedPorts ?? {}).sort(),
+        repoDigests: info.RepoDigests ?? [],
+      };
+    } catch (error) {
+      if (isNotFound(error)) return null;
+      throw error;
+    }
+  }
+
   return {
     /** The Docker pull (contracts/pull-image.ts PULL_ACTIVITY.current). */
     dockerPull,
@@ -204,19 +219,20 @@ export function createImageDockerActivities(deps: {
     pullImage: dockerPull,
 
     /** The image as the daemon knows it, or null when it is not on this host. */
-    async inspectImage(reference: string): Promise<InspectedImage | null> {
-      try {
-        const info = await docker.getImage(reference).inspect();
-        return {
-          imageId: info.Id,
-          sizeBytes: info.Size,
-          ports: Object.keys(info.Config?.ExposedPorts ?? {}).sort(),
-          repoDigests: info.RepoDigests ?? [],
-        };
-      } catch (error) {
-        if (isNotFound(error)) return null;
-        throw error;
-      }
+    inspectImage,
+
+    /**
+     * The image on this host, pulled only when it is missing (PULL_ACTIVITY.ensure): inspect, and
+     * when absent the Docker pull (heartbeating its progress, joining one under way) and inspect
+     * again, in one activity. `progress` is the pull's, null when the image was there.
+     */
+    async ensureImage(reference: string): Promise<{ image: InspectedImage; progress: PullSnapshot | null }> {
+      const present = await inspectImage(reference);
+      if (present) return { image: present, progress: null };
+      const progress = await dockerPull(reference);
+      const image = await inspectImage(reference);
+      if (!image) throw ApplicationFailure.nonRetryable(`${reference} is not on this host after its pull`, FailureType.ImageNotFound);
+      return { image, progress };
     },
 
     /** Removes a reference (a tag) from the host; absent already counts as removed. */

@@ -16,12 +16,27 @@
  * One warm-up round is not counted. Berth is reached in-process (app.inject: routing,
  * auth, validation, Temporal and the host worker, but no TCP); Docker through dockerode
  * on the host's socket, the stream read to its end. Everything pulled is removed after.
+ *
+ * After the table, a breakdown of the two cases that run a workflow, from each timed run's
+ * history (medians): the API outside the workflow (its checks, the slot, the start and the wait
+ * for the result: total minus the run), the run from its start to its completion, within it the
+ * wait for the first workflow task, and the host step from scheduled to completed (its queue wait
+ * and the Docker work); the workflow's own tasks are the rest.
  */
 import { bearer, adminToken, createUser, type TestUser } from '../test/support/app.js';
 import { CLUSTER_HOST_IDS, HOST_IDS, asSeenBy, dockerFor } from '../test/support/stack.js';
 import { inspectOn, pushUniqueImage } from '../test/support/images.js';
-import { benchApp, drain, pool, printTable, timed, type Row } from './support.js';
+import { baseConfig, benchApp, drain, percentile, pool, printTable, timed, type Row } from './support.js';
 import type { App } from '../api/app.js';
+import { connectTemporal } from '../core/temporal.js';
+
+/** Where a run's time went, from its history (ms). */
+interface Spans {
+  total: number;
+  run: number;
+  firstTaskWait: number;
+  hostStep: number;
+}
 
 const RUNS = Number(process.argv[2] ?? 50);
 const HOST = process.argv[3] ?? 'host-a';
@@ -33,6 +48,7 @@ const BALANCE = 10_000_000;
 
 interface PulledImage {
   id: string;
+  pullId: string | null;
   reference: string;
   charged: number;
   sizeBytes: number;
@@ -53,6 +69,7 @@ async function main() {
   const berthFresh: string[] = [];
   const dockerFresh: string[] = [];
   const present = { berth: [] as number[], docker: [] as number[] };
+  const timedRuns = { present: [] as Array<{ pullId: string; total: number }>, fresh: [] as Array<{ pullId: string; total: number }> };
   const dedup = { berth: [] as number[], docker: [] as number[] };
   const fresh = { berth: [] as number[], docker: [] as number[] };
 
@@ -91,6 +108,7 @@ async function main() {
           records.push(image!);
           if (image!.id === owned.id || image!.charged <= 0) throw new Error(`not a new charged record: ${JSON.stringify(image)}`);
           if (keep) present.berth.push(t);
+          if (keep) timedRuns.present.push({ pullId: image!.pullId!, total: t });
         },
         async () => {
           const t = await timed(async () => drain(docker, await docker.pull(presentRef)));
@@ -124,6 +142,7 @@ async function main() {
           const t = await timed(async () => void (image = await berthPull(app, user, berthRef)));
           records.push(image!);
           if (keep) fresh.berth.push(t);
+          if (keep) timedRuns.fresh.push({ pullId: image!.pullId!, total: t });
         },
         async () => {
           dockerRefs.push(dockerRef);
@@ -146,6 +165,8 @@ async function main() {
     ] satisfies Row[]);
     console.log('');
     console.log('ratio = berth / docker at the same percentile; docker = dockerode pull on the same socket, stream drained');
+    console.log('');
+    await printBreakdown(timedRuns);
   } finally {
     // ---- clean-up: Berth's records through the API (one at a time: the last record of a
     // reference takes the image off the host), then whatever plain Docker pulled.
@@ -167,6 +188,45 @@ async function main() {
     }
     console.log(`clean-up: ${records.length} Berth records deleted (${JSON.stringify(outcomes)}), ${dockerRemoved} images removed with Docker, in ${((performance.now() - cleanStart) / 1000).toFixed(1)} s`);
     await close();
+  }
+}
+
+/** The spans of one pull's run, from its history in Temporal. */
+async function spansOf(temporal: Awaited<ReturnType<typeof connectTemporal>>, pullId: string, total: number): Promise<Spans> {
+  const events = (await temporal.workflow.getHandle(pullId).fetchHistory()).events ?? [];
+  type Event = (typeof events)[number];
+  const at = (e: Event) => Number(e.eventTime!.seconds) * 1000 + (e.eventTime!.nanos ?? 0) / 1e6;
+  const byType = (name: keyof Event) => events.filter((e) => e[name] != null);
+  const started = at(events[0]!);
+  const ended = at(events.at(-1)!);
+  const firstTask = byType('workflowTaskStartedEventAttributes')[0];
+  const scheduled = byType('activityTaskScheduledEventAttributes')[0];
+  const completed = byType('activityTaskCompletedEventAttributes')[0];
+  return {
+    total,
+    run: ended - started,
+    firstTaskWait: firstTask ? at(firstTask) - started : 0,
+    hostStep: scheduled && completed ? at(completed) - at(scheduled) : 0,
+  };
+}
+
+async function printBreakdown(runs: Record<'present' | 'fresh', Array<{ pullId: string; total: number }>>) {
+  const temporal = await connectTemporal(baseConfig.temporal);
+  try {
+    const lines = [['case (p50 of each part)', 'total', 'API outside the run', 'run', 'first task wait', 'host step', 'workflow tasks']];
+    for (const [name, list] of [['already on host', runs.present], ['fresh small image', runs.fresh]] as const) {
+      const spans = await Promise.all(list.map((r) => spansOf(temporal, r.pullId, r.total)));
+      const p50 = (f: (s: Spans) => number) => `${percentile(spans.map(f), 50).toFixed(0)} ms`;
+      lines.push([name, p50((s) => s.total), p50((s) => s.total - s.run), p50((s) => s.run), p50((s) => s.firstTaskWait), p50((s) => s.hostStep), p50((s) => s.run - s.firstTaskWait - s.hostStep)]);
+    }
+    const widths = lines[0]!.map((_, c) => Math.max(...lines.map((l) => l[c]!.length)));
+    for (const [i, line] of lines.entries()) {
+      console.log(line.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
+      if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+    }
+    console.log('API outside the run = total - run (checks, slot, start, result wait); workflow tasks = run - first task wait - host step');
+  } finally {
+    await temporal.connection.close();
   }
 }
 

@@ -63,11 +63,13 @@ export const pullId = (uuid: string) => `pull-${uuid}`;
 export const PULL_ID = /^pull-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
- * The host activity that runs the Docker pull, by the names it has had: the workflow schedules
- * `current` (patched: PATCHES.pullActivityRenamed); runs started before still schedule `legacy`,
- * which the host worker keeps registered as an alias (the DCU workflow still calls it too).
+ * The host activities that run the Docker pull, by the names they have had: the workflow schedules
+ * `ensure` (inspect, pull when missing, inspect: PATCHES.pullFewerRoundTrips); runs started before
+ * schedule `current` (PATCHES.pullDockerPullActivity) or, before that, `legacy`, which the host
+ * worker keeps registered as an alias (the DCU workflow still calls it too). A pull's progress is
+ * the heartbeat of whichever of them is pending.
  */
-export const PULL_ACTIVITY = { current: 'dockerPull', legacy: 'pullImage' } as const;
-export const PULL_ACTIVITY_NAMES: readonly string[] = [PULL_ACTIVITY.current, PULL_ACTIVITY.legacy];
+export const PULL_ACTIVITY = { ensure: 'ensureImage', current: 'dockerPull', legacy: 'pullImage' } as const;
+export const PULL_ACTIVITY_NAMES: readonly string[] = [PULL_ACTIVITY.ensure, PULL_ACTIVITY.current, PULL_ACTIVITY.legacy];
 
 export const pullImageWorkflow = defineWorkflow<[PullImageInput], PullImageResult>('pullImage', CONTROL_TASK_QUEUE);

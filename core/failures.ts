@@ -11,6 +11,8 @@ export const FailureType = {
   RegistryUnauthorized: 'RegistryUnauthorized',
   InsufficientFunds: 'InsufficientFunds',
   ImageInUse: 'ImageInUse',
+  /** The record a pull would answer is still being removed after the waits of one attempt: retried. */
+  ImageBeingRemoved: 'ImageBeingRemoved',
   /** What answered at the registry's address is not a registry, or it never answered. */
   RegistryError: 'RegistryError',
   /** A Docker call failed in a way another attempt may mend (a network that vanished, a daemon error): retried. */

@@ -65,14 +65,14 @@ export function countLimited(limit: Limit): void {
   requestsLimited.inc({ limit });
 }
 
-// ---------------------------------------------------------------- pulls (control worker)
+// ---------------------------------------------------------------- pulls (control worker; the API for the dedups it answers itself)
 
 export const PULL_OUTCOMES = ['deduped', 'present', 'pulled', 'failed'] as const;
 export type PullOutcome = (typeof PULL_OUTCOMES)[number];
 
 const pulls = counter('berth_pulls_total', 'Image pulls by outcome: deduped (the user had it), present (on the host already), pulled (downloaded), failed (by reason)', ['outcome', 'reason']);
 const pullDuration = histogram(
-  'berth_pull_duration_seconds', "Image pulls' duration, from the workflow's start to its outcome", [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900], ['outcome'],
+  'berth_pull_duration_seconds', "Image pulls' duration, from the workflow's start to its outcome (a dedup the API answers itself: the API's answer)", [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900], ['outcome'],
 );
 
 for (const outcome of PULL_OUTCOMES) if (outcome !== 'failed') pulls.inc({ outcome, reason: '' }, 0);

@@ -21,6 +21,7 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 import { CONTAINER_REASON_CODES, CONTAINER_STATES } from '../core/container-state.js';
+import type { ImageView } from '../contracts/pull-image.js';
 
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
 
@@ -210,6 +211,11 @@ export const images = pgTable(
     charged: bigint('charged', { mode: 'number' }).notNull().default(0),
     pullId: text('pull_id'),
     createdAt: createdAt(),
+    /**
+     * Set by the removeImage workflow before it touches the host, cleared if the removal fails: a
+     * record being removed is leaving, not owned (a pull of it waits for the removal's end).
+     */
+    removalStartedAt: timestamp('removal_started_at', { withTimezone: true }),
   },
   (t) => [
     uniqueIndex('images_user_host_reference_key').on(t.userId, t.hostId, t.reference),
@@ -322,6 +328,12 @@ export const pullSlots = pgTable(
       .references(() => users.id, { onDelete: 'cascade' }),
     createdAt: createdAt(),
     releasedAt: timestamp('released_at', { withTimezone: true }),
+    /**
+     * A pull answered by the API from the user's own record, without a workflow (a dedup started
+     * without ?wait): the image as it was answered, which GET of the pull returns. Such a row is
+     * taken released: it never holds a slot.
+     */
+    dedupedImage: jsonb('deduped_image').$type<ImageView>(),
   },
   (t) => [index('pull_slots_user_open_idx').on(t.userId).where(sql`${t.releasedAt} is null`)],
 );

@@ -65,6 +65,31 @@ export async function findOwned(db: Executor, key: { userId: string; hostId: str
   return row;
 }
 
+/**
+ * Whether a record is the user's to keep: a record whose removal has started (removeImage marks it
+ * before it touches the host) is leaving, and answers no pull as owned.
+ */
+export const isLeaving = (row: Pick<ImageRow, 'removalStartedAt'>): boolean => row.removalStartedAt !== null;
+
+/**
+ * Marks the record `id` as being removed (removeImage's first step) and counts the other records
+ * of its reference on its host, in one statement; the count is of records other than `id` even
+ * when `id` is gone already.
+ */
+export async function markRemoval(db: Executor, id: string, hostId: string, reference: string): Promise<number> {
+  // A time of millisecond precision, which clearRemoval's `since` (a Date) compares equal.
+  await db.update(images).set({ removalStartedAt: new Date() }).where(eq(images.id, id));
+  return countOtherRecords(db, hostId, reference, id);
+}
+
+/** Unmarks a record whose removal failed: it stays, owned again (only the mark of `since`, when given). */
+export async function clearRemoval(db: Executor, id: string, since?: Date | null): Promise<void> {
+  await db
+    .update(images)
+    .set({ removalStartedAt: null })
+    .where(and(eq(images.id, id), since ? eq(images.removalStartedAt, since) : undefined));
+}
+
 /** Records an image unless the user has this reference on this host already (then undefined). */
 export async function insertUnlessOwned(db: Executor, values: NewImageRow): Promise<ImageRow | undefined> {
   const [row] = await db

@@ -3,9 +3,10 @@
  * when the API sees it end (services/pulls.ts holds the rule). Each function takes the executor
  * to run on, so the caller's transaction can be passed.
  */
-import { and, count, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
+import { and, count, eq, inArray, isNotNull, isNull, lt, sql } from 'drizzle-orm';
 import type { Executor } from '../db/client.js';
 import { pullSlots } from '../db/schema.js';
+import type { ImageView } from '../contracts/pull-image.js';
 
 export type PullSlotRow = typeof pullSlots.$inferSelect;
 
@@ -37,4 +38,21 @@ export async function release(db: Executor, pullIds: string[]): Promise<void> {
     .update(pullSlots)
     .set({ releasedAt: sql`now()` })
     .where(and(inArray(pullSlots.pullId, pullIds), isNull(pullSlots.releasedAt)));
+}
+
+/**
+ * Keeps a pull the API answered from the user's record without a workflow (a dedup): released at
+ * once (it holds no slot), with the image answered, for GET of the pull.
+ */
+export async function recordDeduped(db: Executor, userId: string, pullId: string, image: ImageView): Promise<void> {
+  await db.insert(pullSlots).values({ pullId, userId, releasedAt: sql`now()`, dedupedImage: image });
+}
+
+/** A pull the API answered as a dedup: whose it is and the image answered; undefined for any other pull. */
+export async function findDeduped(db: Executor, pullId: string): Promise<{ userId: string; image: ImageView } | undefined> {
+  const [row] = await db
+    .select({ userId: pullSlots.userId, image: pullSlots.dedupedImage })
+    .from(pullSlots)
+    .where(and(eq(pullSlots.pullId, pullId), isNotNull(pullSlots.dedupedImage)));
+  return row?.image ? { userId: row.userId, image: row.image } : undefined;
 }

@@ -11,11 +11,20 @@ import type { PullSnapshot } from '../core/pull-progress.js';
 import { PULL_ACTIVITY_NAMES, pullId as newPullId, pullImageWorkflow, type PullImageInput, type PullImageResult } from '../contracts/pull-image.js';
 import * as pullSlots from '../repositories/pull-slots.js';
 import * as userRepo from '../repositories/users.js';
-import type { Viewer } from '../repositories/images.js';
+import * as imageRepo from '../repositories/images.js';
+import { toImageView, type Viewer } from '../repositories/images.js';
 import { rootCause } from '../core/failures.js';
-import { LIMITS, countLimited } from '../core/metrics.js';
+import { LIMITS, countLimited, recordPull } from '../core/metrics.js';
 import type { HostService } from './hosts.js';
 import type { WorkflowRuns } from './workflow-runs.js';
+
+/** A pull the API accepted: its id, reference and host; `deduped` the caller's own image when it was answered without a workflow. */
+export interface StartedPull {
+  pullId: string;
+  image: string;
+  host: string;
+  deduped: PullImageResult['image'] | null;
+}
 
 export interface PullStatus {
   pullId: string;
@@ -89,8 +98,20 @@ export function createPullService(deps: {
   }
 
   return {
-    /** Validates the reference and the host, then starts the workflow at today's price; nothing starts on bad input. */
-    async start(user: Viewer, body: { image: string; host?: string }) {
+    /**
+     * Validates the reference and the host; then answers from PostgreSQL when the caller owns
+     * that reference on that host already (a dedup: no workflow, no slot, nothing charged), else
+     * takes a slot and starts the workflow at today's price. Nothing starts on bad input.
+     *
+     * A dedup's answer is the one the workflow would give: the owned image, `deduped`. Started
+     * with `wait`, the caller gets the image and nothing is written; without, the caller gets a
+     * pull id, kept with the image answered (pull_slots.deduped_image) so that GET of the pull
+     * (and its event stream) answers completed, deduped, as it would for the workflow's run. A
+     * record whose removal has started is not owned: that pull goes to the workflow, which waits
+     * for the removal's end (activities/images-db.ts findOwnedImage).
+     */
+    async start(user: Viewer, body: { image: string; host?: string }, options: { wait: boolean }): Promise<StartedPull> {
+      const startedAt = performance.now();
       let ref;
       try {
         ref = parseImageReference(body.image);
@@ -102,6 +123,16 @@ export function createPullService(deps: {
       // Last, as it may resolve the registry's name: a refused host or reference never gets that far.
       await registries.check(ref, user);
       const pullId = newPullId(randomUUID());
+      const accepted = { pullId, image: ref.reference, host: host.id };
+
+      const owned = await imageRepo.findOwned(db, { userId: user.id, hostId: host.id, reference: ref.reference });
+      if (owned && !imageRepo.isLeaving(owned)) {
+        const image = toImageView(owned);
+        if (!options.wait) await pullSlots.recordDeduped(db, user.id, pullId, image);
+        recordPull('deduped', (performance.now() - startedAt) / 1000);
+        return { ...accepted, deduped: image };
+      }
+
       await takeSlot(user.id, pullId);
       const input: PullImageInput = {
         pullId,
@@ -125,10 +156,16 @@ export function createPullService(deps: {
         await releaseSlot(pullId);
         throw error;
       }
-      return { pullId, image: ref.reference, host: host.id };
+      return { ...accepted, deduped: null };
     },
 
     async status(user: Viewer, pullId: string): Promise<PullStatus> {
+      // A dedup the API answered itself has no workflow: its answer is kept in PostgreSQL.
+      const deduped = await pullSlots.findDeduped(db, pullId);
+      if (deduped) {
+        if (user.role !== 'admin' && deduped.userId !== user.id) throw notFound('Pull');
+        return { pullId, state: 'completed', progress: null, image: deduped.image, deduped: true };
+      }
       const { handle, description } = await ownedHandle(user, pullId);
       if (description.status.name === 'RUNNING') {
         // The Docker pull's heartbeats, under the host activity's name of today or of before its rename.

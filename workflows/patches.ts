@@ -159,6 +159,22 @@ export const PATCHES = {
       'the database steps (recordContainerState, chargeContainerPeriod, refundContainerCharge, releaseContainer) run as local activities on the workflow\'s worker (profile localDatabase) instead of activity tasks on berth-control: a container runs to its first answer two server round trips sooner',
     removable: LONG,
   }),
+  removeImageMarksRecord: entry({
+    id: 'remove-image-marks-record',
+    since: '2026-12-07',
+    workflow: 'removeImage',
+    guards:
+      'the removal marks the record as being removed before it touches the host and counts the other records in the same step (beginImageRemoval, in place of countImageRecords), and unmarks it when it fails (abandonImageRemoval): a pull answers no record being removed as owned',
+    removable: SHORT,
+  }),
+  pullFewerRoundTrips: entry({
+    id: 'pull-fewer-round-trips',
+    since: '2026-12-07',
+    workflow: 'pullImage',
+    guards:
+      "the database steps run as local activities (findOwnedImage, chargeAndRecordImage, countImageRecords: profile localDatabase), and the host's inspect, pull when missing and inspect are one host activity (ensureImage) in place of inspectImage, dockerPull, inspectImage",
+    removable: SHORT,
+  }),
 } as const satisfies Record<string, PatchEntry>;
 
 export type PatchName = keyof typeof PATCHES;

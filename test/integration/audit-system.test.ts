@@ -243,7 +243,7 @@ test('release activities: an image removal audited with its refund; orphans and 
   const db = testDb().db;
   const releaseId = `release-audit-${randomUUID()}`;
   const release = createReleaseActivities({ db, temporal });
-  const imageActivities = createImageDbActivities({ db, pricePerMb: 1 });
+  const imageActivities = createImageDbActivities({ db, pricePerMb: 1, temporal });
   const imageRow = (charged: number) =>
     db
       .insert(images)

@@ -110,7 +110,7 @@ test('a registry answer that is not a registry’s reaches the user in Berth’s
   assert.doesNotMatch(res.body, /SECRET-INTERNAL-BODY|NoSuchBucket|xml/i);
   const [slot] = await slotsOf(user.id);
   assert.ok(slot?.releasedAt, 'the pull’s slot is free once the wait answered');
-  assert.deepEqual(await activityAttempts(temporal, slot.pullId, 'dockerPull'), [1], 'one attempt: retrying cannot make it a registry');
+  assert.deepEqual(await activityAttempts(temporal, slot.pullId, 'ensureImage'), [1], 'one attempt: retrying cannot make it a registry');
 });
 
 test('a registry that accepts and never answers fails the pull within the stall timeout, once; the per-user pull limit answers 429', async (t) => {
@@ -138,7 +138,7 @@ test('a registry that accepts and never answers fails the pull within the stall 
     assert.equal(status.json().state, 'failed');
     assert.match(status.json().error.message, /127\.0\.0\.1:\d+ sent nothing for 20 s$/);
     assert.equal(status.json().error.type, 'RegistryError');
-    assert.deepEqual(await activityAttempts(temporal, pullId, 'dockerPull'), [1], 'a stalled registry is not tried again');
+    assert.deepEqual(await activityAttempts(temporal, pullId, 'ensureImage'), [1], 'a stalled registry is not tried again');
   }
   assert.ok(took < 60_000, `the stalled pulls ended within a minute (took ${took} ms)`);
   // Their ends free the slots: a new pull is admitted.

@@ -131,7 +131,7 @@ test('SIGTERM: the API stops accepting, lets the request in flight finish, and e
   await until('the pull activity to run on host-b', async () => {
     await notAnswered();
     const description = await temporal.workflow.getHandle(pullId).describe().catch(() => undefined);
-    return (description?.raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'dockerPull' && a.lastStartedTime);
+    return (description?.raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'ensureImage' && a.lastStartedTime);
   }, 60_000, 20);
   assert.equal(answeredAt, 0, 'the pull is still in flight when the signal is sent');
   api.kill('SIGTERM');

@@ -23,9 +23,9 @@ test('both image workflows run on berth-control under their registered type name
   assert.deepEqual([removeImageWorkflow.type, removeImageWorkflow.taskQueue], ['removeImage', CONTROL_TASK_QUEUE]);
 });
 
-test('the host worker registers the Docker pull as dockerPull and, for runs before the rename and the DCU, as pullImage', () => {
+test('the host worker registers ensureImage, and the Docker pull as dockerPull and, for runs before the rename and the DCU, as pullImage', () => {
   const activities: Record<string, unknown> = createImageDockerActivities({ docker: {} as never, registryCredentials: {}, pullStallTimeoutMs: 1000 });
-  assert.deepEqual(PULL_ACTIVITY, { current: 'dockerPull', legacy: 'pullImage' });
+  assert.deepEqual(PULL_ACTIVITY, { ensure: 'ensureImage', current: 'dockerPull', legacy: 'pullImage' });
   for (const name of PULL_ACTIVITY_NAMES) assert.equal(typeof activities[name], 'function', name);
   assert.equal(activities[PULL_ACTIVITY.current], activities[PULL_ACTIVITY.legacy], 'one function under two names');
 });

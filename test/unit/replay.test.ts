@@ -59,7 +59,44 @@ const BEFORE_B86AB01 = {
   container: `${SDK}+90f54a2a1ad311ed628b5e210394f7187cb563b1bde2dd6ae580c4fcedf1e1a4`,
 };
 
+/**
+ * Commit 4af9995 (issue 17's pull in fewer round trips), recorded on a private stack of that commit
+ * (namespace berth-pull) with `temporal workflow show --output json --no-json-shorthand-payloads`:
+ * record-history.ts loads module paths that issue 12 moved, so it cannot record this code yet.
+ */
+const AT_4AF9995 = `${SDK}+920ef887f2ea69fdd5aeafb07a8836f507ff3aba8db7c602f478a6d0ffd64872`;
+
 const RECORDED: Record<string, Recorded> = {
+  // A fresh image pulled in fewer round trips: the database steps local (markers), one host step (ensureImage: inspect, pull, inspect).
+  'pull-fewer-round-trips.json': {
+    workflowType: 'pullImage',
+    commit: '4af9995',
+    buildId: AT_4AF9995,
+    has: ['ensureImage'],
+    lacks: ['findOwnedImage', 'inspectImage', 'dockerPull', 'chargeAndRecordImage'],
+    patches: ['pull-fewer-round-trips'],
+    ends: 'completed',
+  },
+  // The same path for a user who cannot pay: the image it pulled leaves the host.
+  'pull-fewer-round-trips-insufficient-funds.json': {
+    workflowType: 'pullImage',
+    commit: '4af9995',
+    buildId: AT_4AF9995,
+    has: ['ensureImage', 'removeImageReference'],
+    lacks: ['countImageRecords', 'chargeAndRecordImage'],
+    patches: ['pull-fewer-round-trips', 'pull-remove-only-what-it-pulled'],
+    ends: 'failed',
+  },
+  // pull-fewer-round-trips.json's image removed: the record marked first (beginImageRemoval), off the host, refunded, deleted.
+  'remove-image-marks-record.json': {
+    workflowType: 'removeImage',
+    commit: '4af9995',
+    buildId: AT_4AF9995,
+    has: ['beginImageRemoval', 'removeImageReference', 'refundAndDeleteImage'],
+    lacks: ['countImageRecords', 'abandonImageRemoval'],
+    patches: ['remove-image-marks-record'],
+    ends: 'completed',
+  },
   'dcu-before-reuse-and-charge.json': {
     workflowType: 'dcu',
     commit: 'before b86ab01',

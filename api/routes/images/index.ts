@@ -39,9 +39,11 @@ const images: FastifyPluginAsyncTypebox<{ images: ImageService; pulls: PullServi
       },
     },
     async (request, reply) => {
-      const started = await pulls.start(caller(request), request.body);
-      if (!request.query.wait) return reply.code(202).header('location', `/api/v1/images/pulls/${started.pullId}`).send(started);
-      const { image } = await pulls.result(started.pullId);
+      const { wait } = request.query;
+      const { deduped, ...started } = await pulls.start(caller(request), request.body, { wait });
+      if (!wait) return reply.code(202).header('location', `/api/v1/images/pulls/${started.pullId}`).send(started);
+      // The caller owns it there already: the workflow's answer, from PostgreSQL.
+      const image = deduped ?? (await pulls.result(started.pullId)).image;
       return reply.code(201).header('location', `/api/v1/images/${image.id}`).send(image);
     },
   );
