@@ -18,6 +18,7 @@ import { billingKeys } from '../billing/keys.js';
 import {
   describeQuery,
   observedSignal,
+  releasedSignal,
   removeUpdate,
   restartUpdate,
   startUpdate,
@@ -282,6 +283,17 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
   setHandler(removeUpdate, afterCreation(remove));
   setHandler(observedSignal, () => {
     lookAgain = true;
+  });
+  // The nightly release released the record and removes the container from Docker itself: after
+  // whatever operation is in flight, the workflow ends (no command: its record is written already).
+  setHandler(releasedSignal, ({ releaseId }) => {
+    void exclusive(async () => {
+      if (ended()) return;
+      s.status = 'removed';
+      s.reason = null;
+      s.reasonCode = null;
+      log.info('container released by the nightly release', { containerId: input.id, hostId: input.hostId, releaseId, charged: s.charged });
+    });
   });
 
   /** Continues as new, carrying the state, once the history is long and nothing is in flight. */

@@ -143,6 +143,14 @@ export const PATCHES = {
     guards: "the release starts each image's removeImage child with its search attributes (BerthUserId, BerthHostId, BerthResourceId: core/search-attributes.ts)",
     removable: SHORT,
   }),
+  releaseBatches: entry({
+    id: 'release-batches',
+    since: '2026-12-07',
+    workflow: 'nightlyRelease',
+    guards:
+      "the release removes in batches: a batch's container records released in one transaction and their workflows told (releaseContainerRecords, the container workflow's `released` signal), then the containers removed from Docker by one activity per host (removeContainersBatch, also for orphans); images listed with what Docker keeps (listReleasableImageBatch), their references removed by one activity per host (removeImageReferencesBatch), then refunded and deleted in one transaction per host (refundAndDeleteImagesForRelease), no longer one removeContainerForRelease update and one removeImage child each",
+    removable: `${SHORT}; removeContainerForRelease stays for containers still being created`,
+  }),
 } as const satisfies Record<string, PatchEntry>;
 
 export type PatchName = keyof typeof PATCHES;
