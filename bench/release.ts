@@ -71,7 +71,8 @@ async function setUp(app: App, label: string) {
   const containerIds: string[] = [];
   await pool(Array.from({ length: N }), 8, async (_, i) => {
     const { id: hostId } = HOSTS[i % HOSTS.length]!;
-    const owner = owners[i % owners.length]!;
+    // Every owner on every host: a user's network on a host holds 29 containers.
+    const owner = owners[Math.floor(i / HOSTS.length) % owners.length]!;
     const res = await app.inject({
       method: 'POST',
       url: '/api/v1/containers?wait=true',
