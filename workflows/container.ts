@@ -285,8 +285,10 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     lookAgain = true;
   });
   // The nightly release released the record and removes the container from Docker itself: after
-  // whatever operation is in flight, the workflow ends (no command: its record is written already).
+  // whatever operation is in flight, the workflow ends (no activity: its record is written already).
+  // A worker of older code left the signal unhandled: its histories replay without the patch.
   setHandler(releasedSignal, ({ releaseId }) => {
+    if (!patched(PATCHES.containerReleasedSignal.id)) return;
     void exclusive(async () => {
       if (ended()) return;
       s.status = 'removed';

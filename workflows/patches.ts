@@ -143,6 +143,14 @@ export const PATCHES = {
     guards: "the release starts each image's removeImage child with its search attributes (BerthUserId, BerthHostId, BerthResourceId: core/search-attributes.ts)",
     removable: SHORT,
   }),
+  containerReleasedSignal: entry({
+    id: 'container-released-signal',
+    since: '2026-12-07',
+    workflow: 'container',
+    guards:
+      "the `released` signal (the nightly release's batches released the record) ends the workflow after the operation in flight; a worker of older code, without the handler, left the signal unhandled and the workflow running",
+    removable: LONG,
+  }),
   releaseBatches: entry({
     id: 'release-batches',
     since: '2026-12-07',
