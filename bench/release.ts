@@ -12,17 +12,16 @@
  * it only against a database, daemons and a Temporal namespace of its own (BERTH_DATABASE_URL,
  * BERTH_TEMPORAL_NAMESPACE), with that namespace's control and host workers running.
  *
- * Prints, per round, both times, the release's phases (containers, images: first to last removal
- * in the audit log), the largest workflow history of the release, and the ratio; then the median
+ * Prints, per round, both times, the release's phases (from its histories), the largest workflow history of the release, and the ratio; then the median
  * ratio. Setup is not timed. The release is triggered with the real `temporal` CLI, as ops would.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { and, desc, eq, gt, inArray, sql } from 'drizzle-orm';
+import { desc, gt, inArray } from 'drizzle-orm';
 import type Docker from 'dockerode';
-import { auditLog, images, releaseRuns } from '../db/schema.js';
+import { images, releaseRuns } from '../db/schema.js';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../test/support/app.js';
 import { HOST_IDS, REGISTRY, dockerFor } from '../test/support/stack.js';
 import { dockerFromEndpoint } from '../activities/docker-client.js';
@@ -101,26 +100,31 @@ async function sequential(app: App, admin: Record<string, string>): Promise<numb
   return performance.now() - start;
 }
 
-/** The first and last audited removal of a kind by the release: how long its phase took. */
-async function phaseMs(releaseId: string, action: string): Promise<number> {
-  const [row] = await testDb().db
-    .select({ ms: sql<number>`extract(epoch from max(${auditLog.at}) - min(${auditLog.at})) * 1000` })
-    .from(auditLog)
-    .where(and(eq(auditLog.workflowId, releaseId), eq(auditLog.action, action)));
-  return Number(row?.ms ?? 0);
-}
-
-/** The longest history among the release's runs (continue-as-new makes several). */
-async function largestHistory(releaseId: string): Promise<{ events: number; runs: number }> {
+/**
+ * The release's runs (continue-as-new makes several): the longest history, and its phases from
+ * the histories: containers (with the orphan and network sweeps) from the start to the first
+ * listing of images, images from there to the end.
+ */
+async function releaseHistory(releaseId: string): Promise<{ events: number; runs: number; containersMs: number; imagesMs: number }> {
   const temporal = await connectTemporal(baseConfig.temporal);
   try {
     let events = 0;
     let runs = 0;
+    const times: { start?: number; images?: number; end?: number } = {};
     for await (const w of temporal.workflow.list({ query: `WorkflowId="${releaseId}"` })) {
       runs += 1;
       events = Math.max(events, w.historyLength);
+      const history = await temporal.workflow.getHandle(releaseId, w.runId).fetchHistory();
+      for (const e of history.events ?? []) {
+        const at = Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
+        times.start = Math.min(times.start ?? at, at);
+        times.end = Math.max(times.end ?? at, at);
+        const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
+        if (name === 'listReleasableImageBatch' || name === 'listReleasableImages') times.images = Math.min(times.images ?? at, at);
+      }
     }
-    return { events, runs };
+    const images = times.images ?? times.end ?? 0;
+    return { events, runs, containersMs: images - (times.start ?? 0), imagesMs: (times.end ?? 0) - images };
   } finally {
     await temporal.connection.close();
   }
@@ -146,9 +150,7 @@ async function release(app: App) {
     images: set.imageIds.length,
     report,
     left: left.length,
-    containersMs: await phaseMs(run.id, 'release.removeContainer'),
-    imagesMs: await phaseMs(run.id, 'release.removeImage'),
-    history: await largestHistory(run.id),
+    history: await releaseHistory(run.id),
   };
 }
 
@@ -178,7 +180,7 @@ async function main() {
       seqMs = await sequential(app, admin);
     }
     ratios.push(rel.ms / seqMs);
-    console.log(`round ${round}: sequential one-by-one ${seconds(seqMs)}; nightly release ${seconds(rel.ms)} (containers ${seconds(rel.containersMs)}, images ${seconds(rel.imagesMs)})`);
+    console.log(`round ${round}: sequential one-by-one ${seconds(seqMs)}; nightly release ${seconds(rel.ms)} (containers and sweeps ${seconds(rel.history.containersMs)}, images ${seconds(rel.history.imagesMs)})`);
     console.log(`  report: containers ${JSON.stringify(rel.report.containers)}, images ${JSON.stringify(rel.report.images)}; images of the set left: ${rel.left}`);
     console.log(`  largest release history: ${rel.history.events} events (${rel.history.runs} run(s) with continue-as-new; Temporal's limit 51,200)`);
     console.log(`  ratio release / sequential: ${(rel.ms / seqMs).toFixed(2)}`);
