@@ -59,7 +59,31 @@ const BEFORE_B86AB01 = {
   container: `${SDK}+90f54a2a1ad311ed628b5e210394f7187cb563b1bde2dd6ae580c4fcedf1e1a4`,
 };
 
+/** Commit c6a3b8e (the nightly release in batches), recorded from the private release stack (bench/release.ts 4 on two daemons of its own). */
+const AT_C6A3B8E = `${SDK}+829ea1a9d0a7fc53902666814da0ee0cd547f040142bff1f76a3eb70c44742fa`;
+
 const RECORDED: Record<string, Recorded> = {
+  // A release in batches: records released per host and batch, Docker removals by one activity per
+  // host, images refunded and deleted per host batch; no update per container, no child per image.
+  'nightly-release-batches.json': {
+    workflowType: 'nightlyRelease',
+    commit: 'c6a3b8e',
+    buildId: AT_C6A3B8E,
+    has: ['releaseContainerRecords', 'removeContainersBatch', 'listReleasableImageBatch', 'removeImageReferencesBatch', 'refundAndDeleteImagesForRelease', 'recordReleaseEnd'],
+    lacks: ['removeContainerForRelease', 'listReleasableImages'],
+    patches: ['release-batches', 'release-list-host-ids', 'release-user-networks'],
+    ends: 'completed',
+  },
+  // A container the release in batches released: its workflow ended on the released signal, with no activity of its own.
+  'container-released.json': {
+    workflowType: 'container',
+    commit: 'c6a3b8e',
+    buildId: AT_C6A3B8E,
+    has: ['createAndStartContainer', 'recordContainerState'],
+    lacks: ['removeContainer', 'releaseContainer'],
+    patches: ['container-released-signal'],
+    ends: 'completed',
+  },
   'dcu-before-reuse-and-charge.json': {
     workflowType: 'dcu',
     commit: 'before b86ab01',
