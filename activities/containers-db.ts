@@ -14,6 +14,7 @@ import { FailureType } from '../core/failures.js';
 import { IllegalContainerTransitionError, type ContainerReasonCode, type ContainerStatus } from '../core/container-state.js';
 import { containerWorkflowId } from '../contracts/container.js';
 import * as containerRepo from '../repositories/containers.js';
+import { findUser } from '../repositories/users.js';
 import { appendAudit, appendAuditOnce, systemEntry, type SystemAction } from '../repositories/audit.js';
 import { auditOrigin, type AuditOrigin } from './audit-db.js';
 
@@ -114,9 +115,16 @@ export function createContainerDbActivities(deps: { db: Database }) {
       );
     },
 
-    /** Charges one billing period, once per key; the container's running total follows. */
+    /**
+     * Charges one billing period, once per key; the container's running total follows. A record
+     * that has ended (the nightly release released it while its workflow was about to charge) is
+     * charged nothing.
+     */
     async chargeContainerPeriod(input: ContainerMoney): Promise<{ applied: boolean; balanceAfter: number }> {
       return db.transaction(async (tx) => {
+        if (await containerRepo.hasEndedLocked(tx, input.containerId)) {
+          return { applied: false, balanceAfter: (await findUser(tx, input.userId))?.balance ?? 0 };
+        }
         const { entry, applied } = await billing.chargeContainerPeriod(tx, input);
         if (applied) await containerRepo.addCharged(tx, input.containerId, input.amount);
         return { applied, balanceAfter: entry.balanceAfter };

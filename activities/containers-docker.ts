@@ -11,6 +11,8 @@ import { LABEL_ID, LABEL_USER, dockerName } from '../core/container-labels.js';
 import { dockerMessage, isConflict, isNotFound, publicDockerMessage } from './docker-errors.js';
 import type { UserNetworks } from './networks.js';
 import { heartbeating } from './heartbeat.js';
+import { removeMany } from './batch-removal.js';
+import type { BatchRemovals } from '../contracts/nightly-release.js';
 import type { ContainerSpec } from '../contracts/container.js';
 
 
@@ -195,6 +197,24 @@ export function createContainerDockerActivities(deps: { docker: Docker; networks
       const found = await docker.listContainers({ all: true, filters: { label: [LABEL_ID] } });
       return found.map((c) => ({ id: c.Labels?.[LABEL_ID] ?? '', dockerId: c.Id, userId: c.Labels?.[LABEL_USER] ?? '' }));
     },
+
+    /**
+     * The nightly release's removals on this host: containers by Berth id (`berth-<id>`) or Docker
+     * id, force-removed at most `width` at a time, each outcome on its own (absent counts as removed).
+     */
+    removeContainersBatch: (refs: string[], width: number): Promise<BatchRemovals> =>
+      removeMany(
+        refs,
+        width,
+        async (ref) => {
+          try {
+            await removeNamed(ref);
+          } catch (error) {
+            throw new Error(`cannot remove the container: ${publicDockerMessage(error)}`, { cause: error });
+          }
+        },
+        () => false,
+      ),
 
     /** Removes a container by its Docker id (whatever its name); an absent one counts as removed. */
     async removeDockerContainer(dockerId: string): Promise<'removed' | 'absent'> {

@@ -14,6 +14,8 @@ import { toImageView } from '../repositories/images.js';
 import { appendAudit, systemEntry } from '../repositories/audit.js';
 import { auditOrigin } from './audit-db.js';
 import type { InspectedImage } from './images-docker.js';
+import type { Transaction } from '../db/client.js';
+import type { ImageBatchResult, ReleaseItem } from '../contracts/nightly-release.js';
 
 export interface RecordImageInput extends PullImageInput {
   image: InspectedImage;
@@ -28,6 +30,48 @@ export interface RemovedImage {
 const REMOVAL_WAITS = 3;
 /** How long it waits for one removal's end (well within the database steps' 30 s start-to-close). */
 const REMOVAL_WAIT_MS = 15_000;
+
+/**
+ * In `tx`: refunds what the image record was charged (keyed by the image: once) and deletes it;
+ * a release's removal (`releaseId`) is a release refund, audited as `release.removeImage`. A
+ * record a live container still uses stays (`inUse` says why); a record gone already refunds 0.
+ */
+async function refundAndDelete(
+  tx: Transaction,
+  imageId: string,
+  reason: string,
+  releaseId: string | undefined,
+  removeImageWorkflowId: string | null,
+): Promise<RemovedImage | { inUse: string }> {
+  const row = await imageRepo.lockById(tx, imageId);
+  if (!row) return { refunded: 0, deleted: false };
+  const inUse = await containerRepo.countLiveUsingImage(tx, imageId);
+  if (inUse > 0) return { inUse: `image ${row.reference} is used by ${inUse} container(s)` };
+  if (row.charged > 0) {
+    const refund = { userId: row.userId, imageId: row.id, amount: row.charged, reason };
+    await (releaseId ? billing.releaseRefund(tx, refund) : billing.refundImage(tx, refund));
+  }
+  await imageRepo.deleteById(tx, imageId);
+  if (releaseId) {
+    await appendAudit(tx, [
+      systemEntry({
+        action: 'release.removeImage',
+        targetType: 'image',
+        targetId: row.id,
+        subjectUserId: row.userId,
+        workflowId: releaseId,
+        detail: {
+          releaseId,
+          hostId: row.hostId,
+          reference: row.reference,
+          refunded: row.charged,
+          ...(removeImageWorkflowId ? { removeImageWorkflowId } : {}),
+        },
+      }),
+    ]);
+  }
+  return { refunded: row.charged, deleted: true };
+}
 
 export function createImageDbActivities(deps: {
   db: Database;
@@ -157,37 +201,31 @@ export function createImageDbActivities(deps: {
     async refundAndDeleteImage(imageId: string, reason: string, options: { releaseId?: string } = {}): Promise<RemovedImage> {
       const origin = auditOrigin();
       return db.transaction(async (tx) => {
-        const row = await imageRepo.lockById(tx, imageId);
-        if (!row) return { refunded: 0, deleted: false };
-        const inUse = await containerRepo.countLiveUsingImage(tx, imageId);
-        if (inUse > 0) {
-          throw ApplicationFailure.nonRetryable(`image ${row.reference} is used by ${inUse} container(s)`, FailureType.ImageInUse);
-        }
-        if (row.charged > 0) {
-          const refund = { userId: row.userId, imageId: row.id, amount: row.charged, reason };
-          await (options.releaseId ? billing.releaseRefund(tx, refund) : billing.refundImage(tx, refund));
-        }
-        await imageRepo.deleteById(tx, imageId);
-        if (options.releaseId) {
-          await appendAudit(tx, [
-            systemEntry({
-              action: 'release.removeImage',
-              targetType: 'image',
-              targetId: row.id,
-              subjectUserId: row.userId,
-              workflowId: options.releaseId,
-              detail: {
-                releaseId: options.releaseId,
-                hostId: row.hostId,
-                reference: row.reference,
-                refunded: row.charged,
-                ...(origin.workflowId ? { removeImageWorkflowId: origin.workflowId } : {}),
-              },
-            }),
-          ]);
-        }
-        return { refunded: row.charged, deleted: true };
+        const removed = await refundAndDelete(tx, imageId, reason, options.releaseId, origin.workflowId);
+        if ('inUse' in removed) throw ApplicationFailure.nonRetryable(removed.inUse, FailureType.ImageInUse);
+        return removed;
       });
+    },
+
+    /**
+     * The nightly release's batch: each image refunded (once: keyed by the image, as a release
+     * refund) and deleted, audited, all in one transaction; an image a live container still uses
+     * is kept and reported. A retry finds the removed records gone and refunds nothing twice.
+     */
+    async refundAndDeleteImagesForRelease(items: ReleaseItem[], reason: string, releaseId: string): Promise<ImageBatchResult> {
+      // Users' balances are locked in one order in every batch: batches of two hosts at once never deadlock.
+      const ordered = [...items].sort((a, b) => (a.userId ?? '').localeCompare(b.userId ?? '') || a.id.localeCompare(b.id));
+      const result: ImageBatchResult = { removed: [], failed: [] };
+      await db.transaction(async (tx) => {
+        result.removed = [];
+        result.failed = [];
+        for (const { id } of ordered) {
+          const removed = await refundAndDelete(tx, id, reason, releaseId, null);
+          if ('inUse' in removed) result.failed.push({ id, reason: removed.inUse });
+          else result.removed.push({ id, refunded: removed.refunded });
+        }
+      });
+      return result;
     },
   };
 }

@@ -5,11 +5,13 @@ import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { activityLog } from './activity-log.js';
 import type Docker from 'dockerode';
 import type { RegistryCredential } from '../core/config.js';
-import { FailureType } from '../core/failures.js';
+import { FailureType, failureTypeOf } from '../core/failures.js';
 import { parseImageReference, registryHost } from '../core/image-ref.js';
 import { PullProgress, PullStreamError, type PullMessage, type PullSnapshot } from '../core/pull-progress.js';
 import { dockerMessage, isConflict, isNotFound, pullFailure as classifyPullFailure } from './docker-errors.js';
 import { cancellation } from './cancellation.js';
+import { removeMany } from './batch-removal.js';
+import type { BatchRemovals } from '../contracts/nightly-release.js';
 import { HEARTBEAT_EVERY_MS } from './heartbeat.js';
 import { recordDcuPhase } from '../core/metrics.js';
 import { dcuWorkflow } from '../contracts/dcu.js';
@@ -209,6 +211,20 @@ export function createImageDockerActivities(deps: {
     }
   }
 
+  /** Removes a reference (a tag) from the host; absent already counts as removed. */
+  async function removeImageReference(reference: string): Promise<'removed' | 'absent'> {
+    try {
+      await docker.getImage(reference).remove({ noprune: false });
+      return 'removed';
+    } catch (error) {
+      if (isNotFound(error)) return 'absent';
+      if (isConflict(error)) {
+        throw ApplicationFailure.nonRetryable(`image ${reference} is in use on this host: ${dockerMessage(error)}`, FailureType.ImageInUse);
+      }
+      throw error;
+    }
+  }
+
   return {
     /** The Docker pull (contracts/pull-image.ts PULL_ACTIVITY.current). */
     dockerPull,
@@ -236,21 +252,11 @@ export function createImageDockerActivities(deps: {
     },
 
     /** Removes a reference (a tag) from the host; absent already counts as removed. */
-    async removeImageReference(reference: string): Promise<'removed' | 'absent'> {
-      try {
-        await docker.getImage(reference).remove({ noprune: false });
-        return 'removed';
-      } catch (error) {
-        if (isNotFound(error)) return 'absent';
-        if (isConflict(error)) {
-          throw ApplicationFailure.nonRetryable(
-            `image ${reference} is in use on this host: ${dockerMessage(error)}`,
-            FailureType.ImageInUse,
-          );
-        }
-        throw error;
-      }
-    },
+    removeImageReference,
+
+    /** The nightly release's removals on this host: references at most `width` at a time, each outcome on its own (in use: final). */
+    removeImageReferencesBatch: (references: string[], width: number): Promise<BatchRemovals> =>
+      removeMany(references, width, removeImageReference, (error) => failureTypeOf(error) === FailureType.ImageInUse),
   };
 }
 

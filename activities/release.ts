@@ -10,7 +10,9 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import type { Database, Executor } from '../db/client.js';
 import { FailureType } from '../core/failures.js';
-import { containerWorkflowId, removeUpdate } from '../contracts/container.js';
+import { containerWorkflowId, releasedSignal, removeUpdate } from '../contracts/container.js';
+import { IllegalContainerTransitionError } from '../core/container-state.js';
+import { pool } from '../core/pool.js';
 import type { ReleaseItem, ReleaseReport } from '../contracts/nightly-release.js';
 import * as containers from '../repositories/containers.js';
 import * as imageRepo from '../repositories/images.js';
@@ -24,6 +26,9 @@ export type { ReleaseFailure, ReleaseItem, ReleaseReport } from '../contracts/ni
 /** Container ids are UUIDs; a release failure may name a host instead ("host host-a"), and Docker labels may hold anything. */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const uuids = (ids: string[]) => ids.filter((id) => UUID.test(id));
+
+/** Signals to container workflows in flight at once (each a short call to Temporal). */
+const SIGNALS_IN_FLIGHT = 16;
 
 /**
  * The audit entries of a run's end: every orphan it removed from a host (the owner its record
@@ -78,14 +83,76 @@ async function releaseEndEntries(db: Executor, releaseId: string, report: Releas
 export function createReleaseActivities(deps: { db: Database; temporal: Client }) {
   const { db, temporal } = deps;
   return {
-    /** Live containers, on every host and in every state, but the ones that already failed this run. */
-    listReleasableContainers: (skip: string[], limit: number): Promise<ReleaseItem[]> => containers.listLive(db, uuids(skip), limit),
+    /** Live containers, on every host and in every state (saying which are still being created), but the ones that already failed this run. */
+    listReleasableContainers: async (skip: string[], limit: number): Promise<ReleaseItem[]> =>
+      (await containers.listLive(db, uuids(skip), limit)).map(({ id, hostId, state }) => ({ id, hostId, ...(state === 'creating' ? { creating: true } : {}) })),
 
     /** Of these Berth container ids, the ones with a live record (the others are orphans in Docker). */
     liveContainerIds: (ids: string[]): Promise<string[]> => containers.liveIdsAmong(db, uuids(ids)),
 
     /** Private images, but the ones that already failed this run; public ones are never released. */
     listReleasableImages: (skip: string[], limit: number): Promise<ReleaseItem[]> => repo.releasableImages(db, skip, limit),
+
+    /**
+     * The next batch of private images (but the ones that already failed this run), each saying
+     * whether Docker keeps its reference: another record outside the batch uses it on that host
+     * (another user's, a public image), or another image of the batch removes it there already.
+     */
+    async listReleasableImageBatch(skip: string[], limit: number): Promise<ReleaseItem[]> {
+      const batch = await repo.releasableImages(db, skip, limit);
+      const usedOutside = await repo.referencesUsedOutside(db, batch.map((i) => ({ hostId: i.hostId, reference: i.reference! })), batch.map((i) => i.id));
+      const removing = new Set<string>();
+      return batch.map((item) => {
+        const key = repo.hostReference({ hostId: item.hostId, reference: item.reference! });
+        const keep = usedOutside.has(key) || removing.has(key);
+        removing.add(key);
+        return keep ? { ...item, keepOnHost: true } : item;
+      });
+    },
+
+    /**
+     * The nightly release's batch of containers, before their removal from Docker: in one
+     * transaction, each live record is released (removed: its port, name and slot are free) and
+     * audited (`release.removeContainer`: once, as a retry finds the record released); then each
+     * container's workflow is told (`released`), and ends without charging anything more. A retry
+     * finds the records released and tells the workflows again (a workflow that ended is skipped).
+     * A record that ended meanwhile (its creation failed) is left as it is.
+     */
+    releaseContainerRecords: (ids: string[]): Promise<void> => heartbeating(async () => {
+      const origin = auditOrigin();
+      // The release's workflow id is its releaseId (continue-as-new keeps it).
+      const releaseId = origin.workflowId ?? 'none';
+      await db.transaction(async (tx) => {
+        const entries: SystemAction[] = [];
+        // One lock order for every batch.
+        for (const id of [...ids].sort()) {
+          let released;
+          try {
+            released = await containers.release(tx, id, 'removed', null, null);
+          } catch (error) {
+            if (error instanceof IllegalContainerTransitionError) continue;
+            throw error;
+          }
+          if (!released) continue;
+          entries.push({
+            action: 'release.removeContainer',
+            targetType: 'container',
+            targetId: id,
+            subjectUserId: released.userId,
+            workflowId: origin.workflowId,
+            detail: { releaseId: origin.workflowId, hostId: released.hostId, image: released.imageReference },
+          });
+        }
+        await appendAudit(tx, entries.map(systemEntry));
+      });
+      await pool(ids, SIGNALS_IN_FLIGHT, async (id) => {
+        try {
+          await temporal.workflow.getHandle(containerWorkflowId(id)).signal(releasedSignal, { releaseId });
+        } catch (error) {
+          if (!(error instanceof WorkflowNotFoundError || (error as Error).name === 'WorkflowNotFoundError')) throw error;
+        }
+      });
+    }),
 
     /**
      * Removes a container through its own workflow, so its billing ends and its port is freed by

@@ -3,18 +3,9 @@ import type Docker from 'dockerode';
 import { baseConfig, buildTestApp } from '../test/support/app.js';
 import type { App } from '../api/app.js';
 
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export { pool } from '../core/pool.js';
 
-/** Runs `work` over `items`, at most `width` at a time. */
-export async function pool<T>(items: T[], width: number, work: (item: T, index: number) => Promise<void>) {
-  let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await work(items[i]!, i);
-    }
-  }));
-}
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The API in-process on the stack, as the tests build it; close() releases its clients. */
 export async function benchApp(overrides: Parameters<typeof buildTestApp>[1] = {}): Promise<{ app: App; close: () => Promise<void> }> {

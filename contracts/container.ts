@@ -87,6 +87,11 @@ export const removeUpdate = defineUpdate<ContainerView>('remove');
 export const describeQuery = defineQuery<ContainerView>('describe');
 /** From the host's Docker events: something happened to the container; look again. */
 export const observedSignal = defineSignal<[{ action: string }]>('observed');
+/**
+ * From the nightly release's batches: the release has released the record (removed, in its
+ * transaction) and removes the container from Docker itself; the workflow ends, charging nothing more.
+ */
+export const releasedSignal = defineSignal<[{ releaseId: string }]>('released');
 
 export const CONTAINER_OPERATIONS = { start: startUpdate, stop: stopUpdate, restart: restartUpdate, remove: removeUpdate } as const;
 export type ContainerOperation = keyof typeof CONTAINER_OPERATIONS;

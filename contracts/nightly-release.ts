@@ -17,6 +17,22 @@ export interface ReleaseItem {
   reference?: string;
   /** An image's owner (listed since the release's removals carry search attributes; absent in older results). */
   userId?: string;
+  /** A container still being created: removed through its workflow's update, which waits for the creation (batches only). */
+  creating?: boolean;
+  /** An image whose reference another record outside the batch still uses on its host: Docker keeps it (batches only). */
+  keepOnHost?: boolean;
+}
+
+/** What a host did with a batch of removals: the refs removed (or absent already), and the ones that failed, with why. */
+export interface BatchRemovals {
+  done: string[];
+  failed: Array<{ ref: string; reason: string }>;
+}
+
+/** What the database did with a batch of image removals: the amount refunded per image removed, and the ones it kept, with why. */
+export interface ImageBatchResult {
+  removed: Array<{ id: string; refunded: number }>;
+  failed: Array<{ id: string; reason: string }>;
 }
 
 export type ReleasePhase = 'containers' | 'images';

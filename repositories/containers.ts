@@ -120,9 +120,9 @@ export async function liveOnHost(db: Executor, hostId: string): Promise<string[]
 }
 
 /** Live containers on every host and in every state, oldest first, but those in `skip`. */
-export async function listLive(db: Executor, skip: string[], limit: number): Promise<Array<{ id: string; hostId: string }>> {
+export async function listLive(db: Executor, skip: string[], limit: number): Promise<Array<{ id: string; hostId: string; state: ContainerStatus }>> {
   return db
-    .select({ id: containers.id, hostId: containers.hostId })
+    .select({ id: containers.id, hostId: containers.hostId, state: containers.state })
     .from(containers)
     .where(and(live, skip.length ? notInArray(containers.id, skip) : undefined))
     .orderBy(asc(containers.createdAt), asc(containers.id))
@@ -223,6 +223,12 @@ export async function release(tx: Executor, id: string, state: EndedStatus, reas
     .set({ state, stateReason: reason, stateReasonCode: reasonCode, removedAt: sql`coalesce(${containers.removedAt}, now())` })
     .where(eq(containers.id, id));
   return locked;
+}
+
+/** Whether the record has ended (removed or failed), with it locked until the end of `tx` (false when there is none). */
+export async function hasEndedLocked(tx: Executor, id: string): Promise<boolean> {
+  const locked = await lockState(tx, id);
+  return locked !== undefined && isEnded(locked.from);
 }
 
 /** Adds a signed amount to the container's running total of charges (a charge > 0, a refund < 0). */

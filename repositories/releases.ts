@@ -4,7 +4,7 @@
  * the pool or the caller's transaction (`Executor`). Releases are visible to admins only (the
  * routes check the role).
  */
-import { and, asc, desc, eq, notInArray, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, notInArray, or, sql } from 'drizzle-orm';
 import type { Executor } from '../db/client.js';
 import { images, releaseRuns } from '../db/schema.js';
 import type { ReleaseItem, ReleaseReport } from '../contracts/nightly-release.js';
@@ -55,3 +55,19 @@ export function releasableImages(db: Executor, skip: string[], limit: number): P
     .orderBy(asc(images.createdAt), asc(images.id))
     .limit(limit);
 }
+
+/**
+ * Of these images' host and reference pairs, the ones a record outside `batch` (another user's,
+ * a public image) also uses: Docker keeps those references when the batch's records go.
+ */
+export async function referencesUsedOutside(db: Executor, items: Array<{ hostId: string; reference: string }>, batch: string[]): Promise<Set<string>> {
+  if (items.length === 0) return new Set();
+  const rows = await db
+    .selectDistinct({ hostId: images.hostId, reference: images.reference })
+    .from(images)
+    .where(and(or(...items.map((i) => and(eq(images.hostId, i.hostId), eq(images.reference, i.reference)))), batch.length ? notInArray(images.id, batch) : undefined));
+  return new Set(rows.map((r) => hostReference(r)));
+}
+
+/** The key of an image reference on a host. */
+export const hostReference = (i: { hostId: string; reference: string }) => `${i.hostId}\n${i.reference}`;

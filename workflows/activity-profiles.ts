@@ -137,6 +137,12 @@ export const host = {
     }) as const satisfies ActivityOptions,
   /** The release's steps on a host: a host that is down is skipped quickly. */
   release: (hostId: string) => ({ ...onHost(hostId), scheduleToStartTimeout: '30s', startToCloseTimeout: '1m' }) as const satisfies ActivityOptions,
+  /**
+   * A batch of the release's removals on a host (many containers or image references, bounded
+   * inside): heartbeating every second, so one on a worker that died runs again within 10 s.
+   */
+  releaseBatch: (hostId: string) =>
+    ({ ...onHost(hostId), scheduleToStartTimeout: '30s', startToCloseTimeout: '10m', heartbeatTimeout: '10s' }) as const satisfies ActivityOptions,
   /** The sweep of a host's user networks, one removal after another: thousands take minutes. */
   networkSweep: (hostId: string) => ({ ...onHost(hostId), scheduleToStartTimeout: '30s', startToCloseTimeout: '15m' }) as const satisfies ActivityOptions,
   /** A scheduled sweep of a host's files or of the bucket: heartbeating, three attempts. */

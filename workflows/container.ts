@@ -19,6 +19,7 @@ import { billingKeys } from '../billing/keys.js';
 import {
   describeQuery,
   observedSignal,
+  releasedSignal,
   removeUpdate,
   restartUpdate,
   startUpdate,
@@ -290,6 +291,19 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
   setHandler(removeUpdate, afterCreation(remove));
   setHandler(observedSignal, () => {
     lookAgain = true;
+  });
+  // The nightly release released the record and removes the container from Docker itself: after
+  // whatever operation is in flight, the workflow ends (no activity: its record is written already).
+  // A worker of older code left the signal unhandled: its histories replay without the patch.
+  setHandler(releasedSignal, ({ releaseId }) => {
+    if (!patched(PATCHES.containerReleasedSignal.id)) return;
+    void exclusive(async () => {
+      if (ended()) return;
+      s.status = 'removed';
+      s.reason = null;
+      s.reasonCode = null;
+      log.info('container released by the nightly release', { containerId: input.id, hostId: input.hostId, releaseId, charged: s.charged });
+    });
   });
 
   /** Continues as new, carrying the state, once the history is long and nothing is in flight. */

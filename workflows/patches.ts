@@ -175,6 +175,22 @@ export const PATCHES = {
       "the database steps run as local activities (findOwnedImage, chargeAndRecordImage, countImageRecords: profile localDatabase), and the host's inspect, pull when missing and inspect are one host activity (ensureImage) in place of inspectImage, dockerPull, inspectImage",
     removable: SHORT,
   }),
+  containerReleasedSignal: entry({
+    id: 'container-released-signal',
+    since: '2026-12-07',
+    workflow: 'container',
+    guards:
+      "the `released` signal (the nightly release's batches released the record) ends the workflow after the operation in flight; a worker of older code, without the handler, left the signal unhandled and the workflow running",
+    removable: LONG,
+  }),
+  releaseBatches: entry({
+    id: 'release-batches',
+    since: '2026-12-07',
+    workflow: 'nightlyRelease',
+    guards:
+      "the release removes in batches: a batch's container records released in one transaction and their workflows told (releaseContainerRecords, the container workflow's `released` signal), then the containers removed from Docker by one activity per host (removeContainersBatch, also for orphans); images listed with what Docker keeps (listReleasableImageBatch), their references removed by one activity per host (removeImageReferencesBatch), then refunded and deleted in one transaction per host (refundAndDeleteImagesForRelease), no longer one removeContainerForRelease update and one removeImage child each",
+    removable: `${SHORT}; removeContainerForRelease stays for containers still being created`,
+  }),
 } as const satisfies Record<string, PatchEntry>;
 
 export type PatchName = keyof typeof PATCHES;

@@ -66,6 +66,9 @@ const BEFORE_B86AB01 = {
  */
 const AT_4AF9995 = `${SDK}+920ef887f2ea69fdd5aeafb07a8836f507ff3aba8db7c602f478a6d0ffd64872`;
 
+/** Commit c6a3b8e (the nightly release in batches), recorded from the private release stack (bench/release.ts 4 on two daemons of its own). */
+const AT_C6A3B8E = `${SDK}+829ea1a9d0a7fc53902666814da0ee0cd547f040142bff1f76a3eb70c44742fa`;
+
 const RECORDED: Record<string, Recorded> = {
   // A fresh image pulled in fewer round trips: the database steps local (markers), one host step (ensureImage: inspect, pull, inspect).
   'pull-fewer-round-trips.json': {
@@ -95,6 +98,27 @@ const RECORDED: Record<string, Recorded> = {
     has: ['beginImageRemoval', 'removeImageReference', 'refundAndDeleteImage'],
     lacks: ['countImageRecords', 'abandonImageRemoval'],
     patches: ['remove-image-marks-record'],
+    ends: 'completed',
+  },
+  // A release in batches: records released per host and batch, Docker removals by one activity per
+  // host, images refunded and deleted per host batch; no update per container, no child per image.
+  'nightly-release-batches.json': {
+    workflowType: 'nightlyRelease',
+    commit: 'c6a3b8e',
+    buildId: AT_C6A3B8E,
+    has: ['releaseContainerRecords', 'removeContainersBatch', 'listReleasableImageBatch', 'removeImageReferencesBatch', 'refundAndDeleteImagesForRelease', 'recordReleaseEnd'],
+    lacks: ['removeContainerForRelease', 'listReleasableImages'],
+    patches: ['release-batches', 'release-list-host-ids', 'release-user-networks'],
+    ends: 'completed',
+  },
+  // A container the release in batches released: its workflow ended on the released signal, with no activity of its own.
+  'container-released.json': {
+    workflowType: 'container',
+    commit: 'c6a3b8e',
+    buildId: AT_C6A3B8E,
+    has: ['createAndStartContainer', 'recordContainerState'],
+    lacks: ['removeContainer', 'releaseContainer'],
+    patches: ['container-released-signal'],
     ends: 'completed',
   },
   'dcu-before-reuse-and-charge.json': {
