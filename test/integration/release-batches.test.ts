@@ -110,7 +110,7 @@ test('refundAndDeleteImagesForRelease: each image refunded once and deleted, aud
   const [alice, bob] = [await createUser(app, { balance: 100 }), await createUser(app, { balance: 100 })];
   const db = testDb().db;
   const releaseId = `release-batch-${randomUUID()}`;
-  const activities = createImageDbActivities({ db, pricePerMb: 1 });
+  const activities = createImageDbActivities({ db, pricePerMb: 1, temporal });
   const [a1, a2, b1, inUse] = [await imageRecord(alice, 5), await imageRecord(alice, 0), await imageRecord(bob, 7), await imageRecord(bob, 3)];
   t.after(() => db.delete(images).where(eq(images.id, inUse.id)));
   await containerRecord(t, bob, { imageId: inUse.id });
