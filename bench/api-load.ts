@@ -8,6 +8,9 @@
  *
  *   set -a; . ~/.local/state/berth/berth.env; set +a
  *   node --import tsx bench/api-load.ts [--port 8080] [--duration 30] [--rate 500] [--json api-load.json]
+ *     [--baseline-port P]   also measure the reads on the API at port P (another build on the same
+ *                           stack, e.g. main's), alternating, and print the ratios
+ *     [--pulls 20] [--dcu 10] [--users 6] [--connections 100]
  *
  * Phases, each `--duration` seconds with `--connections` clients (default 100):
  *   floor max       GET /healthz, as fast as it answers (the baseline)
@@ -42,6 +45,7 @@ const { values: opts } = parseArgs({
     dcu: { type: 'string', default: '10' },
     'docker-host': { type: 'string', default: 'host-a' },
     json: { type: 'string', default: 'api-load.json' },
+    'baseline-port': { type: 'string' },
   },
 });
 const int = (name: keyof typeof opts, min: number) => {
@@ -58,6 +62,8 @@ const PULL_LANES = int('pulls', 0);
 const DCU_LANES = int('dcu', 0);
 const DOCKER_HOST = opts['docker-host'];
 const BASE = `http://${opts.host}:${PORT}`;
+/** Another API on the same stack (say the stack's own, on main's code): the reads are measured on both, alternating. */
+const BASELINE = opts['baseline-port'] ? `http://${opts.host}:${int('baseline-port', 1)}` : null;
 const BALANCE = 100_000_000;
 
 // ---------------------------------------------------------------------------------------
@@ -140,6 +146,8 @@ function mixedReads(users: User[]): autocannon.Request {
 
 interface Figures {
   phase: string;
+  /** 'api', or 'baseline' (the API at --baseline-port). */
+  api: 'api' | 'baseline';
   background: boolean;
   targetRate: number | null;
   requests: number;
@@ -153,9 +161,9 @@ interface Figures {
   timeouts: number;
 }
 
-async function phase(name: string, background: boolean, request: autocannon.Request, rate: number | null): Promise<Figures> {
+async function phase(name: string, background: boolean, request: autocannon.Request, rate: number | null, api: Figures['api'] = 'api'): Promise<Figures> {
   const result = await autocannon({
-    url: BASE,
+    url: api === 'api' ? BASE : BASELINE!,
     connections: CONNECTIONS,
     duration: DURATION,
     requests: [request],
@@ -163,6 +171,7 @@ async function phase(name: string, background: boolean, request: autocannon.Requ
   });
   const figures: Figures = {
     phase: name,
+    api,
     background,
     targetRate: rate,
     requests: result.requests.total,
@@ -176,7 +185,7 @@ async function phase(name: string, background: boolean, request: autocannon.Requ
     timeouts: result.timeouts,
   };
   console.log(
-    `  ${name}${background ? ' (with pulls and DCU)' : ''}: ${figures.rps.toFixed(0)} req/s, p50 ${figures.p50} ms, p99 ${figures.p99} ms` +
+    `  ${api === 'baseline' ? `[baseline :${opts['baseline-port']}] ` : ''}${name}${background ? ' (with pulls and DCU)' : ''}: ${figures.rps.toFixed(0)} req/s, p50 ${figures.p50} ms, p99 ${figures.p99} ms` +
       (figures.non2xx + figures.errors + figures.timeouts > 0 ? `, non2xx ${figures.non2xx}, errors ${figures.errors}, timeouts ${figures.timeouts}` : ''),
   );
   return figures;
@@ -239,12 +248,14 @@ function startBackground(pullers: Array<{ user: User; image: string }>, packers:
 // ---------------------------------------------------------------------------------------
 
 function printTable(rows: Figures[], floor: Map<boolean, Figures>) {
-  const head = ['phase', 'load', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'non2xx', 'req/s ÷ floor', 'p99 ÷ floor'];
+  const head = ['phase', 'api', 'load', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'non2xx', 'req/s ÷ floor', 'p99 ÷ floor', 'req/s ÷ baseline', 'p99 ÷ baseline'];
   const lines = [head];
   for (const r of rows) {
     const f = floor.get(r.background)!;
+    const b = r.api === 'api' ? rows.find((o) => o.api === 'baseline' && o.phase === r.phase && o.background === r.background) : undefined;
     lines.push([
       r.phase,
+      r.api === 'api' ? `:${PORT}` : `:${opts['baseline-port']} (baseline)`,
       r.background ? 'pulls + DCU' : 'quiet',
       r.rps.toFixed(0),
       String(r.p50),
@@ -253,11 +264,13 @@ function printTable(rows: Figures[], floor: Map<boolean, Figures>) {
       String(r.non2xx + r.errors + r.timeouts),
       (r.rps / f.rps).toFixed(2),
       (r.p99 / Math.max(1, f.p99)).toFixed(1),
+      b ? (r.rps / b.rps).toFixed(2) : '',
+      b ? (r.p99 / Math.max(1, b.p99)).toFixed(2) : '',
     ]);
   }
   const widths = head.map((_, c) => Math.max(...lines.map((l) => l[c]!.length)));
   for (const [i, line] of lines.entries()) {
-    console.log(line.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
+    console.log(line.map((cell, c) => (c < 3 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
     if (i === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   }
 }
@@ -311,23 +324,28 @@ async function main() {
     console.log(`quiet: ${CONNECTIONS} connections, ${DURATION} s each`);
     floor.set(false, await phase('floor max (GET /healthz)', false, floorRequest, null));
     rows.push(floor.get(false)!);
-    rows.push(await phase('reads max', false, mixedReads(readers), null));
-    rows.push(await phase(`reads @${RATE}/s`, false, mixedReads(readers), RATE));
+    /** The reads, max and held at the rate; beside the baseline API when there is one, alternating which goes first. */
+    const reads = async (background: boolean) => {
+      for (const [i, [name, rate]] of ([['reads max', null], [`reads @${RATE}/s`, RATE]] as const).entries()) {
+        const order: Array<Figures['api']> = BASELINE ? (i % 2 === 0 ? ['baseline', 'api'] : ['api', 'baseline']) : ['api'];
+        for (const api of order) rows.push(await phase(name, background, mixedReads(readers), rate, api));
+      }
+    };
+    await reads(false);
 
     console.log(`with ${PULL_LANES} pull lanes and ${DCU_LANES} DCU lanes running`);
     const background = startBackground(pullers, packers);
     await sleep(3000); // the lanes are under way
     floor.set(true, await phase('floor max (GET /healthz)', true, floorRequest, null));
     rows.push(floor.get(true)!);
-    rows.push(await phase('reads max', true, mixedReads(readers), null));
-    rows.push(await phase(`reads @${RATE}/s`, true, mixedReads(readers), RATE));
+    await reads(true);
     const done = await background.stop();
     console.log(`background during the loaded phases: ${done.pulls} pulls, ${done.removals} removals, ${done.dcuTasks} DCU tasks completed; ${done.failures.length} failures`);
     for (const failure of done.failures) console.log(`  failure: ${failure}`);
 
     console.log('');
     printTable(rows, floor);
-    const held = rows.filter((r) => r.targetRate !== null);
+    const held = rows.filter((r) => r.targetRate !== null && r.api === 'api');
     for (const r of held) {
       const met = r.p99 <= 50 && r.rps >= 0.95 * RATE && r.non2xx + r.errors + r.timeouts === 0;
       console.log(`goal p99 ≤ 50 ms at ${RATE} req/s (${r.background ? 'with pulls and DCU' : 'quiet'}): ${met ? 'met' : 'NOT met'} (${r.rps.toFixed(0)} req/s, p99 ${r.p99} ms)`);
@@ -336,7 +354,7 @@ async function main() {
     await writeFile(
       opts.json,
       JSON.stringify(
-        { date: new Date().toISOString(), api: BASE, connections: CONNECTIONS, durationSeconds: DURATION, rate: RATE, users: USERS, pullLanes: PULL_LANES, dcuLanes: DCU_LANES, phases: rows, background: done },
+        { date: new Date().toISOString(), api: BASE, baseline: BASELINE, connections: CONNECTIONS, durationSeconds: DURATION, rate: RATE, users: USERS, pullLanes: PULL_LANES, dcuLanes: DCU_LANES, phases: rows, background: done },
         null,
         2,
       ),
