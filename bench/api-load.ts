@@ -18,7 +18,8 @@
  *   reads @rate     the mixed reads held at `--rate` requests per second (autocannon's overallRate):
  *                   the goal is p99 ≤ 50 ms at 500 req/s
  *   then, while `--pulls` pull lanes (pull a fresh image, remove it, again) and `--dcu` DCU lanes
- *   (package an image, wait for the end, again) keep running: floor max, reads max, reads @rate.
+ *   (package an image, wait for the end, again) keep running through the API measured (with
+ *   --baseline-port, through each API during its own phases): floor max, reads max, reads @rate.
  * Everything it needs (users with images, containers and ledger entries, API keys, images pushed
  * to the registry) is made before the timed part and removed after it. Prints a table and writes
  * the figures as JSON. Any answer but a 2xx in a timed phase is counted and reported (non2xx).
@@ -70,9 +71,9 @@ const BALANCE = 100_000_000;
 // HTTP for the set-up and the background lanes (not timed)
 
 let waited429 = 0;
-async function call<T = unknown>(method: string, path: string, token: string | null, body?: unknown, ok = [200, 201, 202, 204]): Promise<T> {
+async function call<T = unknown>(method: string, path: string, token: string | null, body?: unknown, ok = [200, 201, 202, 204], base = BASE): Promise<T> {
   for (;;) {
-    const res = await fetch(BASE + path, {
+    const res = await fetch(base + path, {
       method,
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
@@ -114,8 +115,8 @@ async function makeUser(admin: string, credits: number): Promise<User> {
   return { id, username, token, apiKey: key, imageIds: [], containerIds: [] };
 }
 
-const pullWait = (token: string, image: string) =>
-  call<{ id: string }>('POST', '/api/v1/images/pull?wait=true', token, { image, host: DOCKER_HOST });
+const pullWait = (token: string, image: string, base = BASE) =>
+  call<{ id: string }>('POST', '/api/v1/images/pull?wait=true', token, { image, host: DOCKER_HOST }, undefined, base);
 
 // ---------------------------------------------------------------------------------------
 // The timed part
@@ -198,17 +199,18 @@ interface Background {
   stop(): Promise<{ pulls: number; removals: number; dcuTasks: number; failures: string[] }>;
 }
 
-function startBackground(pullers: Array<{ user: User; image: string }>, packers: Array<{ user: User; image: string }>): Background {
+/** Lanes through the API at `base` (the one being measured: it serves them too). */
+function startBackground(base: string, pullers: Array<{ user: User; image: string }>, packers: Array<{ user: User; image: string }>): Background {
   let running = true;
   const counts = { pulls: 0, removals: 0, dcuTasks: 0, failures: [] as string[] };
   const note = (error: unknown) => void (counts.failures.length < 20 && counts.failures.push(error instanceof Error ? error.message : String(error)));
   const pullLane = async ({ user, image }: { user: User; image: string }) => {
     while (running) {
       try {
-        const pulled = await pullWait(user.token, image);
+        const pulled = await pullWait(user.token, image, base);
         counts.pulls++;
         // Removing it (the only owner) takes it off the host: the next pull is a real pull again.
-        await call('DELETE', `/api/v1/images/${pulled.id}`, user.token);
+        await call('DELETE', `/api/v1/images/${pulled.id}`, user.token, undefined, undefined, base);
         counts.removals++;
       } catch (error) {
         note(error);
@@ -219,10 +221,17 @@ function startBackground(pullers: Array<{ user: User; image: string }>, packers:
   const dcuLane = async ({ user, image }: { user: User; image: string }) => {
     while (running) {
       try {
-        const started = await call<{ data: { task_id: string } }>('POST', '/api/dcu/start', user.token, { username: user.username, docker_image_name: image, host: DOCKER_HOST });
+        const started = await call<{ data: { task_id: string } }>(
+          'POST',
+          '/api/dcu/start',
+          user.token,
+          { username: user.username, docker_image_name: image, host: DOCKER_HOST },
+          undefined,
+          base,
+        );
         for (;;) {
           await sleep(250);
-          const { data } = await call<{ data: { state: string } }>('GET', `/api/dcu/status/${started.data.task_id}`, user.token);
+          const { data } = await call<{ data: { state: string } }>('GET', `/api/dcu/status/${started.data.task_id}`, user.token, undefined, undefined, base);
           if (['completed', 'failed', 'cancelled', 'expired'].includes(data.state)) {
             if (data.state === 'completed') counts.dcuTasks++;
             else note(new Error(`DCU task ${started.data.task_id}: ${data.state}`));
@@ -325,21 +334,37 @@ async function main() {
     floor.set(false, await phase('floor max (GET /healthz)', false, floorRequest, null));
     rows.push(floor.get(false)!);
     /** The reads, max and held at the rate; beside the baseline API when there is one, alternating which goes first. */
+    const done = { pulls: 0, removals: 0, dcuTasks: 0, failures: [] as string[] };
     const reads = async (background: boolean) => {
       for (const [i, [name, rate]] of ([['reads max', null], [`reads @${RATE}/s`, RATE]] as const).entries()) {
         const order: Array<Figures['api']> = BASELINE ? (i % 2 === 0 ? ['baseline', 'api'] : ['api', 'baseline']) : ['api'];
-        for (const api of order) rows.push(await phase(name, background, mixedReads(readers), rate, api));
+        for (const api of order) {
+          // The lanes go through the API being measured, as its users' pulls and DCU tasks would.
+          const lanes = background ? startBackground(api === 'api' ? BASE : BASELINE!, pullers, packers) : null;
+          if (lanes) await sleep(3000); // the lanes are under way
+          rows.push(await phase(name, background, mixedReads(readers), rate, api));
+          if (lanes) {
+            const counts = await lanes.stop();
+            done.pulls += counts.pulls;
+            done.removals += counts.removals;
+            done.dcuTasks += counts.dcuTasks;
+            done.failures.push(...counts.failures.slice(0, 20 - done.failures.length));
+          }
+        }
       }
     };
     await reads(false);
 
-    console.log(`with ${PULL_LANES} pull lanes and ${DCU_LANES} DCU lanes running`);
-    const background = startBackground(pullers, packers);
-    await sleep(3000); // the lanes are under way
+    console.log(`with ${PULL_LANES} pull lanes and ${DCU_LANES} DCU lanes running through the API measured`);
+    const lanes = startBackground(BASE, pullers, packers);
+    await sleep(3000);
     floor.set(true, await phase('floor max (GET /healthz)', true, floorRequest, null));
     rows.push(floor.get(true)!);
+    const floorCounts = await lanes.stop();
+    done.pulls += floorCounts.pulls;
+    done.removals += floorCounts.removals;
+    done.dcuTasks += floorCounts.dcuTasks;
     await reads(true);
-    const done = await background.stop();
     console.log(`background during the loaded phases: ${done.pulls} pulls, ${done.removals} removals, ${done.dcuTasks} DCU tasks completed; ${done.failures.length} failures`);
     for (const failure of done.failures) console.log(`  failure: ${failure}`);
 
