@@ -29,7 +29,7 @@ test('a page has its rows and the count of all, on every page, past the last one
   assert.deepEqual(Object.keys(first.items[0]!).sort(), Object.keys(last.items[0]!).sort());
   assert.ok(!Object.keys(first.items[0]!).some((k) => k.includes('Total')), 'the window column is not an entry field');
 
-  const empty = await app.inject({ method: 'GET', url: '/api/v1/images', headers: bearer(user.token) });
+  const empty = await app.inject({ method: 'GET', url: '/api/v1/containers', headers: bearer(user.token) });
   assert.equal(empty.statusCode, 200, empty.body);
   const { items, total } = empty.json<{ items: unknown[]; total: number }>();
   assert.deepEqual({ items, total }, { items: [], total: 0 }, 'an empty list: no rows, a count of 0');
