@@ -17,6 +17,7 @@ import { AppError } from '../core/errors.js';
 import { serializeError, type Database } from '../db/client.js';
 import { createUserService } from '../services/users.js';
 import { createAuthService } from '../services/auth.js';
+import { createCredentialCache } from '../services/credential-cache.js';
 import { createAuditService } from '../services/audit.js';
 import { createHostService } from '../services/hosts.js';
 import { createImageService } from '../services/images.js';
@@ -61,6 +62,8 @@ export interface AppDeps {
   config: Pick<
     ApiConfig,
     | 'tokenTtlMs'
+    | 'authCacheTtlMs'
+    | 'database'
     | 'login'
     | 'rateLimit'
     | 'hosts'
@@ -151,8 +154,11 @@ export async function buildApp(deps: AppDeps) {
     pricePerMb: config.pulls.pricePerMb,
   });
   const containers = createContainerService({ db, temporal, runs, hosts, config: config.containers });
-  const users = createUserService({ db, containers });
-  const authService = createAuthService({ db, tokenTtlMs: config.tokenTtlMs, throttle: config.login });
+  // Authenticated credentials, kept for a moment; revocations reach every API process at once.
+  const credentialCache =
+    config.authCacheTtlMs > 0 ? createCredentialCache({ databaseUrl: config.database.url, ttlMs: config.authCacheTtlMs, logger: deps.logger }) : null;
+  const users = createUserService({ db, containers, credentials: credentialCache });
+  const authService = createAuthService({ db, tokenTtlMs: config.tokenTtlMs, throttle: config.login, cache: credentialCache });
   const auditService = createAuditService(db);
   const dcu = createDcuService({
     db,
@@ -166,6 +172,7 @@ export async function buildApp(deps: AppDeps) {
     limits: { maxInFlight: config.dcu.maxInFlight, quotaMb: config.dcu.quotaMb, pricePerGb: config.dcu.pricePerGb },
   });
 
+  if (credentialCache) app.addHook('onClose', async () => credentialCache.close());
   app.addSchema(Problem);
   for (const schema of [AuditEntry, Session, ApiKey, CreatedApiKey, AdminUser]) app.addSchema(schema);
   // Once close() began (SIGTERM), a response ends its connection: a keep-alive connection

@@ -254,6 +254,8 @@ export interface ApiConfig {
   port: number;
   admin: { username: string; password: string | undefined };
   tokenTtlMs: number;
+  /** How long an authenticated credential is kept in the API's memory (0: looked up on every request); revocations reach it at once. */
+  authCacheTtlMs: number;
   /** Login throttling: failed logins counted per username and per client address within a window. */
   login: LoginThrottleConfig;
   rateLimit: { max: number; windowMs: number };
@@ -927,6 +929,7 @@ export function loadApiConfig(env: Env): Readonly<ApiConfig> {
       password,
     },
     tokenTtlMs: r.duration('BERTH_TOKEN_TTL', '24h', { minMs: 1000 }),
+    authCacheTtlMs: r.duration('BERTH_AUTH_CACHE_TTL', '10s', { minMs: 0 }),
     login: {
       maxFailuresPerUser: r.int('BERTH_LOGIN_MAX_FAILURES_PER_USER', 5, { min: 1 }),
       maxFailuresPerAddress: r.int('BERTH_LOGIN_MAX_FAILURES_PER_ADDRESS', 20, { min: 1 }),

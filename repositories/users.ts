@@ -5,6 +5,7 @@
  * entries; an admin sees any user (the route decides, by role).
  */
 import { and, asc, count, desc, eq, ilike } from 'drizzle-orm';
+import { notifyCredentialsChanged } from './sessions.js';
 import type { Executor } from '../db/client.js';
 import { ledgerEntries, users } from '../db/schema.js';
 import { pageOf, type Page, type PageRequest } from './paging.js';
@@ -105,15 +106,21 @@ export async function findUserForAdmin(db: Executor, id: string): Promise<AdminU
   return user;
 }
 
-/** Sets a user's disabled flag and role; the row as it is then, or undefined when there is no such user. */
+/**
+ * Sets a user's disabled flag and role; the row as it is then, or undefined when there is no such
+ * user. What their credentials may do changed: every API process is told (notifyCredentialsChanged).
+ */
 export async function updateUser(db: Executor, id: string, set: { disabled?: boolean; role?: Role }): Promise<AdminUserView | undefined> {
   if (set.disabled === undefined && set.role === undefined) return findUserForAdmin(db, id);
-  const [user] = await db
-    .update(users)
-    .set({ ...(set.disabled === undefined ? {} : { disabled: set.disabled }), ...(set.role === undefined ? {} : { role: set.role }) })
-    .where(eq(users.id, id))
-    .returning({ ...publicColumns, disabled: users.disabled });
-  return user;
+  return db.transaction(async (tx) => {
+    const [user] = await tx
+      .update(users)
+      .set({ ...(set.disabled === undefined ? {} : { disabled: set.disabled }), ...(set.role === undefined ? {} : { role: set.role }) })
+      .where(eq(users.id, id))
+      .returning({ ...publicColumns, disabled: users.disabled });
+    if (user) await notifyCredentialsChanged(tx, id);
+    return user;
+  });
 }
 
 export async function setPasswordHash(db: Executor, id: string, passwordHash: string): Promise<boolean> {

@@ -14,6 +14,7 @@ import * as credentials from '../repositories/sessions.js';
 import * as failures from '../repositories/login-failures.js';
 import * as tickets from '../repositories/stream-tickets.js';
 import { decoyPasswordHash, hashPassword, verifyPassword } from './passwords.js';
+import type { CredentialCache } from './credential-cache.js';
 
 type PublicUser = users.PublicUser;
 
@@ -35,8 +36,38 @@ const secret = () => randomBytes(32).toString('base64url');
 /** How long a stats ticket may wait to be used. */
 export const TICKET_TTL_MS = 30_000;
 
-export function createAuthService(deps: { db: Database; tokenTtlMs: number; throttle: LoginThrottleConfig }) {
+export function createAuthService(deps: {
+  db: Database;
+  tokenTtlMs: number;
+  throttle: LoginThrottleConfig;
+  /** Authenticated credentials kept for a short time (services/credential-cache.ts); absent: every request looks its credential up. */
+  cache?: CredentialCache | null | undefined;
+}) {
   const { db, tokenTtlMs, throttle } = deps;
+  const cache = deps.cache ?? null;
+  /** Whatever the user's credentials were cached as is gone before the change is answered. */
+  const forget = <T>(userId: string, result: T): T => {
+    cache?.evictUser(userId);
+    return result;
+  };
+  /** The last use, written at most once a minute (the UPDATE's own condition says so too). */
+  const dueForTouch = (touchedAt: number | null, now: number) => touchedAt === null || now - touchedAt >= credentials.TOUCH_EVERY_MS;
+
+  /** The principal a credential's hash names in the database, and when it expires. */
+  async function lookup(bearer: string, hash: string, now: Date) {
+    if (bearer.startsWith(API_KEY_PREFIX)) {
+      const key = await credentials.findApiKey(db, hash, now);
+      if (!key) return undefined;
+      if (dueForTouch(key.lastUsedAt?.getTime() ?? null, now.getTime())) await credentials.touchApiKey(db, key.keyId);
+      const principal: Principal = { kind: 'api_key', user: key.user, keyId: key.keyId, scopes: key.scopes };
+      return { principal, expiresAt: key.expiresAt, touchedAt: now };
+    }
+    const session = await credentials.findSession(db, hash, now);
+    if (!session) return undefined;
+    if (dueForTouch(session.lastUsedAt?.getTime() ?? null, now.getTime())) await credentials.touchSession(db, session.sessionId);
+    const principal: Principal = { kind: 'session', user: session.user, sessionId: session.sessionId };
+    return { principal, expiresAt: session.expiresAt, touchedAt: now };
+  }
 
   /** A 429 when the username or the address has used up its failures in the window. */
   async function checkThrottle(username: string, client: Client): Promise<void> {
@@ -90,21 +121,27 @@ export function createAuthService(deps: { db: Database; tokenTtlMs: number; thro
 
     /** The principal a bearer credential names, while it is valid and its user enabled. */
     async authenticate(bearer: string): Promise<Principal | undefined> {
-      const now = new Date();
-      if (bearer.startsWith(API_KEY_PREFIX)) {
-        const key = await credentials.findApiKey(db, sha256(bearer), now);
-        if (!key) return undefined;
-        await credentials.touchApiKey(db, key.keyId);
-        return { kind: 'api_key', user: key.user, keyId: key.keyId, scopes: key.scopes };
+      const hash = sha256(bearer);
+      const now = Date.now();
+      const cached = cache?.get(hash, now);
+      if (cached) {
+        const { principal } = cached;
+        if (dueForTouch(cached.touchedAt, now)) {
+          await (principal.kind === 'api_key' ? credentials.touchApiKey(db, principal.keyId) : credentials.touchSession(db, principal.sessionId));
+          cache!.touched(hash, now);
+        }
+        return principal;
       }
-      const session = await credentials.findSession(db, sha256(bearer), now);
-      if (!session) return undefined;
-      await credentials.touchSession(db, session.sessionId);
-      return { kind: 'session', user: session.user, sessionId: session.sessionId };
+      const generation = cache?.generation() ?? 0;
+      const found = await lookup(bearer, hash, new Date(now));
+      if (!found) return undefined;
+      cache?.set(hash, found, generation, now);
+      return found.principal;
     },
 
     /** Revokes the caller's own session (logout). */
-    logout: (principal: Principal & { kind: 'session' }) => credentials.revokeSession(db, principal.user.id, principal.sessionId),
+    logout: async (principal: Principal & { kind: 'session' }) =>
+      forget(principal.user.id, await credentials.revokeSession(db, principal.user.id, principal.sessionId)),
 
     /** The user's live sessions, the caller's marked; never a secret. */
     async sessions(principal: Principal) {
@@ -121,7 +158,7 @@ export function createAuthService(deps: { db: Database; tokenTtlMs: number; thro
     },
 
     async revokeSession(userId: string, sessionId: string): Promise<void> {
-      if (!(await credentials.revokeSession(db, userId, sessionId))) throw notFound('Session');
+      if (!forget(userId, await credentials.revokeSession(db, userId, sessionId))) throw notFound('Session');
     },
 
     /** Changes the caller's password (the current one must be given) and revokes every other session. */
@@ -135,17 +172,17 @@ export function createAuthService(deps: { db: Database; tokenTtlMs: number; thro
       }
       if (newPassword === currentPassword) throw badRequest('The new password is the current one.');
       await users.setPasswordHash(db, user.id, await hashPassword(newPassword));
-      return { revokedSessions: await credentials.revokeSessions(db, user.id, principal.sessionId) };
+      return { revokedSessions: forget(user.id, await credentials.revokeSessions(db, user.id, principal.sessionId)) };
     },
 
     /** An admin sets a user's password: every session of theirs ends (their API keys stay). */
     async resetPassword(userId: string, newPassword: string): Promise<{ revokedSessions: number }> {
       if (!(await users.setPasswordHash(db, userId, await hashPassword(newPassword)))) throw notFound('User');
-      return { revokedSessions: await credentials.revokeSessions(db, userId) };
+      return { revokedSessions: forget(userId, await credentials.revokeSessions(db, userId)) };
     },
 
     /** Ends every session of a user (they were disabled). */
-    revokeAllSessions: (userId: string) => credentials.revokeSessions(db, userId),
+    revokeAllSessions: async (userId: string) => forget(userId, await credentials.revokeSessions(db, userId)),
 
     /** A new key for the caller, shown once. `admin` only on an admin's key. */
     async createApiKey(user: PublicUser, input: { name: string; scopes: string[]; expiresAt?: Date | undefined }) {
@@ -170,7 +207,7 @@ export function createAuthService(deps: { db: Database; tokenTtlMs: number; thro
     apiKeys: async (userId: string) => (await credentials.listApiKeys(db, userId)).map(publicKey),
 
     async revokeApiKey(userId: string, keyId: string): Promise<void> {
-      if (!(await credentials.revokeApiKey(db, userId, keyId))) throw notFound('API key');
+      if (!forget(userId, await credentials.revokeApiKey(db, userId, keyId))) throw notFound('API key');
     },
 
     /** A single-use ticket, valid for TICKET_TTL_MS, that opens this container's stats socket. */

@@ -9,12 +9,18 @@ import * as repo from '../repositories/users.js';
 import type { PageRequest } from '../repositories/paging.js';
 import * as containerRepo from '../repositories/containers.js';
 import { hashPassword } from './passwords.js';
+import type { CredentialCache } from './credential-cache.js';
 import type { ContainerService } from './containers.js';
 
 export type { PublicUser, Role } from '../repositories/users.js';
 type PublicUser = repo.PublicUser;
 
-export function createUserService(deps: { db: Database; containers?: Pick<ContainerService, 'operate'> }) {
+export function createUserService(deps: {
+  db: Database;
+  containers?: Pick<ContainerService, 'operate'>;
+  /** The API's cache of authenticated credentials, told when what a user's credentials may do changes. */
+  credentials?: Pick<CredentialCache, 'evictUser'> | null;
+}) {
   const { db } = deps;
 
   return {
@@ -61,12 +67,14 @@ export function createUserService(deps: { db: Database; containers?: Pick<Contai
 
     /**
      * An admin disables or enables a user, or changes their role. A disabled user's credentials
-     * stop working at once (authentication checks the flag); their running containers are
+     * stop working at once (authentication checks the flag, and every API process drops what it
+     * cached of them: services/credential-cache.ts); their running containers are
      * stopped, not removed; their balance stays. Admins cannot disable or demote themselves.
      */
     async update(admin: PublicUser, id: string, set: { disabled?: boolean; role?: repo.Role }) {
       if (id === admin.id && (set.disabled === true || set.role === 'user')) throw badRequest('You cannot disable or demote yourself.');
       const user = await repo.updateUser(db, id, set);
+      deps.credentials?.evictUser(id);
       if (!user) throw notFound('User');
       const stopped: string[] = [];
       const failed: Array<{ id: string; reason: string }> = [];

@@ -36,7 +36,7 @@ const testLogin = { login: { ...baseConfig.login, maxFailuresPerAddress: 1_000_0
 export async function buildTestApp(
   t: Pick<TestContext, 'after'>,
   overrides: Partial<
-    Pick<ApiConfig, 'tokenTtlMs' | 'login' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'streams' | 'dcu' | 'registries' | 'pulls' | 'corsOrigins' | 'trustProxy' | 'webDir'>
+    Pick<ApiConfig, 'tokenTtlMs' | 'authCacheTtlMs' | 'login' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'streams' | 'dcu' | 'registries' | 'pulls' | 'corsOrigins' | 'trustProxy' | 'webDir'>
   > = {},
 ): Promise<App> {
   const database = connectDatabase(baseConfig.database.url, { max: 4 });

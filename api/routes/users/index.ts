@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { UserService } from '../../../services/users.js';
 import { pageRequest } from '../../../repositories/paging.js';
-import { notFound } from '../../../core/errors.js';
+import { notFound, unauthorized } from '../../../core/errors.js';
 import { caller, requireAdmin } from '../../plugins/auth.js';
 import { Pagination, authErrors, problemResponses } from '../../schemas.js';
 import {
@@ -24,7 +24,12 @@ const users: FastifyPluginAsyncTypebox<{ users: UserService }> = async (app, { u
   app.get(
     '/me',
     { schema: { operationId: 'getCurrentUser', tags: ['users'], summary: 'The caller', response: { 200: UserRef, ...authErrors } } },
-    async (request) => caller(request),
+    // Read again: the caller's balance as it is now, not as authentication may have cached it.
+    async (request) => {
+      const user = await users.getById(caller(request).id);
+      if (!user) throw unauthorized();
+      return user;
+    },
   );
 
   app.get(
