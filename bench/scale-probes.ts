@@ -43,6 +43,8 @@ export interface ProcessFigures {
   peakCpuPercent: number;
   /** CPU seconds spent in each phase the watch was told of. */
   cpuSecondsByPhase: Record<string, number>;
+  /** The resident set at the end of each phase, MB (what the phase left in memory). */
+  rssMbAtEndOf: Record<string, number>;
 }
 
 /** Samples the processes every `intervalMs`; `phase(name)` starts counting CPU toward that phase. */
@@ -55,7 +57,7 @@ export class ProcessWatch {
   private sampling: Promise<void> = Promise.resolve();
 
   constructor(private readonly processes: Array<{ name: string; pid: number }>, private readonly intervalMs = 1000) {
-    for (const { name, pid } of processes) this.figures.set(pid, { name, pid, peakRssMb: 0, peakCpuPercent: 0, cpuSecondsByPhase: {} });
+    for (const { name, pid } of processes) this.figures.set(pid, { name, pid, peakRssMb: 0, peakCpuPercent: 0, cpuSecondsByPhase: {}, rssMbAtEndOf: {} });
   }
 
   async start() {
@@ -66,12 +68,16 @@ export class ProcessWatch {
   /** Closes the running phase (with a last sample) and opens the next. */
   async phase(name: string) {
     await (this.sampling = this.sampling.then(() => this.sample()));
+    for (const figures of this.figures.values()) {
+      const reading = this.last.get(figures.pid);
+      if (reading) figures.rssMbAtEndOf[this.current] = reading.rssBytes / 2 ** 20;
+    }
     this.current = name;
   }
 
   async stop(): Promise<ProcessFigures[]> {
     clearInterval(this.timer);
-    await (this.sampling = this.sampling.then(() => this.sample()));
+    await this.phase('stopped');
     return [...this.figures.values()];
   }
 

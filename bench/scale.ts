@@ -259,6 +259,10 @@ function report(runs: RunFigures[]) {
   const proc = (r: RunFigures, name: string) => r.processes.find((p) => p.name === name);
   const hostWorkers = (r: RunFigures) => r.processes.filter((p) => p.name.startsWith('host-'));
   const cpu = (p: ProcessFigures | undefined, phase: string) => p?.cpuSecondsByPhase[phase] ?? 0;
+  const rssPerContainer = (r: RunFigures, name: string) => {
+    const p = proc(r, name);
+    return p ? ((p.rssMbAtEndOf.create! - p.rssMbAtEndOf.pull!) * 1024) / r.create.ok : Number.NaN;
+  };
 
   console.log(`\nscale: ${CONTAINERS} containers (busybox sleep, 8 MB, 0.1 CPU) by ${USERS} users at concurrency ${CONCURRENCY}; ratio to N = ${base.hosts} in brackets`);
   const header = ['figure', ...runs.map((r) => `N = ${r.hosts}`)];
@@ -280,10 +284,13 @@ function report(runs: RunFigures[]) {
     ['Temporal rows/container, running', ...runs.map((r) => both(r, (x) => tRows(x, 'running'), 2))],
     ['Temporal rows/container, after release', ...runs.map((r) => both(r, (x) => tRows(x, 'afterRelease'), 2))],
     ['control worker peak RSS, MB', ...runs.map((r) => both(r, (x) => proc(x, 'control')?.peakRssMb ?? Number.NaN, 0))],
+    ['control worker CPU ms/container, create', ...runs.map((r) => both(r, (x) => (1000 * cpu(proc(x, 'control'), 'create')) / x.create.ok, 0))],
     ['control worker CPU s, create / release', ...runs.map((r) => `${fmt(cpu(proc(r, 'control'), 'create'))} / ${fmt(cpu(proc(r, 'control'), 'release'))}`)],
+    ['control worker RSS added by creation, KB/container', ...runs.map((r) => both(r, (x) => rssPerContainer(x, 'control'), 0))],
     ['control worker peak CPU %', ...runs.map((r) => fmt(proc(r, 'control')?.peakCpuPercent ?? Number.NaN, 0))],
     ['host worker peak RSS, MB (max)', ...runs.map((r) => both(r, (x) => Math.max(...hostWorkers(x).map((p) => p.peakRssMb)), 0))],
     ['host worker CPU s, create (each, mean)', ...runs.map((r) => both(r, (x) => hostWorkers(x).reduce((a, p) => a + cpu(p, 'create'), 0) / hostWorkers(x).length, 1))],
+    ['host workers CPU ms/container, create (all)', ...runs.map((r) => both(r, (x) => (1000 * hostWorkers(x).reduce((a, p) => a + cpu(p, 'create'), 0)) / x.create.ok, 0))],
     ['host workers CPU s, create (all)', ...runs.map((r) => both(r, (x) => hostWorkers(x).reduce((a, p) => a + cpu(p, 'create'), 0), 1))],
     ['API peak RSS, MB / CPU s create', ...runs.map((r) => `${fmt(proc(r, 'api')?.peakRssMb ?? Number.NaN, 0)} / ${fmt(cpu(proc(r, 'api'), 'create'))}`)],
     ['dockerd peak RSS, MB (max)', ...runs.map((r) => fmt(Math.max(...r.processes.filter((p) => p.name.startsWith('dockerd-')).map((p) => p.peakRssMb)), 0))],
@@ -293,7 +300,8 @@ function report(runs: RunFigures[]) {
     console.log(`\nN = ${r.hosts}: processes (peak RSS MB, peak CPU %, CPU s by phase)`);
     for (const p of r.processes) {
       const phases = Object.entries(p.cpuSecondsByPhase).map(([k, v]) => `${k} ${fmt(v)}`).join(', ');
-      console.log(`  ${p.name.padEnd(10)} ${fmt(p.peakRssMb, 0).padStart(5)} MB  ${fmt(p.peakCpuPercent, 0).padStart(4)} %  ${phases}`);
+      const rss = Object.entries(p.rssMbAtEndOf).map(([k, v]) => `${k} ${fmt(v, 0)}`).join(', ');
+      console.log(`  ${p.name.padEnd(10)} ${fmt(p.peakRssMb, 0).padStart(5)} MB  ${fmt(p.peakCpuPercent, 0).padStart(4)} %  CPU s: ${phases}; RSS MB at the end of: ${rss}`);
     }
     const t = r.temporalRows;
     console.log(`  Temporal rows (${'error' in t ? `unreadable: ${t.error}` : t.source}):`, 'error' in t ? '' : JSON.stringify(t.running));
