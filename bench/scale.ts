@@ -10,7 +10,8 @@
  * makes the users, has each pull busybox on each host, creates the containers (busybox `sleep`,
  * 8 MB, 0.1 CPU, port 80 published (the API requires one); host i mod N, user i mod users) at the given concurrency with `?wait=true`,
  * and triggers the nightly release (the temporal CLI, as ops would) and times it to the end of
- * its run. It reports creation throughput and time to running (p50/p95), the release's time,
+ * its run. Beside Berth's creation, the same containers with plain Docker on the same daemons
+ * (bench/scale-docker.ts; first in even rounds, after the release in odd ones), as a ratio. It reports creation throughput and time to running (p50/p95), the release's time,
  * the largest history of each workflow type, PostgreSQL and Temporal rows per container (once
  * all run, and after the release), and each process's peak RSS and CPU (from /proc). Figures
  * for each N are also printed as a ratio to the first N (the baseline of the same run). The
@@ -25,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { loadApiConfig } from '../core/config.js';
 import { connectTemporal } from '../core/temporal.js';
+import { dockerBaseline, type DockerBaseline } from './scale-docker.js';
 import { histories, postgresRows, ProcessWatch, temporalRows, type HistoryFigures, type ProcessFigures } from './scale-probes.js';
 import { percentile, pool, sleep } from './support.js';
 import pg from 'pg';
@@ -48,6 +50,8 @@ const API_PORT = Number(process.env.BERTH_SCALE_API_PORT ?? 18085);
 const IMAGE = '127.0.0.1:5000/library/busybox:1.35';
 // `sleep` as PID 1 would ignore SIGTERM and cost each removal Docker's 10 s stop timeout.
 const CMD = ['sh', '-c', 'trap "exit 0" TERM; sleep 2147483647 & wait'];
+const MEMORY_MB = 8;
+const CPUS = 0.1;
 const RELEASE_TIMEOUT_MS = 60 * 60_000;
 
 const helper = (...args: string[]) => exec('bash', [join(ROOT, 'bench', 'scale-hosts.sh'), ...args], { cwd: ROOT, maxBuffer: 1 << 24 });
@@ -83,6 +87,7 @@ interface RunFigures {
   concurrency: number;
   loadAverageAtStart: number;
   pulls: { count: number; seconds: number; p50Ms: number; p95Ms: number };
+  docker: DockerBaseline;
   create: { ok: number; failed: number; failures: string[]; seconds: number; perSecond: number; p50Ms: number; p95Ms: number; maxMs: number };
   release: { seconds: number; status: string; report: unknown; containersLeft: number };
   histories: { running: Record<string, HistoryFigures>; afterRelease: Record<string, HistoryFigures> };
@@ -102,7 +107,19 @@ async function scaleEnv(): Promise<Record<string, string>> {
   return Object.fromEntries(text.split('\n').filter(Boolean).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
 }
 
-async function runOnce(hosts: number): Promise<RunFigures> {
+/** The same containers with plain Docker on the same daemons (their endpoints as Berth registered them). */
+async function plainDocker(databaseUrl: string): Promise<DockerBaseline> {
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  const { rows } = await db.query<{ endpoint: string; ip: string }>('select docker_endpoint as endpoint, publish_ip as ip from hosts order by id').finally(() => db.end());
+  const baseline = await dockerBaseline(rows.map((h) => ({ socket: h.endpoint.replace(/^unix:\/\//, ''), publishIp: h.ip })), {
+    image: IMAGE, cmd: CMD, memoryMb: MEMORY_MB, cpus: CPUS, count: CONTAINERS, concurrency: CONCURRENCY,
+  });
+  console.log(`plain Docker: ${baseline.ok} of ${CONTAINERS} in ${baseline.seconds.toFixed(1)} s`);
+  return baseline;
+}
+
+async function runOnce(hosts: number, round: number): Promise<RunFigures> {
   console.log(`\n=== N = ${hosts} hosts: bringing up its own Berth`);
   await helper('up', String(hosts), String(API_PORT));
   const settings = await scaleEnv();
@@ -140,6 +157,13 @@ async function runOnce(hosts: number): Promise<RunFigures> {
     });
     const pullSeconds = (performance.now() - pullStart) / 1000;
 
+    // The baseline goes first in even rounds, after the release in odd ones.
+    let docker: DockerBaseline | undefined;
+    if (round % 2 === 0) {
+      await watch.phase('docker');
+      docker = await plainDocker(databaseUrl);
+    }
+
     await watch.phase('create');
     const createMs: number[] = [];
     const failures: string[] = [];
@@ -149,7 +173,7 @@ async function runOnce(hosts: number): Promise<RunFigures> {
       const imageId = images.get(`${user.id}/${hostIds[i % hosts]}`)!;
       const t0 = performance.now();
       try {
-        const res = await api.call<{ state: string }>('POST', '/api/v1/containers?wait=true', user.token, { imageId, containerPort: 80, memoryMb: 8, cpus: 0.1, cmd: CMD });
+        const res = await api.call<{ state: string }>('POST', '/api/v1/containers?wait=true', user.token, { imageId, containerPort: 80, memoryMb: MEMORY_MB, cpus: CPUS, cmd: CMD });
         if (res.status !== 201 || res.body.state !== 'running') throw new Error(`${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
         createMs.push(performance.now() - t0);
       } catch (error) {
@@ -191,6 +215,11 @@ async function runOnce(hosts: number): Promise<RunFigures> {
     }
     console.log(`release: ${release.status} in ${release.seconds.toFixed(1)} s; containers left: ${release.containersLeft}`);
 
+    if (round % 2 === 1) {
+      await watch.phase('docker');
+      docker = await plainDocker(databaseUrl);
+    }
+
     await watch.phase('measure');
     // Workflows that end with the release (containers) close their runs moments after it.
     await sleep(3000);
@@ -210,6 +239,7 @@ async function runOnce(hosts: number): Promise<RunFigures> {
       users: USERS,
       concurrency: CONCURRENCY,
       loadAverageAtStart,
+      docker: docker!,
       pulls: { count: pullMs.length, seconds: pullSeconds, p50Ms: percentile(pullMs, 50), p95Ms: percentile(pullMs, 95) },
       create: {
         ok: createMs.length,
@@ -264,7 +294,7 @@ function report(runs: RunFigures[]) {
     return p ? ((p.rssMbAtEndOf.create! - p.rssMbAtEndOf.pull!) * 1024) / r.create.ok : Number.NaN;
   };
 
-  console.log(`\nscale: ${CONTAINERS} containers (busybox sleep, 8 MB, 0.1 CPU) by ${USERS} users at concurrency ${CONCURRENCY}; ratio to N = ${base.hosts} in brackets`);
+  console.log(`\nscale: ${CONTAINERS} containers (busybox sleep, 8 MB, 0.1 CPU) by ${USERS} users at concurrency ${CONCURRENCY}; in brackets: the ratio to N = ${base.hosts} of this run`);
   const header = ['figure', ...runs.map((r) => `N = ${r.hosts}`)];
   table([
     header,
@@ -272,6 +302,9 @@ function report(runs: RunFigures[]) {
     ['creation, containers/s', ...runs.map((r) => both(r, (x) => x.create.perSecond, 2))],
     ['time to running p50, ms', ...runs.map((r) => both(r, (x) => x.create.p50Ms, 0))],
     ['time to running p95, ms', ...runs.map((r) => both(r, (x) => x.create.p95Ms, 0))],
+    ['plain Docker create + start, containers/s', ...runs.map((r) => fmt(r.docker.perSecond, 2))],
+    ['plain Docker p50 / p95, ms', ...runs.map((r) => `${fmt(r.docker.p50Ms, 0)} / ${fmt(r.docker.p95Ms, 0)}`)],
+    ['ratio Berth / Docker: throughput, p95', ...runs.map((r) => `${fmt(r.create.perSecond / r.docker.perSecond, 2)}, ${fmt(r.create.p95Ms / r.docker.p95Ms, 1)}`)],
     ['pulls (users x hosts), p95 ms', ...runs.map((r) => `${r.pulls.count}: ${fmt(r.pulls.p95Ms, 0)}`)],
     ['nightly release, s', ...runs.map((r) => both(r, (x) => x.release.seconds))],
     ['release left running', ...runs.map((r) => `${r.release.status}, ${r.release.containersLeft}`)],
@@ -311,7 +344,7 @@ function report(runs: RunFigures[]) {
 }
 
 const results: RunFigures[] = [];
-for (const hosts of HOST_COUNTS) results.push(await runOnce(hosts));
+for (const [round, hosts] of HOST_COUNTS.entries()) results.push(await runOnce(hosts, round));
 report(results);
 await mkdir(DIR, { recursive: true });
 const file = join(DIR, `results-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
