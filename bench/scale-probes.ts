@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import pg from 'pg';
-import { sleep } from './support.js';
+import { pool, sleep } from './support.js';
 
 const exec = promisify(execFile);
 
@@ -173,15 +173,28 @@ export interface HistoryFigures {
   totalEvents: number;
 }
 
-/** Every run in the client's namespace, grouped by workflow type: the largest history and the sum. */
+/**
+ * Every run in the client's namespace, grouped by workflow type: the largest history and the
+ * sum. Visibility records a run's history length when it closes, so open runs are described.
+ */
 export async function histories(client: Client): Promise<Record<string, HistoryFigures>> {
-  const byType: Record<string, HistoryFigures> = {};
+  const runs: Array<{ type: string; length: number; bytes: number }> = [];
+  const open: Array<{ type: string; workflowId: string; runId: string }> = [];
   for await (const run of client.workflow.list()) {
-    const figures = (byType[run.type] ??= { runs: 0, maxEvents: 0, maxBytes: 0, totalEvents: 0 });
+    if (run.status.name === 'RUNNING') open.push({ type: run.type, workflowId: run.workflowId, runId: run.runId });
+    else runs.push({ type: run.type, length: run.historyLength, bytes: run.historySize ?? 0 });
+  }
+  await pool(open, 16, async ({ type, workflowId, runId }) => {
+    const described = await client.workflow.getHandle(workflowId, runId).describe();
+    runs.push({ type, length: described.historyLength, bytes: described.historySize ?? 0 });
+  });
+  const byType: Record<string, HistoryFigures> = {};
+  for (const { type, length, bytes } of runs) {
+    const figures = (byType[type] ??= { runs: 0, maxEvents: 0, maxBytes: 0, totalEvents: 0 });
     figures.runs += 1;
-    figures.maxEvents = Math.max(figures.maxEvents, run.historyLength);
-    figures.maxBytes = Math.max(figures.maxBytes, run.historySize ?? 0);
-    figures.totalEvents += run.historyLength;
+    figures.maxEvents = Math.max(figures.maxEvents, length);
+    figures.maxBytes = Math.max(figures.maxBytes, bytes);
+    figures.totalEvents += length;
   }
   return byType;
 }
