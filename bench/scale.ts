@@ -91,8 +91,10 @@ interface RunFigures {
   create: { ok: number; failed: number; failures: string[]; seconds: number; perSecond: number; p50Ms: number; p95Ms: number; maxMs: number };
   release: { seconds: number; status: string; report: unknown; containersLeft: number };
   histories: { running: Record<string, HistoryFigures>; afterRelease: Record<string, HistoryFigures> };
-  postgresRows: { running: Record<string, number>; afterRelease: Record<string, number> };
-  temporalRows: { source: string; running: Record<string, number>; afterRelease: Record<string, number> } | { source: string; error: string };
+  postgresRows: { beforeCreate: Record<string, number>; running: Record<string, number>; afterRelease: Record<string, number> };
+  temporalRows:
+    | { source: string; beforeCreate: Record<string, number>; running: Record<string, number>; afterRelease: Record<string, number> }
+    | { source: string; error: string };
   processes: ProcessFigures[];
 }
 
@@ -164,6 +166,12 @@ async function runOnce(hosts: number, round: number): Promise<RunFigures> {
       docker = await plainDocker(databaseUrl);
     }
 
+    // What the creation adds is measured from here (users, their images and pulls are there).
+    const beforeCreate = {
+      postgres: await postgresRows(databaseUrl),
+      temporal: await temporalRows(TEMPORAL_DB, namespace).catch((error: Error) => error),
+    };
+
     await watch.phase('create');
     const createMs: number[] = [];
     const failures: string[] = [];
@@ -228,10 +236,15 @@ async function runOnce(hosts: number, round: number): Promise<RunFigures> {
       postgres: await postgresRows(databaseUrl),
       temporal: await temporalRows(TEMPORAL_DB, namespace).catch((error: Error) => error),
     };
-    const temporalFigures: RunFigures['temporalRows'] =
-      running.temporal instanceof Error || after.temporal instanceof Error
-        ? { source: TEMPORAL_DB, error: String(running.temporal instanceof Error ? running.temporal.message : (after.temporal as Error).message) }
-        : { source: `${TEMPORAL_DB} (the dev server's SQLite store, rows of namespace ${namespace})`, running: running.temporal, afterRelease: after.temporal };
+    const unreadable = [beforeCreate.temporal, running.temporal, after.temporal].find((t) => t instanceof Error);
+    const temporalFigures: RunFigures['temporalRows'] = unreadable
+      ? { source: TEMPORAL_DB, error: unreadable.message }
+      : {
+          source: `${TEMPORAL_DB} (the dev server's SQLite store, rows of namespace ${namespace})`,
+          beforeCreate: beforeCreate.temporal as Record<string, number>,
+          running: running.temporal as Record<string, number>,
+          afterRelease: after.temporal as Record<string, number>,
+        };
 
     return {
       hosts,
@@ -253,7 +266,7 @@ async function runOnce(hosts: number, round: number): Promise<RunFigures> {
       },
       release,
       histories: { running: running.histories, afterRelease: after.histories },
-      postgresRows: { running: running.postgres, afterRelease: after.postgres },
+      postgresRows: { beforeCreate: beforeCreate.postgres, running: running.postgres, afterRelease: after.postgres },
       temporalRows: temporalFigures,
       processes: await watch.stop(),
     };
@@ -284,6 +297,9 @@ function report(runs: RunFigures[]) {
   const allHistories = (r: RunFigures) => ({ ...r.histories.running, ...r.histories.afterRelease });
   const historyMax = (r: RunFigures, type: string) => Math.max(maxOf(r.histories.running, type).maxEvents, maxOf(r.histories.afterRelease, type).maxEvents);
   const historyBytes = (r: RunFigures, type: string) => Math.max(maxOf(r.histories.running, type).maxBytes, maxOf(r.histories.afterRelease, type).maxBytes);
+  // Rows the creation added, per container; and all rows (users, pulls, release) per container.
+  const tAdded = (r: RunFigures) => ('error' in r.temporalRows ? Number.NaN : (sum(r.temporalRows.running) - sum(r.temporalRows.beforeCreate)) / r.create.ok);
+  const pgAdded = (r: RunFigures) => (sum(r.postgresRows.running) - sum(r.postgresRows.beforeCreate)) / r.create.ok;
   const tRows = (r: RunFigures, when: 'running' | 'afterRelease') => ('error' in r.temporalRows ? Number.NaN : sum(r.temporalRows[when]) / r.create.ok);
   const pgRows = (r: RunFigures, when: 'running' | 'afterRelease') => sum(r.postgresRows[when]) / r.create.ok;
   const proc = (r: RunFigures, name: string) => r.processes.find((p) => p.name === name);
@@ -312,10 +328,12 @@ function report(runs: RunFigures[]) {
     ['largest release history, events', ...runs.map((r) => `${historyMax(r, 'nightlyRelease')} (${fmt(historyBytes(r, 'nightlyRelease') / 1024, 0)} KiB), ${maxOf(allHistories(r), 'nightlyRelease').runs} runs`)],
     ['largest removeImage history, events', ...runs.map((r) => `${historyMax(r, 'removeImage')}`)],
     ['largest pull history, events', ...runs.map((r) => `${historyMax(r, 'pullImage')} (${fmt(historyBytes(r, 'pullImage') / 1024, 0)} KiB)`)],
-    ['PostgreSQL rows/container, running', ...runs.map((r) => both(r, (x) => pgRows(x, 'running'), 2))],
-    ['PostgreSQL rows/container, after release', ...runs.map((r) => both(r, (x) => pgRows(x, 'afterRelease'), 2))],
-    ['Temporal rows/container, running', ...runs.map((r) => both(r, (x) => tRows(x, 'running'), 2))],
-    ['Temporal rows/container, after release', ...runs.map((r) => both(r, (x) => tRows(x, 'afterRelease'), 2))],
+    ['PostgreSQL rows added per container', ...runs.map((r) => both(r, pgAdded, 2))],
+    ['Temporal rows added per container', ...runs.map((r) => both(r, tAdded, 2))],
+    ['PostgreSQL rows/container (all), running', ...runs.map((r) => both(r, (x) => pgRows(x, 'running'), 2))],
+    ['PostgreSQL rows/container (all), after release', ...runs.map((r) => both(r, (x) => pgRows(x, 'afterRelease'), 2))],
+    ['Temporal rows/container (all), running', ...runs.map((r) => both(r, (x) => tRows(x, 'running'), 2))],
+    ['Temporal rows/container (all), after release', ...runs.map((r) => both(r, (x) => tRows(x, 'afterRelease'), 2))],
     ['control worker peak RSS, MB', ...runs.map((r) => both(r, (x) => proc(x, 'control')?.peakRssMb ?? Number.NaN, 0))],
     ['control worker CPU ms/container, create', ...runs.map((r) => both(r, (x) => (1000 * cpu(proc(x, 'control'), 'create')) / x.create.ok, 0))],
     ['control worker CPU s, create / release', ...runs.map((r) => `${fmt(cpu(proc(r, 'control'), 'create'))} / ${fmt(cpu(proc(r, 'control'), 'release'))}`)],
