@@ -361,10 +361,13 @@ function report(runs: RunFigures[]) {
   }
 }
 
-const results: RunFigures[] = [];
-for (const [round, hosts] of HOST_COUNTS.entries()) results.push(await runOnce(hosts, round));
-report(results);
+// The JSON is written after each N, so that an interrupted run keeps what it measured.
 await mkdir(DIR, { recursive: true });
 const file = join(DIR, `results-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-await writeFile(file, `${JSON.stringify({ at: new Date().toISOString(), containers: CONTAINERS, users: USERS, concurrency: CONCURRENCY, runs: results }, null, 2)}\n`);
+const results: RunFigures[] = [];
+for (const [round, hosts] of HOST_COUNTS.entries()) {
+  results.push(await runOnce(hosts, round));
+  await writeFile(file, `${JSON.stringify({ at: new Date().toISOString(), containers: CONTAINERS, users: USERS, concurrency: CONCURRENCY, runs: results }, null, 2)}\n`);
+}
+report(results);
 console.log(`\nfigures: ${file}`);
