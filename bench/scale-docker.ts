@@ -2,10 +2,11 @@
  * The scale bench's baseline: the same containers created with plain Docker (dockerode
  * create + start) on the same daemons, at the same concurrency, then removed (untimed).
  * Docker's side runs on each daemon's default bridge, without Berth's per-user networks.
+ * The image is pulled on every daemon first (untimed).
  */
 import { randomUUID } from 'node:crypto';
 import { dockerFromEndpoint } from '../activities/docker-client.js';
-import { percentile, pool } from './support.js';
+import { drain, percentile, pool } from './support.js';
 
 export interface DockerBaseline {
   ok: number;
@@ -26,6 +27,8 @@ export async function dockerBaseline(
   const samples: number[] = [];
   let failed = 0;
   const run = `scale-baseline-${randomUUID().slice(0, 8)}`;
+  // Untimed: the image on every daemon (after a release, Berth has removed it).
+  await Promise.all(dockers.map(async ({ docker }) => drain(docker, await docker.pull(spec.image))));
   const start = performance.now();
   try {
     await pool(Array.from({ length: spec.count }, (_, i) => i), spec.concurrency, async (i) => {
