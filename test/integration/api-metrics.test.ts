@@ -12,7 +12,7 @@ import type { App } from '../../api/app.js';
 import { SCHEDULE_IDS } from '../../services/gauges.js';
 import { connectTemporal } from '../../core/temporal.js';
 import { adminToken, baseConfig, bearer, buildTestApp, createUser, uniqueName } from '../support/app.js';
-import { BUSYBOX, cleanupScope, containersConfig, idler, pull, removeContainer, runContainer } from '../support/containers.js';
+import { BUSYBOX, HTTPD, cleanupScope, containersConfig, idler, pull, removeContainer, runContainer } from '../support/containers.js';
 import { pullRequest } from '../support/images.js';
 import { startRequest } from '../support/dcu.js';
 import { metricValue, parseMetrics, type Samples } from '../support/metrics.js';
@@ -79,7 +79,8 @@ test('berth_containers counts this file\'s running container under its state and
   assert.equal(refusedRun.statusCode, 409, refusedRun.body);
   const refusedFollow = await strict.inject({ method: 'GET', url: `/api/v1/containers/${container.id}/logs?follow=true`, headers: bearer(user.token) });
   assert.equal(refusedFollow.statusCode, 429, refusedFollow.body);
-  const refusedPull = await pullRequest(strict, user.token, { image: BUSYBOX, host: 'host-a' }, false);
+  // An image the user does not own there yet: a dedup of one they own is answered without a slot.
+  const refusedPull = await pullRequest(strict, user.token, { image: HTTPD, host: 'host-a' }, false);
   assert.equal(refusedPull.statusCode, 429, refusedPull.body);
   const afterwards = (await scrape(strict)).samples;
   assert.equal(limited(afterwards, 'container_quota') - limited(before, 'container_quota'), 1);
