@@ -21,8 +21,9 @@ FROM ${BASE_IMAGE}
 
 WORKDIR /app
 
-# Production dependencies exactly as the lockfile pins them (tsx is one: Berth runs its
-# TypeScript with `node --import tsx`, no compile step). Test-only packages are devDependencies.
+# Production dependencies exactly as the lockfile pins them (tsx is one: the API and the control
+# worker run their TypeScript with `node --import tsx`; esbuild is one: the host worker runs the
+# JavaScript it compiles below). Test-only packages are devDependencies.
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
@@ -40,6 +41,8 @@ COPY workers ./workers
 COPY workflows ./workflows
 # The web console the API serves at / (BERTH_WEB_DIR's default, /app/web/dist).
 COPY --from=build /app/web/dist ./web/dist
+# The host worker runs compiled JavaScript with its memory settings (workers/host-worker.sh).
+RUN npm run build:js && test -f dist/js/workers/host.js
 
 # The workflow code, bundled once here; the control worker loads the file instead of running
 # webpack at every start (workers/workflow-code.ts).
