@@ -19,6 +19,12 @@ RUN npm run web:build && test -f web/dist/index.html
 
 FROM ${BASE_IMAGE}
 
+# jemalloc, the host worker's allocator when present (workers/host-worker.sh says why). An offline
+# build whose base image cannot reach a Debian mirror goes on without it: glibc's malloc, with
+# fewer arenas.
+RUN (apt-get update -qq && apt-get install -y -qq --no-install-recommends libjemalloc2 && rm -rf /var/lib/apt/lists/*) \
+  || echo "libjemalloc2 not installed: the host worker uses glibc's malloc"
+
 WORKDIR /app
 
 # Production dependencies exactly as the lockfile pins them (tsx is one: the API and the control

@@ -17,11 +17,13 @@
  * marked expired, so Berth packages every time; a second task of the same image right after
  * it measures the reuse.
  *
- * With the pid of the host worker that serves host-a (`pgrep -f workers/host.ts` and
- * BERTH_HOST_ID=host-a in its /proc/PID/environ), it then packages a 1 GiB image (busybox plus
- * 256 MiB of random bytes and ~800 MB of text, in four layers, built once and pushed to the local
- * registry) and prints that worker's peak RSS during the packaging: VmHWM of /proc/PID/status,
- * reset to the current RSS (/proc/PID/clear_refs) just before the task starts.
+ * With the pid of the host worker that serves host-a (`pgrep -f 'workers/host\.(ts|js)'` and
+ * BERTH_HOST_ID=host-a in its /proc/PID/environ), it then packages the ~150 MB image and a 1 GiB
+ * image (busybox plus 256 MiB of random bytes and ~800 MB of text, in four layers, built once and
+ * pushed to the local registry) once more each, and prints that worker's peak RSS during each
+ * packaging (VmHWM of /proc/PID/status, reset to the current RSS through /proc/PID/clear_refs just
+ * before the task starts), what the packaging added to the RSS before it, and the CPU seconds the
+ * worker spent: two sizes, so that what grows with the image shows. `runs=0`: the peaks only.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';

@@ -106,6 +106,7 @@ install_packages() {
   command -v openssl >/dev/null || missing+=(openssl) # the TLS tests make throwaway certificates with it
   [[ -x /usr/bin/chromium ]] || missing+=(chromium) # the console's browser tests (test/browser) drive it headless
   dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || missing+=(fonts-wqy-microhei) # Chinese glyphs for it (the console speaks zh-CN too)
+  dpkg -s libjemalloc2 >/dev/null 2>&1 || missing+=(libjemalloc2) # the host workers' allocator (workers/host-worker.sh)
   local prometheus=''
   command -v prometheus >/dev/null && command -v promtool >/dev/null || prometheus=prometheus
   ((${#missing[@]} == 0)) && [[ -z $prometheus ]] && return 0
