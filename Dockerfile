@@ -19,10 +19,17 @@ RUN npm run web:build && test -f web/dist/index.html
 
 FROM ${BASE_IMAGE}
 
+# jemalloc, the host worker's allocator when present (workers/host-worker.sh says why). An offline
+# build whose base image cannot reach a Debian mirror goes on without it: glibc's malloc, with
+# fewer arenas.
+RUN (apt-get update -qq && apt-get install -y -qq --no-install-recommends libjemalloc2 && rm -rf /var/lib/apt/lists/*) \
+  || echo "libjemalloc2 not installed: the host worker uses glibc's malloc"
+
 WORKDIR /app
 
-# Production dependencies exactly as the lockfile pins them (tsx is one: Berth runs its
-# TypeScript with `node --import tsx`, no compile step). Test-only packages are devDependencies.
+# Production dependencies exactly as the lockfile pins them (tsx is one: the API and the control
+# worker run their TypeScript with `node --import tsx`; esbuild is one: the host worker runs the
+# JavaScript it compiles below). Test-only packages are devDependencies.
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
@@ -40,6 +47,8 @@ COPY workers ./workers
 COPY workflows ./workflows
 # The web console the API serves at / (BERTH_WEB_DIR's default, /app/web/dist).
 COPY --from=build /app/web/dist ./web/dist
+# The host worker runs compiled JavaScript with its memory settings (workers/host-worker.sh).
+RUN npm run build:js && test -f dist/js/workers/host.js
 
 # The workflow code, bundled once here; the control worker loads the file instead of running
 # webpack at every start (workers/workflow-code.ts).

@@ -96,9 +96,11 @@ function bootThread(): Promise<Worker> {
 }
 
 /**
- * One thread booted ahead of need: loading tsx and dockerode in a new thread takes some
- * 0.3 s, which a job would otherwise wait for. Each job takes the spare (or boots one)
- * and a new spare starts booting; a thread runs one job and exits.
+ * One thread booted ahead of need: loading dockerode (and, from source, tsx) in a new thread
+ * takes some 0.3 s, which a job would otherwise wait for. Each job takes the spare (or boots
+ * one); a thread runs one job and exits, and the next spare boots once it has: while a job
+ * runs there is one thread (one V8 heap) in the host worker, not two. A job that starts while
+ * another runs boots its own thread.
  */
 let spare: Promise<Worker> | undefined;
 
@@ -116,9 +118,9 @@ export function prewarmSaveGzip(): void {
 }
 
 async function takeThread(): Promise<Worker> {
-  const ready = spare ?? spareThread();
-  spare = spareThread();
-  let worker = await ready.catch(() => null);
+  const ready = spare;
+  spare = undefined;
+  let worker = await ready?.catch(() => null);
   if (!worker || exited.has(worker)) worker = await bootThread();
   worker.ref();
   return worker;
@@ -153,6 +155,7 @@ export async function saveGzip(
     // The outcome counts once the thread has exited: by then its file is closed (or removed).
     worker.on('exit', () => {
       options.signal?.removeEventListener('abort', onAbort);
+      prewarmSaveGzip();
       if (outcome?.type === 'done') resolve({ sizeBytes: outcome.sizeBytes, compressedBytes: outcome.compressedBytes, sha256: outcome.sha256 });
       else if (outcome?.type === 'failed') reject(new SaveGzipError(outcome.message, outcome.statusCode, outcome.aborted));
       else reject(new SaveGzipError(`the compression thread stopped: ${error?.message ?? 'no outcome'}`, undefined, false));

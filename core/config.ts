@@ -6,7 +6,7 @@
 import { BlockList, isIP } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { REPO_ROOT } from './source-root.js';
 import { TlsFileError, certificateNames, keyMatchesCertificate, readPemFile, type PemKind } from './tls-files.js';
 
 export class ConfigError extends Error {
@@ -817,9 +817,6 @@ function trustProxy(r: Reader): string[] {
   }
   return [...new Set(entries)];
 }
-
-/** The repository's root (this file is core/config.ts). */
-const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** BERTH_WEB_DIR: the built console; default <repository>/web/dist (npm run web:build writes it). */
 function webDir(r: Reader): string {

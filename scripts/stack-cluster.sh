@@ -160,7 +160,8 @@ start_cluster_proc() {
       BERTH_HOST_ID=host-a BERTH_DOCKER_HOST="unix://$(docker_sock host-a)" BERTH_PUBLISH_IP=127.0.0.1 \
         BERTH_STREAMS_HOST=127.0.0.1 BERTH_STREAMS_TLS_CERT=$tls/streams-host-a.pem BERTH_STREAMS_TLS_KEY=$tls/streams-host-a-key.pem \
         BERTH_METRICS_PORT=9471 BERTH_REGISTRY_CREDENTIALS=$(registry_credentials_json) \
-        start_bg worker-host-a node --import tsx workers/host.ts ;;
+        ensure_host_js
+        start_bg worker-host-a sh workers/host-worker.sh ;;
     worker-host-c)
       # Inside host-c's namespace, every address is the gateway's: nothing on this machine's loopback.
       BERTH_HOST_ID=host-c BERTH_DOCKER_HOST="tcp://$HOST_C_IP:$DOCKER_TLS_PORT" \
@@ -173,7 +174,8 @@ start_cluster_proc() {
         BERTH_STREAMS_TLS_CERT=$tls/streams-host-c.pem BERTH_STREAMS_TLS_KEY=$tls/streams-host-c-key.pem \
         BERTH_METRICS_HOST=$HOST_C_IP BERTH_METRICS_PORT=9473 \
         BERTH_REGISTRY_CREDENTIALS=$(cluster_registry_credentials_json) \
-        start_bg worker-host-c ip netns exec "$CLUSTER_NS" node --import tsx workers/host.ts ;;
+        ensure_host_js
+        start_bg worker-host-c ip netns exec "$CLUSTER_NS" sh workers/host-worker.sh ;;
     *) die "no such process in cluster mode: $p" ;;
   esac
 }

@@ -106,6 +106,7 @@ install_packages() {
   command -v openssl >/dev/null || missing+=(openssl) # the TLS tests make throwaway certificates with it
   [[ -x /usr/bin/chromium ]] || missing+=(chromium) # the console's browser tests (test/browser) drive it headless
   dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || missing+=(fonts-wqy-microhei) # Chinese glyphs for it (the console speaks zh-CN too)
+  dpkg -s libjemalloc2 >/dev/null 2>&1 || missing+=(libjemalloc2) # the host workers' allocator (workers/host-worker.sh)
   local prometheus=''
   command -v prometheus >/dev/null && command -v promtool >/dev/null || prometheus=prometheus
   ((${#missing[@]} == 0)) && [[ -z $prometheus ]] && return 0
@@ -187,6 +188,19 @@ ensure_console() {
   (cd "$ROOT" && npm run web:build) >"$LOGS/web-build.log" 2>&1 || die "building the web console failed (see $LOGS/web-build.log)"
   [[ -f $dist/index.html ]] || die "npm run web:build wrote no web/dist/index.html (see $LOGS/web-build.log)"
   echo "$hash" >"$dist/$WEB_STAMP"
+}
+
+# The host workers run the JavaScript `npm run build:js` writes under dist/js/ (workers/host-worker.sh
+# says why: their memory). Built before a host worker starts when dist/js was built from other
+# sources (or not at all), by the app's code hash kept in dist/js/.berth-src-hash; a build takes
+# about a second (esbuild, the transform tsx applies in memory).
+JS_STAMP=.berth-src-hash
+ensure_host_js() {
+  local dist=$ROOT/dist/js hash
+  hash=$(code_hash)
+  [[ -f $dist/workers/host.js && -f $dist/$JS_STAMP && $(cat "$dist/$JS_STAMP") == "$hash" ]] && return 0
+  (cd "$ROOT" && npm run build:js) >"$LOGS/build-js.log" 2>&1 || die "npm run build:js failed (see $LOGS/build-js.log)"
+  echo "$hash" >"$dist/$JS_STAMP"
 }
 
 # ---------------------------------------------------------------- generated settings
@@ -441,11 +455,12 @@ start_proc() {
     api) start_bg api node --import tsx api/server.ts ;;
     worker-control) start_bg worker-control node --import tsx workers/control.ts ;;
     worker-host-*)
+      ensure_host_js
       for spec in "${HOSTS[@]}"; do
         read -r id _ _ publish_ip <<<"$spec"
         [[ $p == "worker-$id" ]] || continue
         BERTH_HOST_ID=$id BERTH_DOCKER_HOST="unix://$(docker_sock "$id")" BERTH_PUBLISH_IP=$publish_ip BERTH_METRICS_PORT=${METRICS_PORTS[$id]} \
-          BERTH_REGISTRY_CREDENTIALS=$(registry_credentials_json) start_bg "worker-$id" node --import tsx workers/host.ts
+          BERTH_REGISTRY_CREDENTIALS=$(registry_credentials_json) start_bg "worker-$id" sh workers/host-worker.sh
       done ;;
     *) die "no such process: $p" ;;
   esac

@@ -5,12 +5,12 @@
  * (workers/bundle-workflows.ts) and its workers load that file.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { bundleWorkflowCode, type WorkerOptions } from '@temporalio/worker';
 import { workflowMetricsSinks } from './workflow-metrics.js';
+import { REPO_ROOT } from '../core/source-root.js';
 
-export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+export const WORKFLOWS_PATH = join(REPO_ROOT, 'workflows', 'index.ts');
 
 /**
  * The workflow interceptor modules bundled with the workflows, in every bundle (one made at a
@@ -19,11 +19,11 @@ export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', imp
  */
 export const WORKFLOW_INTERCEPTOR_MODULES: string[] = [
   // The request id: from the start's header on to every activity, child and continued run, and into log lines.
-  fileURLToPath(new URL('../workflows/request-id-interceptors.ts', import.meta.url)),
+  join(REPO_ROOT, 'workflows', 'request-id-interceptors.ts'),
   // Tracing (workflows/tracing-interceptors.ts): spans out through the `exporter` sink.
-  fileURLToPath(new URL('../workflows/tracing-interceptors.ts', import.meta.url)),
+  join(REPO_ROOT, 'workflows', 'tracing-interceptors.ts'),
   // A pull's, a DCU task's and a release's end, as metrics, through the `berthMetrics` sink (workers/workflow-metrics.ts).
-  fileURLToPath(new URL('../workflows/metrics-interceptor.ts', import.meta.url)),
+  join(REPO_ROOT, 'workflows', 'metrics-interceptor.ts'),
 ];
 
 /**

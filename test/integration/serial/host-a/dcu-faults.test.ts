@@ -56,12 +56,12 @@ async function waitRunning(taskId: string, activity: string, limitMs = 300_000):
   throw new Error(`${activity} of task ${taskId} did not start`);
 }
 
-/** The pid of the host worker behind a worker identity, checked to be `workers/host.ts` for `hostId`. */
+/** The pid of the host worker behind a worker identity, checked to be workers/host (its .ts, or the compiled .js) for `hostId`. */
 async function hostWorkerPid(identity: string, hostId: string): Promise<number> {
   const pid = Number(identity.split('@')[0]);
   const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').join(' ');
   const environ = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0');
-  assert.match(cmdline, /workers\/host\.ts/, `pid ${pid} is a host worker`);
+  assert.match(cmdline, /workers\/host\.(ts|js)\b/, `pid ${pid} is a host worker`);
   assert.ok(environ.includes(`BERTH_HOST_ID=${hostId}`), `pid ${pid} is ${hostId}'s worker`);
   return pid;
 }
