@@ -39,7 +39,8 @@ test('the host worker killed in the middle of a large pull: the workflow complet
 
   const status = await waitForPull(app, user.token, pullId, 600);
   assert.equal(status.state, 'completed', JSON.stringify(status));
-  const attempts = await activityAttempts(temporal, pullId, 'dockerPull');
+  // The host step that pulls: ensureImage (inspect, pull when missing, inspect) since issue 17.
+  const attempts = await activityAttempts(temporal, pullId, 'ensureImage');
   assert.ok(Math.max(...attempts) >= 2, `the pull ran again on the restarted worker (attempts ${attempts.join(', ')})`);
   const rows = await testDb().db.select().from(images).where(eq(images.userId, user.id));
   assert.equal(rows.length, 1);
