@@ -12,6 +12,7 @@ import { and, desc, eq, gt, isNull, lt, ne, or, sql } from 'drizzle-orm';
 import type { Executor } from '../db/client.js';
 import { apiKeys, tokens, users } from '../db/schema.js';
 import type { PublicUser } from './users.js';
+import { notifyCredentialsChanged } from './credential-changes.js';
 
 export type SessionRow = typeof tokens.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
@@ -20,14 +21,6 @@ const publicUser = { id: users.id, username: users.username, role: users.role, b
 const TOUCH_EVERY = sql`interval '1 minute'`;
 /** How often a credential's last use is written, at most. */
 export const TOUCH_EVERY_MS = 60_000;
-
-/** The PostgreSQL channel told the id of a user whose credentials ended or changed. */
-export const CREDENTIALS_CHANNEL = 'berth_credentials';
-
-/** Tells every API process (LISTEN CREDENTIALS_CHANNEL) that the user's credentials changed; delivered at commit. */
-export async function notifyCredentialsChanged(db: Executor, userId: string): Promise<void> {
-  await db.execute(sql`select pg_notify(${CREDENTIALS_CHANNEL}, ${userId})`);
-}
 
 export async function insertSession(db: Executor, row: { userId: string; tokenHash: string; expiresAt: Date; clientIp: string | null; userAgent: string | null }): Promise<string> {
   const [inserted] = await db.insert(tokens).values({ ...row, lastUsedAt: new Date() }).returning({ id: tokens.id });

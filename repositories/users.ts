@@ -5,7 +5,7 @@
  * entries; an admin sees any user (the route decides, by role).
  */
 import { and, asc, count, desc, eq, ilike } from 'drizzle-orm';
-import { notifyCredentialsChanged } from './sessions.js';
+import { notifyCredentialsChanged } from './credential-changes.js';
 import type { Executor } from '../db/client.js';
 import { ledgerEntries, users } from '../db/schema.js';
 import { pageOf, type Page, type PageRequest } from './paging.js';

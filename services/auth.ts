@@ -18,10 +18,8 @@ import type { CredentialCache } from './credential-cache.js';
 
 type PublicUser = users.PublicUser;
 
-/** The authenticated caller: a login's session, or an API key and its scopes. */
-export type Principal =
-  | { kind: 'session'; user: PublicUser; sessionId: string }
-  | { kind: 'api_key'; user: PublicUser; keyId: string; scopes: string[] };
+import type { Principal } from './principal.js';
+export type { Principal };
 
 /** Where a request comes from, as sessions and the throttle record it. */
 export interface Client {

@@ -18,8 +18,8 @@
  */
 import pg from 'pg';
 import type { FastifyBaseLogger } from 'fastify';
-import { CREDENTIALS_CHANNEL } from '../repositories/sessions.js';
-import type { Principal } from './auth.js';
+import { CREDENTIALS_CHANNEL } from '../repositories/credential-changes.js';
+import type { Principal } from './principal.js';
 
 interface Entry {
   principal: Principal;

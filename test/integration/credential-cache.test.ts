@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { and, eq, isNull, sql } from 'drizzle-orm';
 import { tokens } from '../../db/schema.js';
-import { notifyCredentialsChanged } from '../../repositories/sessions.js';
+import { notifyCredentialsChanged } from '../../repositories/credential-changes.js';
 import { adminToken, bearer, buildTestApp, createUser, login, testDb } from '../support/app.js';
 import { sleep } from '../support/wait.js';
 import type { App } from '../../api/app.js';
