@@ -157,13 +157,14 @@ start_cluster_proc() {
     api) start_bg api node --import tsx api/server.ts ;;
     worker-control) BERTH_METRICS_PORT=$CONTROL_METRICS_PORT start_bg worker-control node --import tsx workers/control.ts ;;
     worker-host-a)
+      ensure_host_js
       BERTH_HOST_ID=host-a BERTH_DOCKER_HOST="unix://$(docker_sock host-a)" BERTH_PUBLISH_IP=127.0.0.1 \
         BERTH_STREAMS_HOST=127.0.0.1 BERTH_STREAMS_TLS_CERT=$tls/streams-host-a.pem BERTH_STREAMS_TLS_KEY=$tls/streams-host-a-key.pem \
         BERTH_METRICS_PORT=9471 BERTH_REGISTRY_CREDENTIALS=$(registry_credentials_json) \
-        ensure_host_js
         start_bg worker-host-a sh workers/host-worker.sh ;;
     worker-host-c)
       # Inside host-c's namespace, every address is the gateway's: nothing on this machine's loopback.
+      ensure_host_js
       BERTH_HOST_ID=host-c BERTH_DOCKER_HOST="tcp://$HOST_C_IP:$DOCKER_TLS_PORT" \
         BERTH_DOCKER_TLS_CA=$tls/ca.pem BERTH_DOCKER_TLS_CERT=$tls/docker-client.pem BERTH_DOCKER_TLS_KEY=$tls/docker-client-key.pem \
         BERTH_DATABASE_URL=$(sed -E "s#@127\.0\.0\.1:#@$GATEWAY_IP:#" <<<"$BERTH_DATABASE_URL") \
@@ -174,7 +175,6 @@ start_cluster_proc() {
         BERTH_STREAMS_TLS_CERT=$tls/streams-host-c.pem BERTH_STREAMS_TLS_KEY=$tls/streams-host-c-key.pem \
         BERTH_METRICS_HOST=$HOST_C_IP BERTH_METRICS_PORT=9473 \
         BERTH_REGISTRY_CREDENTIALS=$(cluster_registry_credentials_json) \
-        ensure_host_js
         start_bg worker-host-c ip netns exec "$CLUSTER_NS" sh workers/host-worker.sh ;;
     *) die "no such process in cluster mode: $p" ;;
   esac
