@@ -26,5 +26,11 @@ if [ -z "${LD_PRELOAD:-}" ]; then
     if [ -f "$lib" ]; then export LD_PRELOAD="$lib"; break; fi
   done
 fi
+# jemalloc hands freed pages back to the kernel after a second rather than its default ten, from a
+# background thread (not only when the worker next allocates): what one packaging freed is gone
+# before the next begins, so a worker that packages one image after another does not carry the last
+# one's peak into the next (measured: 237 MB before a 1 GiB packaging that began within seconds of
+# the previous one, 182 MB once idle).
+export MALLOC_CONF="${MALLOC_CONF:-background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0}"
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 exec node --max-semi-space-size=1 "$main"
