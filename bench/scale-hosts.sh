@@ -34,7 +34,7 @@ ADDR=${BERTH_TEMPORAL_ADDRESS:-127.0.0.1:7233}
 ADMIN_URL=${BERTH_DATABASE_URL%/*}/berth # the stack's database: only to create and drop ours
 export BERTH_DATABASE_URL=${BERTH_DATABASE_URL%/*}/$DB
 
-# Host i: bridge bscale<i> 10.239.<i>.1/24, users' networks from 10.<239+i>.0.0/16 in /27s,
+# Host i: bridge bscale<i> 10.239.<16(i-1)>.1/20 (4,094 addresses: plain Docker's baseline runs on it), users' networks from 10.<239+i>.0.0/16 in /27s,
 # containers published on 127.0.1.<i> (clear of the stack's 127.0.0.1/.2, 172.28/29, 10.210/211).
 sock() { echo "$DIR/docker/scale-$1/docker.sock"; }
 dock() { local i=$1; shift; docker -H "unix://$(sock "$i")" "$@"; }
@@ -79,7 +79,7 @@ start_daemon() { # I
   mkdir -p "$d/data" "$d/exec"
   printf '{"deprecated-key-path": "%s/key.json", "default-address-pools": [{"base": "10.%d.0.0/16", "size": 27}]}\n' "$d" $((239 + i)) >"$d/daemon.json"
   ip link add "bscale$i" type bridge
-  ip addr add "10.239.$i.1/24" dev "bscale$i"
+  ip addr add "10.239.$((16 * (i - 1))).1/20" dev "bscale$i"
   ip link set "bscale$i" up
   nohup dockerd --config-file "$d/daemon.json" --data-root "$d/data" --exec-root "$d/exec" -H "unix://$(sock "$i")" \
     --pidfile "$d/docker.pid" --bridge "bscale$i" >"$DIR/logs/dockerd-$i.log" 2>&1 &

@@ -8,7 +8,7 @@
  * private database, a namespace, this worktree's API and workers; never the stack's database
  * or daemons, since the nightly release removes everything), then, through the API over HTTP:
  * makes the users, has each pull busybox on each host, creates the containers (busybox `sleep`,
- * 8 MB, 0.1 CPU, port 80 published (the API requires one); host i mod N, user i mod users) at the given concurrency with `?wait=true`,
+ * 8 MB, 0.1 CPU, port 80 published (the API requires one); host i mod N, user (i div N) mod users) at the given concurrency with `?wait=true`,
  * and triggers the nightly release (the temporal CLI, as ops would) and times it to the end of
  * its run. Beside Berth's creation, the same containers with plain Docker on the same daemons
  * (bench/scale-docker.ts; first in even rounds, after the release in odd ones), as a ratio. It reports creation throughput and time to running (p50/p95), the release's time,
@@ -177,7 +177,10 @@ async function runOnce(hosts: number, round: number): Promise<RunFigures> {
     const failures: string[] = [];
     const createStart = performance.now();
     await pool(Array.from({ length: CONTAINERS }, (_, i) => i), CONCURRENCY, async (i) => {
-      const user = users[i % USERS]!;
+      // Host i mod N, and the users in turn on each host: every user has containers on every host
+      // (a user's network on a host holds 29 at most; with user i mod 20 and an even N, each
+      // user's containers would all land on one host).
+      const user = users[Math.floor(i / hosts) % USERS]!;
       const imageId = images.get(`${user.id}/${hostIds[i % hosts]}`)!;
       const t0 = performance.now();
       try {
