@@ -125,13 +125,18 @@ export function createCredentialCache(deps: { databaseUrl: string; ttlMs: number
   let closed = false;
   let retry: NodeJS.Timeout | null = null;
 
-  function lost(error?: unknown) {
+  /** Stops caching and lets go of the LISTEN connection (its late errors ignored); resolves when it has ended. */
+  function detach(): Promise<void> {
     store.setActive(false);
-    const failed = client;
+    const last = client;
     client = null;
-    failed?.removeAllListeners();
-    failed?.on('error', () => undefined);
-    void failed?.end().catch(() => undefined);
+    last?.removeAllListeners();
+    last?.on('error', () => undefined);
+    return last ? last.end().catch(() => undefined) : Promise.resolve();
+  }
+
+  function lost(error?: unknown) {
+    void detach();
     if (closed || retry) return;
     if (error) deps.logger?.warn({ err: error }, 'credential cache: its LISTEN connection failed; credentials are looked up every time until it is back');
     retry = setTimeout(() => {
@@ -174,12 +179,7 @@ export function createCredentialCache(deps: { databaseUrl: string; ttlMs: number
     async close() {
       closed = true;
       if (retry) clearTimeout(retry);
-      store.setActive(false);
-      const last = client;
-      client = null;
-      last?.removeAllListeners();
-      last?.on('error', () => undefined);
-      await last?.end().catch(() => undefined);
+      await detach();
     },
   };
 }
