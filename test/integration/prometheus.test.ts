@@ -47,6 +47,14 @@ const valueOf = async (expr: string) => {
   return result.length ? Number(result[0]!.value[1]) : 0;
 };
 
+/**
+ * The sum of a selector's series that were scraped in the last 20 s (targets are scraped every 5 s).
+ * A Prometheus restarted over its stored data still answers, for 5 minutes (its lookback), the last
+ * samples of series no process exposes any more (a restarted API's routes not yet requested again):
+ * a plain sum of a counter can then go down while nothing was taken away.
+ */
+const fresh = (selector: string) => `sum(${selector} unless (time() - timestamp(${selector}) > 20))`;
+
 /** The `process` label of each series of a query. */
 const processesOf = async (expr: string) => new Set((await query(expr)).map((s) => s.metric.process));
 
@@ -55,18 +63,21 @@ const declared = async (metric: string) => (await prometheus<Record<string, unkn
 
 test('Prometheus scrapes every process of the stack, and every target is up', { timeout: 90_000 }, async () => {
   type Target = { labels: { job: string; process: string }; health: string; lastError: string; scrapeUrl: string };
-  // The Temporal job is scraped every 15 s: a Prometheus that has just (re)loaded waits for it.
+  // The Temporal job is scraped every 15 s: a Prometheus that has just (re)started discovers its
+  // targets, then scrapes each (health "unknown" until then). Waited for: every process a target.
   const targets = await eventually(
-    'every target scraped and up',
+    'a target for every process, each scraped and up',
     async () => {
       const { activeTargets } = await prometheus<{ activeTargets: Target[] }>('/api/v1/targets?state=active');
-      return activeTargets.every((t) => t.health === 'up') && activeTargets;
+      const seen = new Set(activeTargets.map((t) => t.labels.process));
+      return PROCESSES.every((p) => seen.has(p)) && activeTargets.every((t) => t.health === 'up') && activeTargets;
     },
     60,
   ).catch(async (error: Error) => {
     const { activeTargets } = await prometheus<{ activeTargets: Target[] }>('/api/v1/targets?state=active');
     const down = activeTargets.filter((t) => t.health !== 'up').map((t) => `${t.labels.process} ${t.scrapeUrl}: ${t.health} ${t.lastError}`);
-    throw new Error(`${error.message}; not up: ${down.join('; ')}`);
+    const missing = PROCESSES.filter((p) => !activeTargets.some((t) => t.labels.process === p));
+    throw new Error(`${error.message}; no target: ${missing.join(', ') || 'none'}; not up: ${down.join('; ') || 'none'}`);
   });
   assert.deepEqual(targets.map((t) => t.labels.process).sort(), [...PROCESSES].sort());
   assert.deepEqual(
@@ -125,27 +136,28 @@ test("each domain metric is there after this test's own pull, container, DCU, cr
   const [image, packaged] = await Promise.all([pushUniqueImage('prometheus'), pushUniqueImage('prometheus')]);
   pulled.add(`host-a ${image}`).add(`host-a ${packaged}`);
 
+  // Each counter's series as a selector; read() sums those a target exposes now (fresh()).
   const counters = {
-    pulled: 'sum(berth_pulls_total{outcome="pulled"})',
-    deduped: 'sum(berth_pulls_total{outcome="deduped"})',
-    pullDurations: 'sum(berth_pull_duration_seconds_count{outcome="pulled"})',
-    requests: 'sum(berth_http_requests_total)',
-    requestDurations: 'sum(berth_http_request_duration_seconds_count)',
-    rateLimited: 'sum(berth_requests_limited_total{limit="rate_limit"})',
-    imageCharged: 'sum(berth_money_charged_minor_units_total{kind="image_charge"})',
-    dcuCharged: 'sum(berth_money_charged_minor_units_total{kind="dcu_charge"})',
-    imageRefunded: 'sum(berth_money_refunded_minor_units_total{kind="image_refund"})',
-    credited: 'sum(berth_money_credited_minor_units_total)',
-    dcuSucceeded: 'sum(berth_dcu_tasks_total{outcome="succeeded"})',
-    downloads: 'sum(berth_dcu_phase_duration_seconds_count{phase="download"})',
-    compressions: 'sum(berth_dcu_phase_duration_seconds_count{phase="compress"})',
-    uploads: 'sum(berth_dcu_phase_duration_seconds_count{phase="upload"})',
-    downloadBytes: 'sum(berth_dcu_phase_bytes_total{phase="download"})',
-    compressBytes: 'sum(berth_dcu_phase_bytes_total{phase="compress"})',
-    uploadBytes: 'sum(berth_dcu_phase_bytes_total{phase="upload"})',
+    pulled: 'berth_pulls_total{outcome="pulled"}',
+    deduped: 'berth_pulls_total{outcome="deduped"}',
+    pullDurations: 'berth_pull_duration_seconds_count{outcome="pulled"}',
+    requests: 'berth_http_requests_total',
+    requestDurations: 'berth_http_request_duration_seconds_count',
+    rateLimited: 'berth_requests_limited_total{limit="rate_limit"}',
+    imageCharged: 'berth_money_charged_minor_units_total{kind="image_charge"}',
+    dcuCharged: 'berth_money_charged_minor_units_total{kind="dcu_charge"}',
+    imageRefunded: 'berth_money_refunded_minor_units_total{kind="image_refund"}',
+    credited: 'berth_money_credited_minor_units_total',
+    dcuSucceeded: 'berth_dcu_tasks_total{outcome="succeeded"}',
+    downloads: 'berth_dcu_phase_duration_seconds_count{phase="download"}',
+    compressions: 'berth_dcu_phase_duration_seconds_count{phase="compress"}',
+    uploads: 'berth_dcu_phase_duration_seconds_count{phase="upload"}',
+    downloadBytes: 'berth_dcu_phase_bytes_total{phase="download"}',
+    compressBytes: 'berth_dcu_phase_bytes_total{phase="compress"}',
+    uploadBytes: 'berth_dcu_phase_bytes_total{phase="upload"}',
   };
   type Counter = keyof typeof counters;
-  const read = async () => Object.fromEntries(await Promise.all(Object.entries(counters).map(async ([k, e]) => [k, await valueOf(e)]))) as Record<Counter, number>;
+  const read = async () => Object.fromEntries(await Promise.all(Object.entries(counters).map(async ([k, e]) => [k, await valueOf(fresh(e))]))) as Record<Counter, number>;
   const before = await read();
 
   const user = await createUser(app, { balance: 100_000 + FUNDS });
@@ -215,7 +227,7 @@ test("each domain metric is there after this test's own pull, container, DCU, cr
     },
     60,
   ).catch((error: Error) => {
-    const short = (Object.keys(atLeast) as Counter[]).filter((k) => after[k] - before[k] < atLeast[k]).map((k) => `${k} (${counters[k]}) +${after[k] - before[k]}, want +${atLeast[k]}`);
+    const short = (Object.keys(atLeast) as Counter[]).filter((k) => after[k] - before[k] < atLeast[k]).map((k) => `${k} (${fresh(counters[k])}) +${after[k] - before[k]}, want +${atLeast[k]}`);
     throw new Error(`${error.message}: ${short.join('; ')}`);
   });
 
