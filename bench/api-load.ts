@@ -12,12 +12,17 @@
  *                           stack, e.g. main's), alternating, and print the ratios
  *     [--pulls 20] [--dcu 10] [--users 6] [--connections 100]
  *
- * Phases, each `--duration` seconds with `--connections` clients (default 100):
- *   floor max       GET /healthz, as fast as it answers (the baseline)
- *   floor @rate     GET /healthz held at `--rate`: what the machine alone adds to an answer's time
- *   reads max       the mixed reads, as fast as they answer: the maximum throughput
- *   reads @rate     the mixed reads held at `--rate` requests per second (autocannon's overallRate):
- *                   the goal is p99 ≤ 50 ms at 500 req/s
+ * Phases, each `--duration` seconds:
+ *   floor max       GET /healthz, as fast as it answers (the baseline), `--connections` clients
+ *                   (default 100, autocannon: each sends its next request when its answer came)
+ *   floor @rate     GET /healthz at `--rate`: what the machine alone adds to an answer's time
+ *   reads max       the mixed reads, as fast as they answer: the maximum throughput (autocannon)
+ *   reads @rate     the mixed reads at `--rate` requests per second: the goal is p99 ≤ 50 ms at
+ *                   500 req/s
+ * The @rate phases are open-loop and evenly paced (loadtest's requestsPerSecond: one request
+ * every 1000/rate ms, whether or not earlier answers came, over keep-alive connections opened as
+ * needed). autocannon's own rate mode (overallRate) refills each connection's quota with a 1-s
+ * timer, so each second's requests leave as one burst and its p99 is that burst's queue.
  *   then, while `--pulls` pull lanes (pull a fresh image, remove it, again) and `--dcu` DCU lanes
  *   (package an image, wait for the end, again) keep running through the API measured (with
  *   --baseline-port, through each API during its own phases): floor max, reads max, reads @rate.
@@ -32,6 +37,7 @@ import { parseArgs } from 'node:util';
 import { writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
+import * as loadtest from 'loadtest';
 import { pushImage } from '../test/support/images.js';
 import { pool, sleep } from './support.js';
 
@@ -122,26 +128,35 @@ const pullWait = (token: string, image: string, base = BASE) =>
 // ---------------------------------------------------------------------------------------
 // The timed part
 
-/** One mixed read after another, each connection rotating users, credentials and routes. */
-function mixedReads(users: User[]): autocannon.Request {
+/** The i-th mixed read: users, credentials and routes in rotation. */
+function mixedRead(users: User[], i: number): { path: string; authorization: string } {
+  const user = users[i % users.length]!;
+  // Half the requests carry the session token, half the API key (both lookups are measured).
+  const credential = Math.floor(i / users.length) % 2 === 0 ? user.token : user.apiKey;
+  const kind = Math.floor(i / (2 * users.length)) % 4;
+  const path =
+    kind === 0
+      ? '/api/v1/images?pageSize=20'
+      : kind === 1
+        ? '/api/v1/containers?pageSize=20'
+        : kind === 2
+          ? `/api/v1/containers/${user.containerIds[i % user.containerIds.length]!}`
+          : '/api/v1/users/me/ledger?pageSize=20';
+  return { path, authorization: `Bearer ${credential}` };
+}
+
+/** What a phase sends: `GET /healthz`, or the mixed reads of these users. */
+type Load = { kind: 'floor' } | { kind: 'reads'; users: User[] };
+
+/** autocannon's request for a load: one after another on each connection. */
+function cannonRequest(load: Load): autocannon.Request {
+  if (load.kind === 'floor') return { method: 'GET', path: '/healthz' };
   let n = 0;
   return {
     method: 'GET',
     setupRequest: (request) => {
-      const i = n++;
-      const user = users[i % users.length]!;
-      // Half the requests carry the session token, half the API key (both lookups are measured).
-      const credential = Math.floor(i / users.length) % 2 === 0 ? user.token : user.apiKey;
-      const kind = Math.floor(i / (2 * users.length)) % 4;
-      const path =
-        kind === 0
-          ? '/api/v1/images?pageSize=20'
-          : kind === 1
-            ? '/api/v1/containers?pageSize=20'
-            : kind === 2
-              ? `/api/v1/containers/${user.containerIds[i % user.containerIds.length]!}`
-              : '/api/v1/users/me/ledger?pageSize=20';
-      return { ...request, path, headers: { ...request.headers, authorization: `Bearer ${credential}` } };
+      const { path, authorization } = mixedRead(load.users, n++);
+      return { ...request, path, headers: { ...request.headers, authorization } };
     },
   };
 }
@@ -163,19 +178,11 @@ interface Figures {
   timeouts: number;
 }
 
-async function phase(name: string, background: boolean, request: autocannon.Request, rate: number | null, api: Figures['api'] = 'api'): Promise<Figures> {
-  const result = await autocannon({
-    url: api === 'api' ? BASE : BASELINE!,
-    connections: CONNECTIONS,
-    duration: DURATION,
-    requests: [request],
-    ...(rate ? { overallRate: rate } : {}),
-  });
-  const figures: Figures = {
-    phase: name,
-    api,
-    background,
-    targetRate: rate,
+/** As fast as it answers: autocannon, `--connections` clients. */
+async function maxPhase(load: Load, api: Figures['api']): Promise<Omit<Figures, 'phase' | 'api' | 'background'>> {
+  const result = await autocannon({ url: api === 'api' ? BASE : BASELINE!, connections: CONNECTIONS, duration: DURATION, requests: [cannonRequest(load)] });
+  return {
+    targetRate: null,
     requests: result.requests.total,
     rps: result.requests.total / DURATION,
     p50: result.latency.p50,
@@ -186,6 +193,58 @@ async function phase(name: string, background: boolean, request: autocannon.Requ
     errors: result.errors,
     timeouts: result.timeouts,
   };
+}
+
+/** loadtest 8's promise form and its result (its bundled types still describe the callback form). */
+const loadTest = loadtest.loadTest as unknown as (options: loadtest.LoadTestOptions & { maxSeconds: number }) => Promise<{
+  totalRequests: number;
+  totalErrors: number;
+  maxLatencyMs: number;
+  percentiles: Record<50 | 90 | 95 | 99, number>;
+  /** Failures by the answer's status code (400 and above), or '-1' for a connection error or a timeout. */
+  errorCodes: Record<string, number>;
+}>;
+
+/** At `rate` requests per second, evenly paced and open-loop: loadtest's requestsPerSecond. */
+async function pacedPhase(load: Load, rate: number, api: Figures['api']): Promise<Omit<Figures, 'phase' | 'api' | 'background'>> {
+  let n = 0;
+  const result = await loadTest({
+    url: `${api === 'api' ? BASE : BASELINE!}/healthz`,
+    requestsPerSecond: rate,
+    maxSeconds: DURATION,
+    agentKeepAlive: true,
+    timeout: 10_000,
+    quiet: true,
+    // Each request's own path and credential (params is this request's copy of the URL's parts).
+    // loadtest 8 calls it with (options, params, request, callback), whatever its types' names say.
+    requestGenerator: (_options: unknown, params: { path: string; headers: Record<string, string> }, request: (p: unknown, cb: unknown) => { end(): void }, callback: unknown) => {
+      if (load.kind === 'reads') {
+        const read = mixedRead(load.users, n++);
+        params.path = read.path;
+        params.headers.authorization = read.authorization;
+      }
+      const req = request(params, callback);
+      req.end();
+      return req;
+    },
+  });
+  const failed = Object.entries(result.errorCodes).reduce((sum, [code, count]) => sum + (/^\d+$/.test(code) ? count : 0), 0);
+  return {
+    targetRate: rate,
+    requests: result.totalRequests,
+    rps: result.totalRequests / DURATION,
+    p50: result.percentiles[50],
+    p90: result.percentiles[90],
+    p99: result.percentiles[99],
+    max: result.maxLatencyMs,
+    non2xx: failed,
+    errors: result.totalErrors - failed,
+    timeouts: 0,
+  };
+}
+
+async function phase(name: string, background: boolean, load: Load, rate: number | null, api: Figures['api'] = 'api'): Promise<Figures> {
+  const figures: Figures = { phase: name, api, background, ...(rate ? await pacedPhase(load, rate, api) : await maxPhase(load, api)) };
   console.log(
     `  ${api === 'baseline' ? `[baseline :${opts['baseline-port']}] ` : ''}${name}${background ? ' (with pulls and DCU)' : ''}: ${figures.rps.toFixed(0)} req/s, p50 ${figures.p50} ms, p99 ${figures.p99} ms` +
       (figures.non2xx + figures.errors + figures.timeouts > 0 ? `, non2xx ${figures.non2xx}, errors ${figures.errors}, timeouts ${figures.timeouts}` : ''),
@@ -328,7 +387,7 @@ async function main() {
     );
 
     // ---- timed phases
-    const floorRequest: autocannon.Request = { method: 'GET', path: '/healthz' };
+    const floorRequest: Load = { kind: 'floor' };
     const rows: Figures[] = [];
     const floor = new Map<boolean, Figures>();
     console.log(`quiet: ${CONNECTIONS} connections, ${DURATION} s each`);
@@ -345,7 +404,7 @@ async function main() {
           // The lanes go through the API being measured, as its users' pulls and DCU tasks would.
           const lanes = background ? startBackground(api === 'api' ? BASE : BASELINE!, pullers, packers) : null;
           if (lanes) await sleep(3000); // the lanes are under way
-          rows.push(await phase(name, background, mixedReads(readers), rate, api));
+          rows.push(await phase(name, background, { kind: 'reads', users: readers }, rate, api));
           if (lanes) {
             const counts = await lanes.stop();
             done.pulls += counts.pulls;
