@@ -56,13 +56,16 @@ export function withWorkflowInterceptors<O extends Partial<WorkerOptions>>(optio
   };
 }
 
-/** Berth's workflow code as a worker runs it: workflows/, its interceptor modules and its preloaded modules. */
-export async function bundleWorkflows(logger?: Logger): Promise<string> {
+/**
+ * Berth's workflow code as a worker runs it: workflows/, its interceptor modules and its
+ * preloaded modules (bench/workflow-memory.ts measures against a bundle without them).
+ */
+export async function bundleWorkflows(opts: { logger?: Logger; preloadModules?: string[] } = {}): Promise<string> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: WORKFLOWS_PATH,
     workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
-    preloadModules: WORKFLOW_PRELOAD_MODULES,
-    ...(logger ? { logger } : {}),
+    preloadModules: opts.preloadModules ?? WORKFLOW_PRELOAD_MODULES,
+    ...(opts.logger ? { logger: opts.logger } : {}),
   });
   return code;
 }
