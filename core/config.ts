@@ -358,6 +358,12 @@ export interface ControlWorkerConfig {
    * workers/bundle-workflows.ts writes; images set it); null: bundled from workflows/ at start.
    */
   workflowBundle: string | null;
+  /**
+   * How many workflow runs the worker keeps in its cache (BERTH_MAX_CACHED_WORKFLOWS, the SDK's
+   * maxCachedWorkflows; 0: none, every task replays its history); null: the SDK's default, sized
+   * from the heap.
+   */
+  maxCachedWorkflows: number | null;
   ops: OpsServerConfig;
   tracing: TracingConfig | null;
 }
@@ -852,6 +858,15 @@ function workflowBundle(r: Reader): string | null {
   return path;
 }
 
+/** BERTH_MAX_CACHED_WORKFLOWS: 0 (no cache) or at least 2 (the SDK's own rule); unset: null. */
+function maxCachedWorkflows(r: Reader): number | null {
+  const name = 'BERTH_MAX_CACHED_WORKFLOWS';
+  if (r.optionalString(name) === undefined) return null;
+  const value = r.int(name, 0);
+  if (value === 1) throw new ConfigError(name, 'must be 0 (no cache) or at least 2, got "1"');
+  return value;
+}
+
 const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
 
 /** An OTLP/HTTP URL: http(s), no credentials in it (they go in the headers settings, which are never echoed). */
@@ -989,6 +1004,7 @@ export function loadControlWorkerConfig(env: Env): Readonly<ControlWorkerConfig>
     audit: auditRetention(r),
     shutdownGraceMs: shutdownGrace(r),
     workflowBundle: workflowBundle(r),
+    maxCachedWorkflows: maxCachedWorkflows(r),
     ops: opsServer(r, CONTROL_WORKER_OPS_PORT),
     tracing: tracing(r, 'berth-worker-control'),
   });

@@ -37,6 +37,8 @@ await runWorker({
     // Every control step heartbeats (its profile's heartbeatTimeout: a dead worker's step moves on within 10 s).
     interceptors: { activity: [() => ({ inbound: new HeartbeatWhileRunning() })] },
     shutdownGraceTime: config.shutdownGraceMs,
+    // Unset: the SDK sizes the cache from the heap (README "Scaling").
+    ...(config.maxCachedWorkflows !== null ? { maxCachedWorkflows: config.maxCachedWorkflows } : {}),
   },
   onShutdown: async () => {
     await temporal.connection.close();

@@ -11,14 +11,59 @@
  * them as without (test/unit/replay.test.ts replays histories recorded before they existed).
  */
 import type { WorkflowInterceptors } from '@temporalio/workflow';
+import { ROOT_CONTEXT, context as otelContext, type Context, type ContextManager } from '@opentelemetry/api';
 import {
   OpenTelemetryInboundInterceptor,
   OpenTelemetryInternalsInterceptor,
   OpenTelemetryOutboundInterceptor,
 } from '@temporalio/interceptors-opentelemetry/lib/workflow/index.js';
+import { otelContextStorage } from './otel-context-storage.js';
 
-export const interceptors = (): WorkflowInterceptors => ({
-  inbound: [new OpenTelemetryInboundInterceptor()],
-  outbound: [new OpenTelemetryOutboundInterceptor()],
-  internals: [new OpenTelemetryInternalsInterceptor()],
-});
+/**
+ * The SDK's workflow context manager (interceptors-opentelemetry's ContextManager), over the
+ * storage all workflows share (workflows/otel-context-storage.ts) instead of one of its own.
+ */
+class SharedStorageContextManager implements ContextManager {
+  active(): Context {
+    return otelContextStorage.getStore() ?? ROOT_CONTEXT;
+  }
+
+  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(context: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
+    const cb = thisArg == null ? fn : (fn.bind(thisArg) as F);
+    return otelContextStorage.run(context, cb, ...args);
+  }
+
+  bind<T>(context: Context, target: T): T {
+    if (typeof target !== 'function') throw new TypeError(`Only function binding is supported, got ${typeof target}`);
+    const fn = target as (...args: unknown[]) => unknown;
+    const bound = function (this: unknown, ...args: unknown[]) {
+      return otelContextStorage.run(context, () => fn.apply(this, args));
+    };
+    Object.defineProperty(bound, 'length', { enumerable: false, configurable: true, writable: false, value: fn.length });
+    return bound as T;
+  }
+
+  enable(): this {
+    return this;
+  }
+
+  /** Leaves the shared storage on: the other workflows' contexts are in it. */
+  disable(): this {
+    return this;
+  }
+}
+
+export const interceptors = (): WorkflowInterceptors => {
+  // The first one registers the SDK's tracer provider and context manager in this workflow's
+  // OpenTelemetry globals; the context manager is then swapped for the shared storage's before
+  // any span is started (the SDK's own never enables its storage, and costs nothing).
+  const inbound = new OpenTelemetryInboundInterceptor();
+  const outbound = new OpenTelemetryOutboundInterceptor();
+  otelContext.disable();
+  otelContext.setGlobalContextManager(new SharedStorageContextManager());
+  return {
+    inbound: [inbound],
+    outbound: [outbound],
+    internals: [new OpenTelemetryInternalsInterceptor()],
+  };
+};

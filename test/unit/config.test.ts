@@ -124,6 +124,18 @@ test('workers serve /healthz and /readyz on BERTH_METRICS_HOST:BERTH_METRICS_POR
   assert.throws(() => loadControlWorkerConfig({ ...minimal, BERTH_METRICS_PORT: '70000' }), /BERTH_METRICS_PORT/);
 });
 
+test('BERTH_MAX_CACHED_WORKFLOWS: unset (the SDK sizes the cache from the heap), 0 (no cache) or at least 2', () => {
+  assert.equal(loadControlWorkerConfig(minimal).maxCachedWorkflows, null);
+  assert.equal(loadControlWorkerConfig({ ...minimal, BERTH_MAX_CACHED_WORKFLOWS: '' }).maxCachedWorkflows, null);
+  assert.equal(loadControlWorkerConfig({ ...minimal, BERTH_MAX_CACHED_WORKFLOWS: '0' }).maxCachedWorkflows, 0);
+  assert.equal(loadControlWorkerConfig({ ...minimal, BERTH_MAX_CACHED_WORKFLOWS: '2' }).maxCachedWorkflows, 2);
+  assert.equal(loadControlWorkerConfig({ ...minimal, BERTH_MAX_CACHED_WORKFLOWS: '12000' }).maxCachedWorkflows, 12000);
+  assert.throws(() => loadControlWorkerConfig({ ...minimal, BERTH_MAX_CACHED_WORKFLOWS: '1' }), /^ConfigError: BERTH_MAX_CACHED_WORKFLOWS: must be 0 \(no cache\) or at least 2/);
+  for (const value of ['-5', 'many', '2.5']) {
+    assert.throws(() => loadControlWorkerConfig({ ...minimal, BERTH_MAX_CACHED_WORKFLOWS: value }), /^ConfigError: BERTH_MAX_CACHED_WORKFLOWS: must be an integer/, value);
+  }
+});
+
 test('BERTH_WORKFLOW_BUNDLE: an absolute path, or unset (the worker bundles workflows/ itself)', () => {
   assert.equal(loadControlWorkerConfig(minimal).workflowBundle, null);
   assert.equal(loadControlWorkerConfig({ ...minimal, BERTH_WORKFLOW_BUNDLE: '/app/dist/workflow-bundle.js' }).workflowBundle, '/app/dist/workflow-bundle.js');
