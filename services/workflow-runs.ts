@@ -44,6 +44,12 @@ export interface WaitOptions {
   what?: string;
 }
 
+/**
+ * Whether a start's 503 left it unknown whether the run was started (it may exist, or appear
+ * later), rather than refused: what the caller reserved for the run may then be in use by it.
+ */
+export const startOutcomeUnknown = (error: unknown): boolean => (error as { startOutcome?: unknown } | null)?.startOutcome === 'unknown';
+
 /** What of the client this module uses: starts, update-with-start, handles and deadlines (unit tests fake it). */
 export interface WorkflowStarter {
   workflow: Pick<WorkflowClient, 'start' | 'executeUpdateWithStart' | 'startUpdateWithStart' | 'getHandle'>;
