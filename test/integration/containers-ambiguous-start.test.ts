@@ -134,25 +134,26 @@ async function assertRunsChargedOnce(app: App, user: TestUser, id: string) {
   await removeContainer(app, user, id);
 }
 
-test('a start Temporal carried out but answered DEADLINE_EXCEEDED: found started by the next attempt, 202, the container runs', async (t) => {
+/**
+ * The first call of `method` carried out by Temporal but answered DEADLINE_EXCEEDED: the API's
+ * next attempt finds the run, and the answer is `status` with the container, which runs.
+ */
+async function answeredLate(t: TestContext, method: string, url: string, status: number) {
   const { proxy, app, user, imageId } = await setUp(t, 5);
-  proxy.fault({ method: 'StartWorkflowExecution', mode: 'answerLate', times: 1 });
-  const res = await app.inject({ method: 'POST', url: '/api/v1/containers', headers: bearer(user.token), payload: idler(imageId) });
-  assert.equal(res.statusCode, 202, res.body);
-  assert.equal(proxy.calls('StartWorkflowExecution'), 2, 'the first attempt (done, answered late) and one that found the run');
-  const { id } = res.json<{ id: string }>();
-  await assertRunsChargedOnce(app, user, id);
-});
+  proxy.fault({ method, mode: 'answerLate', times: 1 });
+  const res = await app.inject({ method: 'POST', url, headers: bearer(user.token), payload: idler(imageId) });
+  assert.equal(res.statusCode, status, res.body);
+  assert.equal(proxy.calls(method), 2, 'the first attempt (done, answered late) and one that found the run');
+  const body = res.json<{ id: string; state: string }>();
+  if (status === 201) assert.equal(body.state, 'running');
+  await assertRunsChargedOnce(app, user, body.id);
+}
 
-test('?wait=true: an update-with-start Temporal carried out but answered DEADLINE_EXCEEDED: the same update on the run, 201 running', async (t) => {
-  const { proxy, app, user, imageId } = await setUp(t, 5);
-  proxy.fault({ method: 'ExecuteMultiOperation', mode: 'answerLate', times: 1 });
-  const res = await app.inject({ method: 'POST', url: '/api/v1/containers?wait=true', headers: bearer(user.token), payload: idler(imageId) });
-  assert.equal(res.statusCode, 201, res.body);
-  assert.equal(res.json<{ state: string }>().state, 'running');
-  assert.equal(proxy.calls('ExecuteMultiOperation'), 2);
-  await assertRunsChargedOnce(app, user, res.json<{ id: string }>().id);
-});
+test('a start Temporal carried out but answered DEADLINE_EXCEEDED: found started by the next attempt, 202, the container runs', (t) =>
+  answeredLate(t, 'StartWorkflowExecution', '/api/v1/containers', 202));
+
+test('?wait=true: an update-with-start Temporal carried out but answered DEADLINE_EXCEEDED: the same update on the run, 201 running', (t) =>
+  answeredLate(t, 'ExecuteMultiOperation', '/api/v1/containers?wait=true', 201));
 
 test('an outcome unknown to the API while the run has charged: the record is not released, the answer is the started container', async (t) => {
   const { proxy, app, user, imageId } = await setUp(t, 5);
