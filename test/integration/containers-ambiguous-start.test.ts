@@ -97,32 +97,30 @@ async function assertLateStartDoesNothing(proxy: Awaited<ReturnType<typeof start
   assert.equal(row.charged, 0);
 }
 
-test('a start held past every attempt: 503, the record released; when it lands, the run creates nothing and charges nothing', async (t) => {
-  const { proxy, app, user, imageId } = await setUp(t, 5);
+/**
+ * Every call of `method` held by the proxy while the API tries: 503 "could not be confirmed
+ * started" after the first attempt and three more, the record released; then the held call lands.
+ */
+async function heldThenLanded(t: TestContext, method: string, url: string, price: number) {
+  const { proxy, app, user, imageId } = await setUp(t, price);
   const balanceBefore = await balanceOf(user.id);
-  proxy.fault({ method: 'StartWorkflowExecution', mode: 'hold', times: 100 });
-  const res = await app.inject({ method: 'POST', url: '/api/v1/containers', headers: bearer(user.token), payload: idler(imageId) });
+  proxy.fault({ method, mode: 'hold', times: 100 });
+  const res = await app.inject({ method: 'POST', url, headers: bearer(user.token), payload: idler(imageId) });
   assert.equal(res.statusCode, 503, res.body);
   assert.match(res.json<{ detail: string }>().detail, /could not be confirmed started; try again shortly \(.*deadline exceeded/);
-  assert.equal(proxy.calls('StartWorkflowExecution'), 4, 'the first attempt and three more with the same id');
+  assert.equal(proxy.calls(method), 4, 'the first attempt and three more with the same id');
   const row = await onlyRecordOf(user.id);
   assert.equal(row.state, 'failed');
   assert.equal(row.stateReasonCode, 'start_failed');
   assert.ok(row.removedAt, 'its port and slot handed back');
   await assertLateStartDoesNothing(proxy, user, row.id, balanceBefore);
-});
+}
 
-test('?wait=true, price 0: an update-with-start held past every attempt lands late and does nothing', async (t) => {
-  const { proxy, app, user, imageId } = await setUp(t, 0);
-  const balanceBefore = await balanceOf(user.id);
-  proxy.fault({ method: 'ExecuteMultiOperation', mode: 'hold', times: 100 });
-  const res = await app.inject({ method: 'POST', url: '/api/v1/containers?wait=true', headers: bearer(user.token), payload: idler(imageId) });
-  assert.equal(res.statusCode, 503, res.body);
-  assert.equal(proxy.calls('ExecuteMultiOperation'), 4);
-  const row = await onlyRecordOf(user.id);
-  assert.equal(row.stateReasonCode, 'start_failed');
-  await assertLateStartDoesNothing(proxy, user, row.id, balanceBefore);
-});
+test('a start held past every attempt: 503, the record released; when it lands, the run creates nothing and charges nothing', (t) =>
+  heldThenLanded(t, 'StartWorkflowExecution', '/api/v1/containers', 5));
+
+test('?wait=true, price 0: an update-with-start held past every attempt lands late and does nothing', (t) =>
+  heldThenLanded(t, 'ExecuteMultiOperation', '/api/v1/containers?wait=true', 0));
 
 /** The container runs, charged exactly once, then is removed through the API. */
 async function assertRunsChargedOnce(app: App, user: TestUser, id: string) {
