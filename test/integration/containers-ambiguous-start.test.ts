@@ -7,14 +7,15 @@
  * - a start that never arrived while the API tried (held by the proxy) is answered 503 and its
  *   record released; when the held start then lands, the run finds its record released and ends
  *   without creating a Docker container and without charging (patch container-late-start),
- *   for a price above 0 (told by the charge) and of 0 (asked by a local activity).
+ *   for a price above 0 (told by the charge) and of 0 (asked by a local activity);
+ * - a pull whose start is held keeps its slot, and the late run does the pull the user asked for.
  * The workflows run on whichever worker polls the namespace: run it against a worker of this
  * code (BERTH_TEMPORAL_NAMESPACE of a private stack, or the stack restarted on merged code).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { and, eq, like } from 'drizzle-orm';
-import { containers, ledgerEntries } from '../../db/schema.js';
+import { containers, images, ledgerEntries, pullSlots } from '../../db/schema.js';
 import { connectTemporal } from '../../core/temporal.js';
 import { LABEL_USER, dockerName } from '../../core/container-labels.js';
 import { balanceOf, baseConfig, bearer, buildTestApp, createUser, testDb, type TestUser } from '../support/app.js';
@@ -23,6 +24,7 @@ import { dockerFor } from '../support/stack.js';
 import { activityRuns } from '../support/history.js';
 import { eventually } from '../support/wait.js';
 import { startGrpcFaultProxy } from '../support/grpc-fault-proxy.js';
+import { pullRequest } from '../support/images.js';
 import { containerWorkflowId, type ContainerView } from '../../contracts/container.js';
 import type { App } from '../../api/app.js';
 import type { TestContext } from 'node:test';
@@ -173,4 +175,25 @@ test('an outcome unknown to the API while the run has charged: the record is not
   assert.equal(res.statusCode, 202, res.body);
   assert.equal(res.json<{ id: string }>().id, row.id);
   await assertRunsChargedOnce(app, user, row.id);
+});
+
+test('a pull whose start is held past every attempt: 503, its slot kept; landed late, the pull runs, charged once and recorded', async (t) => {
+  const proxy = await startGrpcFaultProxy(baseConfig.temporal.address);
+  const app = await buildTestApp(t, {}, { temporalAddress: proxy.address });
+  t.after(() => proxy.close());
+  const user = await createUser(app, { balance: 100_000 });
+  proxy.fault({ method: 'StartWorkflowExecution', mode: 'hold', times: 100 });
+  const res = await pullRequest(app, user.token, { image: BUSYBOX, host: HOST });
+  assert.equal(res.statusCode, 503, res.body);
+  assert.equal(proxy.calls('StartWorkflowExecution'), 4);
+  const slots = await testDb().db.select().from(pullSlots).where(eq(pullSlots.userId, user.id));
+  assert.equal(slots.length, 1);
+  assert.equal(slots[0]!.releasedAt, null, 'the slot is kept: the run may exist');
+  // Landed late, the pull does what the user asked: the image is theirs, charged once.
+  assert.equal(await proxy.sendHeld(), '0');
+  await temporal.workflow.getHandle(slots[0]!.pullId).result();
+  const owned = await testDb().db.select().from(images).where(eq(images.userId, user.id));
+  assert.equal(owned.length, 1);
+  const charges = await testDb().db.select().from(ledgerEntries).where(and(eq(ledgerEntries.userId, user.id), eq(ledgerEntries.kind, 'image_charge')));
+  assert.equal(charges.length, 1);
 });
