@@ -54,8 +54,15 @@ function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
 }
 
 export async function startGrpcFaultProxy(upstreamAddress: string) {
-  const upstream = http2.connect(`http://${upstreamAddress}`);
-  upstream.on('error', () => undefined);
+  // One session to Temporal, opened again when Temporal closed it (an idle session, a GOAWAY).
+  let session: http2.ClientHttp2Session | undefined;
+  const upstream = () => {
+    if (!session || session.closed || session.destroyed) {
+      session = http2.connect(`http://${upstreamAddress}`);
+      session.on('error', () => undefined);
+    }
+    return session;
+  };
   const rules: FaultRule[] = [];
   const seen: Record<string, number> = {};
   let held: Held | undefined;
@@ -63,7 +70,7 @@ export async function startGrpcFaultProxy(upstreamAddress: string) {
   /** One unary call sent upstream, read to its end: its grpc-status (headers or trailers). */
   function callUpstream(headers: http2.OutgoingHttpHeaders, body: Buffer): Promise<string | undefined> {
     return new Promise((resolve, reject) => {
-      const req = upstream.request(headers);
+      const req = upstream().request(headers);
       let status: string | undefined;
       req.on('response', (h) => (status = (h['grpc-status'] as string | undefined) ?? status));
       req.on('trailers', (h) => (status = (h['grpc-status'] as string | undefined) ?? status));
@@ -75,7 +82,7 @@ export async function startGrpcFaultProxy(upstreamAddress: string) {
   }
 
   function passThrough(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) {
-    const req = upstream.request(forwardHeaders(headers));
+    const req = upstream().request(forwardHeaders(headers));
     stream.pipe(req);
     stream.on('close', () => {
       if (!req.closed) req.close(http2.constants.NGHTTP2_CANCEL);
@@ -143,7 +150,7 @@ export async function startGrpcFaultProxy(upstreamAddress: string) {
     async close() {
       for (const session of sessions) session.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      upstream.close();
+      session?.close();
     },
   };
 }
