@@ -117,18 +117,28 @@ export function createContainerDbActivities(deps: { db: Database }) {
 
     /**
      * Charges one billing period, once per key; the container's running total follows. A record
-     * that has ended (the nightly release released it while its workflow was about to charge) is
-     * charged nothing.
+     * that has ended is charged nothing, and the answer says so (`ended`): the nightly release
+     * released it while its workflow was about to charge, or the API released it because it could
+     * not confirm the workflow started, and this run is that start, landed late.
      */
-    async chargeContainerPeriod(input: ContainerMoney): Promise<{ applied: boolean; balanceAfter: number }> {
+    async chargeContainerPeriod(input: ContainerMoney): Promise<{ applied: boolean; balanceAfter: number; ended?: true }> {
       return db.transaction(async (tx) => {
         if (await containerRepo.hasEndedLocked(tx, input.containerId)) {
-          return { applied: false, balanceAfter: (await findUser(tx, input.userId))?.balance ?? 0 };
+          return { applied: false, balanceAfter: (await findUser(tx, input.userId))?.balance ?? 0, ended: true as const };
         }
         const { entry, applied } = await billing.chargeContainerPeriod(tx, input);
         if (applied) await containerRepo.addCharged(tx, input.containerId, input.amount);
         return { applied, balanceAfter: entry.balanceAfter };
       });
+    },
+
+    /**
+     * Whether the container's record has ended before its workflow's first step: the check a
+     * container with nothing to charge makes in place of the first charge (a start the API could
+     * not confirm, landed after the API released the record).
+     */
+    async containerRecordEnded(id: string): Promise<boolean> {
+      return db.transaction((tx) => containerRepo.hasEndedLocked(tx, id));
     },
 
     /** Gives back a charge for a container that never ran, once per key. */

@@ -93,6 +93,13 @@ export const observedSignal = defineSignal<[{ action: string }]>('observed');
  */
 export const releasedSignal = defineSignal<[{ releaseId: string }]>('released');
 
+/**
+ * The id of the `start` update the API sends with the workflow's start (update-with-start): fixed,
+ * so that a start repeated after an ambiguous failure, or the update asked again on the run,
+ * gets the first one's outcome (Temporal dedups updates by id within a run).
+ */
+export const CREATE_START_UPDATE_ID = 'create-start';
+
 export const CONTAINER_OPERATIONS = { start: startUpdate, stop: stopUpdate, restart: restartUpdate, remove: removeUpdate } as const;
 export type ContainerOperation = keyof typeof CONTAINER_OPERATIONS;
 

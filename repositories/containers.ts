@@ -225,6 +225,18 @@ export async function release(tx: Executor, id: string, state: EndedStatus, reas
   return locked;
 }
 
+/**
+ * The API's release of a record whose workflow it could not confirm started (failed,
+ * start_failed): only while the record is still `creating` with nothing charged, with it locked,
+ * so that it never undoes a run that has taken the record (charged its first period, or recorded
+ * a state). Answers whether it released it.
+ */
+export async function releaseUnstarted(tx: Executor, id: string, reason: string): Promise<boolean> {
+  const [row] = await tx.select({ state: containers.state, charged: containers.charged }).from(containers).where(eq(containers.id, id)).for('update');
+  if (!row || row.state !== 'creating' || row.charged !== 0) return false;
+  return (await release(tx, id, 'failed', reason, 'start_failed')) !== undefined;
+}
+
 /** Whether the record has ended (removed or failed), with it locked until the end of `tx` (false when there is none). */
 export async function hasEndedLocked(tx: Executor, id: string): Promise<boolean> {
   const locked = await lockState(tx, id);

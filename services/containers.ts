@@ -13,6 +13,7 @@ import { billing, InsufficientFundsError } from '../billing/ledger.js';
 import { containerPricePerPeriod } from '../billing/prices.js';
 import {
   CONTAINER_OPERATIONS,
+  CREATE_START_UPDATE_ID,
   startUpdate,
   containerWorkflow,
   containerWorkflowId,
@@ -233,11 +234,17 @@ export function createContainerService(deps: {
     memo: { userId: row.userId },
   });
 
-  /** A record whose workflow could not be started is released (failed, start_failed): its port and slot are free again. */
-  async function releaseUnstarted(row: ContainerRow, error: unknown) {
+  /**
+   * A record whose workflow could not be started, or not confirmed started, is released (failed,
+   * start_failed): its port and slot are free again, and a run that lands later finds it ended and
+   * does nothing. Only while the record is still `creating` with nothing charged: a record the
+   * run has taken (it charged the first period, or recorded a state) is the run's, which exists.
+   * Answers whether it released the record; a release that fails counts as done (the nightly
+   * release finds the record without a workflow).
+   */
+  async function releaseUnstarted(row: ContainerRow, error: unknown): Promise<boolean> {
     const reason = `its workflow could not be started: ${rootCause(error).message}`;
-    // Should the release fail too, the nightly release finds the record without a workflow.
-    await db.transaction((tx) => containerRepo.release(tx, row.id, 'failed', reason, 'start_failed')).catch(() => undefined);
+    return db.transaction((tx) => containerRepo.releaseUnstarted(tx, row.id, reason)).catch(() => true);
   }
 
   /**
@@ -287,25 +294,29 @@ export function createContainerService(deps: {
       try {
         await runs.start(containerWorkflow, startOptions(row));
       } catch (error) {
-        await releaseUnstarted(row, error);
-        throw error;
+        // Not released: a run whose start the API could not confirm has taken the record. It runs.
+        if (await releaseUnstarted(row, error)) throw error;
       }
       return { id: row.id, workflowId };
     },
 
     /**
      * create(), then a wait for the container to run: the workflow is started with its start update in the same
-     * request to Temporal (update-with-start), so the run takes the update in its first task, and
-     * the answer is the container once it runs (or the problem of why it could not).
+     * request to Temporal (update-with-start, with the update's fixed id CREATE_START_UPDATE_ID), so the run takes
+     * the update in its first task, and the answer is the container once it runs (or the problem of why it could
+     * not). When the start could not be confirmed and the record turns out to be the run's (not released), the
+     * answer is the run's, through the same update.
      */
     async createRunning(user: Viewer, input: CreateContainerInput) {
       const row = await admit(user, input);
-      const { started, update } = runs.startWithUpdate(containerWorkflow, startOptions(row), startUpdate);
-      const refused = await update.then(() => null, (error: unknown) => ({ error }));
-      if (refused && !(await started)) {
-        await releaseUnstarted(row, refused.error);
-        throw refused.error;
-      }
+      const outcome = await runs.startWithUpdate(containerWorkflow, startOptions(row), startUpdate, CREATE_START_UPDATE_ID);
+      if (outcome.started) return runOutcome(user, row.id, 'error' in outcome ? { error: outcome.error } : null);
+      if (await releaseUnstarted(row, outcome.error)) throw outcome.error;
+      const handle = temporal.workflow.getHandle(containerWorkflowId(row.id));
+      const refused = await handle.executeUpdate(startUpdate, { updateId: CREATE_START_UPDATE_ID }).then(
+        () => null,
+        (error: unknown) => ({ error }),
+      );
       return runOutcome(user, row.id, refused);
     },
 

@@ -16,7 +16,7 @@ import { toImageView, type Viewer } from '../repositories/images.js';
 import { rootCause } from '../core/failures.js';
 import { LIMITS, countLimited, recordPull } from '../core/metrics.js';
 import type { HostService } from './hosts.js';
-import type { WorkflowRuns } from './workflow-runs.js';
+import { startOutcomeUnknown, type WorkflowRuns } from './workflow-runs.js';
 
 /** A pull the API accepted: its id, reference and host; `deduped` the caller's own image when it was answered without a workflow. */
 export interface StartedPull {
@@ -153,7 +153,9 @@ export function createPullService(deps: {
           memo: { userId: user.id, reference: ref.reference, hostId: host.id },
         });
       } catch (error) {
-        await releaseSlot(pullId);
+        // A start whose outcome is unknown keeps its slot: a run that landed holds it while it
+        // runs; one that never started is freed by takeSlot's sweep once the slot is a minute old.
+        if (!startOutcomeUnknown(error)) await releaseSlot(pullId);
         throw error;
       }
       return { ...accepted, deduped: null };

@@ -106,11 +106,14 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     });
   }
 
+  /** Set when a charge found the record ended (released outside this run): nothing was charged. */
+  let recordEnded = false;
+
   /** Charges the next period of the current segment; false when the balance cannot pay it. */
   async function chargePeriod(): Promise<boolean> {
     if (input.pricePerPeriod > 0) {
       try {
-        const { applied } = await db().chargeContainerPeriod({
+        const { applied, ended } = await db().chargeContainerPeriod({
           containerId: input.id,
           userId: input.userId,
           amount: input.pricePerPeriod,
@@ -118,6 +121,7 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
           reason: `container ${input.spec.image} on ${input.hostId}: run ${s.segment}, period ${s.periodsCharged + 1}`,
         });
         if (applied) s.charged += input.pricePerPeriod;
+        if (ended) recordEnded = true;
         log.info('container period charged', { containerId: input.id, segment: s.segment, period: s.periodsCharged + 1, amount: input.pricePerPeriod, applied });
       } catch (error) {
         if (failureTypeOf(error) === FailureType.InsufficientFunds) {
@@ -129,6 +133,16 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     }
     s.periodsCharged += 1;
     return true;
+  }
+
+  /**
+   * Whether the record ended before this run's first step: the API released it, as it could not
+   * confirm this run's start (the run landed late). Told by the first charge; with nothing to
+   * charge, asked. A run that took the patch only; older histories replay without the question.
+   */
+  async function releasedBeforeStart(): Promise<boolean> {
+    if (input.pricePerPeriod > 0) return recordEnded && patched(PATCHES.containerLateStart.id);
+    return patched(PATCHES.containerLateStart.id) && (await localDb.containerRecordEnded(input.id));
   }
 
   function beginSegment() {
@@ -173,6 +187,15 @@ export async function container(input: ContainerInput): Promise<ContainerView> {
     beginSegment();
     if (!(await chargePeriod())) {
       await release('failed', 'insufficient balance for the first billing period', 'insufficient_funds');
+      return;
+    }
+    if (await releasedBeforeStart()) {
+      // The record is released already (its port and slot handed back): nothing to create, charge or record.
+      s.status = 'failed';
+      s.reason = 'its workflow could not be confirmed started: the API released the record';
+      s.reasonCode = 'start_failed';
+      s.periodsCharged = 0;
+      log.info('container released before its workflow started: nothing created', { containerId: input.id, hostId: input.hostId });
       return;
     }
     try {

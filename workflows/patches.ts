@@ -191,6 +191,14 @@ export const PATCHES = {
       "the release removes in batches: a batch's container records released in one transaction and their workflows told (releaseContainerRecords, the container workflow's `released` signal), then the containers removed from Docker by one activity per host (removeContainersBatch, also for orphans); images listed with what Docker keeps (listReleasableImageBatch), their references removed by one activity per host (removeImageReferencesBatch), then refunded and deleted in one transaction per host (refundAndDeleteImagesForRelease), no longer one removeContainerForRelease update and one removeImage child each",
     removable: `${SHORT}; removeContainerForRelease stays for containers still being created`,
   }),
+  containerLateStart: entry({
+    id: 'container-late-start',
+    since: '2026-12-07',
+    workflow: 'container',
+    guards:
+      "a run whose record has ended before its first step (the API released it: it could not confirm the start, and this run landed late) ends at once, without creating a Docker container: told by the first charge's answer (`ended`), or, with nothing to charge, by the local activity containerRecordEnded",
+    removable: LONG,
+  }),
 } as const satisfies Record<string, PatchEntry>;
 
 export type PatchName = keyof typeof PATCHES;

@@ -100,6 +100,7 @@ test('releaseContainerRecords: a batch released in one transaction, audited once
     reason: 'a period after the release',
   });
   assert.equal(charge.applied, false);
+  assert.equal(charge.ended, true, 'the answer says why: the record has ended');
   assert.equal(charge.balanceAfter, before);
   assert.equal(await balanceOf(user.id), before, 'no money moved');
   assert.deepEqual(await db.select().from(ledgerEntries).where(eq(ledgerEntries.idempotencyKey, billingKeys.containerPeriod(a.id, 1, 1))), []);

@@ -38,9 +38,11 @@ export async function buildTestApp(
   overrides: Partial<
     Pick<ApiConfig, 'tokenTtlMs' | 'authCacheTtlMs' | 'login' | 'rateLimit' | 'hosts' | 'waitTimeoutMs' | 'containers' | 'streams' | 'dcu' | 'registries' | 'pulls' | 'corsOrigins' | 'trustProxy' | 'webDir'>
   > = {},
+  /** `temporalAddress`: where the app's Temporal client connects (a proxy in front of the stack's Temporal, say). */
+  opts: { temporalAddress?: string } = {},
 ): Promise<App> {
   const database = connectDatabase(baseConfig.database.url, { max: 4 });
-  const temporal = await connectTemporal(baseConfig.temporal);
+  const temporal = await connectTemporal({ ...baseConfig.temporal, ...(opts.temporalAddress ? { address: opts.temporalAddress } : {}) });
   const app = await buildApp({ config: { ...baseConfig, ...testLogin, ...overrides }, db: database.db, temporal });
   t.after(async () => {
     await app.close();
