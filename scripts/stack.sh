@@ -75,9 +75,14 @@ pid_alive() {
 
 # start_bg NAME COMMAND...: runs COMMAND detached, pid in $RUN/NAME.pid, output in $LOGS/NAME.log.
 # It does not inherit fd 9, the stack lock (with_lock): else it would hold the lock for its lifetime.
+# A process's log is appended to across restarts; one past 100 MB is kept as NAME.log.1 (the one
+# before it dropped) when the process starts again, so that logs never grow without bound.
+LOG_ROTATE_BYTES=$((100 * 1024 * 1024))
 start_bg() {
   local name=$1; shift
-  nohup setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
+  local file=$LOGS/$name.log
+  if [[ -f $file ]] && (($(stat -c %s "$file") > LOG_ROTATE_BYTES)); then mv -f "$file" "$file.1"; fi
+  nohup setsid "$@" >>"$file" 2>&1 </dev/null 9>&- &
   echo $! >"$RUN/$name.pid"
 }
 
