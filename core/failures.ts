@@ -85,6 +85,11 @@ export function rootCause(error: unknown): RootCause {
   return { message: e instanceof Error ? e.message : String(e) };
 }
 
+/** An error and its causes, outermost first (at most 8: a chain is never that deep). */
+export function* causeChain(error: unknown): Generator<object> {
+  for (let e = error, depth = 0; e && typeof e === 'object' && depth < 8; e = (e as { cause?: unknown }).cause, depth++) yield e;
+}
+
 /** The failure type at the root of an error (an activity's ApplicationFailure), if any. */
 export const failureTypeOf = (error: unknown): string | undefined => rootCause(error).type;
 

@@ -10,6 +10,7 @@
  */
 import { NamespaceNotFoundError, WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
+import { causeChain } from '../core/failures.js';
 
 /** The gRPC status codes a start's failure can carry (numbers as gRPC defines them). */
 const GRPC = {
@@ -44,7 +45,7 @@ export type StartFailureKind = 'exists' | 'refused' | 'ambiguous';
 
 /** The gRPC status code in the error or its causes (the client wraps it in a ServiceError), if any. */
 export function grpcCodeOf(error: unknown): number | undefined {
-  for (let e = error, depth = 0; e && typeof e === 'object' && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+  for (const e of causeChain(error)) {
     const { code, details } = e as { code?: unknown; details?: unknown };
     if (typeof code === 'number' && typeof details === 'string') return code;
   }
@@ -53,9 +54,7 @@ export function grpcCodeOf(error: unknown): number | undefined {
 
 /** Whether the error or one of its causes is a `type`. */
 function hasInChain(error: unknown, type: abstract new (...args: never[]) => unknown): boolean {
-  for (let e = error, depth = 0; e && typeof e === 'object' && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
-    if (e instanceof type) return true;
-  }
+  for (const e of causeChain(error)) if (e instanceof type) return true;
   return false;
 }
 
